@@ -1,0 +1,82 @@
+"""Train a Neural ODE at each step size (or tolerance) of a grid and swap solvers.
+
+    python experiments/sweep.py --solver euler --steps 1 2 4 8 16 32 64 128 \
+        --out results/sweep-euler
+
+Writes results.jsonl, summary.md, critical_step.json and a figure into --out; an
+interrupted sweep resumes from its checkpoints. See `odeness.sweep`.
+"""
+
+import argparse
+import sys
+
+import odeness
+from odeness.sweep import quick
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="sphere2", help="sphere2, sphere3, sphere10, ...")
+    p.add_argument("--solver", default="euler", help="training solver")
+    grid = p.add_mutually_exclusive_group()
+    grid.add_argument("--steps", type=int, nargs="+", help="training step counts on [0, 1]")
+    grid.add_argument("--tols", type=float, nargs="+", help="training tolerances")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--iterations", type=int, default=10_000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    p.add_argument("--field", default="conv", help="vector field: conv or mlp")
+    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--test-solvers", nargs="+", default=["euler", "midpoint", "rk4"])
+    p.add_argument("--factors", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.5, 2.0])
+    p.add_argument("--reference", default="rk4:256",
+                   help="fine reference solve SOLVER:STEPS, or 'none'")
+    p.add_argument("--threshold", type=float, default=0.1,
+                   help="accuracy drop that marks a model as not an ODE")
+    p.add_argument("--data-dir", default=None, help="where file-based data sets live")
+    p.add_argument("--out", default=None, help="output folder (default results/sweep-SOLVER)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: 200 iterations, the first two seeds")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def parse_reference(text: str) -> tuple[str, int] | None:
+    if text.lower() == "none":
+        return None
+    name, sep, steps = text.partition(":")
+    if not sep or not steps.isdigit() or int(steps) < 1:
+        raise ValueError(f"--reference must be SOLVER:STEPS (e.g. rk4:256) or none, "
+                         f"got {text!r}")
+    return name, int(steps)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.steps is None and args.tols is None:
+            args.steps = [1, 2, 4, 8, 16, 32, 64, 128]
+        first = {"steps": args.steps[0], "tol": None} if args.steps else \
+                {"steps": None, "tol": args.tols[0]}
+        base = odeness.TrainConfig(
+            dataset=args.dataset, solver=args.solver, seeds=tuple(args.seeds),
+            iterations=args.iterations, batch_size=args.batch_size,
+            learning_rate=args.lr, field=args.field, channels=args.channels,
+            data_dir=args.data_dir, **first,
+        )
+        if args.quick:
+            base = quick(base)
+        odeness.run_sweep(
+            base, args.out or f"results/sweep-{args.solver}", steps=args.steps,
+            tols=args.tols, test_solvers=args.test_solvers, factors=args.factors,
+            reference=parse_reference(args.reference), threshold=args.threshold,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""odeness: is this trained model really an ODE, or a discrete network that only works
+with the solver it was trained with?
+
+Solver-swap evaluation, the critical step size and training tools for Neural ODEs
+(Ott et al., ICLR 2021), in JAX with equinox, diffrax and optax.
+"""
+
+from . import io, plots, solvers
+from .data import Dataset, load_dataset
+from .integrate import Integrator, SolveStats, solve
+from .models import (
+    ConvField1d,
+    Linear,
+    MLPField,
+    ODEClassifier,
+    ResNetClassifier,
+    make_classifier,
+)
+from .solvers import solver
+from .swap import (
+    SwapResult,
+    accuracy,
+    at_least_as_accurate,
+    critical_step_size,
+    evaluate_solver_swap,
+    scaled_steps,
+)
+from .sweep import run_sweep
+from .train import TrainConfig, TrainResult, load_run, train
+
+__all__ = [
+    "ConvField1d",
+    "Dataset",
+    "Integrator",
+    "Linear",
+    "MLPField",
+    "ODEClassifier",
+    "ResNetClassifier",
+    "SolveStats",
+    "SwapResult",
+    "TrainConfig",
+    "TrainResult",
+    "accuracy",
+    "at_least_as_accurate",
+    "critical_step_size",
+    "evaluate_solver_swap",
+    "io",
+    "load_dataset",
+    "load_run",
+    "make_classifier",
+    "plots",
+    "run_sweep",
+    "scaled_steps",
+    "solve",
+    "solver",
+    "solvers",
+    "train",
+]

@@ -1,0 +1,244 @@
+"""`Integrator` (how to solve) and `solve` (solve it), on top of `diffrax.diffeqsolve`."""
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PyTree
+
+from .solvers import is_adaptive, nfe, order, solver_name
+
+VectorField = Callable[[Any, PyTree, Any], PyTree]
+"""A vector field `f(t, y, args) -> dy/dt`, as `diffrax.ODETerm` takes it."""
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _num_steps(length: float, dt: float) -> int:
+    # diffrax clips a step that ends within ~100 eps of t1 to t1: a float32 dt = 1/n
+    # (slightly under or over 1/n) takes exactly n steps.
+    return max(1, math.ceil(length / dt * (1 - 1e-5)))
+
+
+def _positive_finite(name: str, value) -> None:
+    if _is_concrete(value):
+        v = float(value)
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+class Integrator(eqx.Module):
+    """How to integrate a vector field from `t0` to `t1`: solver and step size or tolerance.
+
+    Either fixed steps (`steps=n` or `dt=h`) or adaptive (`rtol`/`atol`, with a solver that
+    has an error estimate). The step size and tolerances are traced arrays: integrators
+    that differ only in them share one compiled program. The solver class, `max_steps`,
+    `t0`, `t1` and the batch mode are static.
+
+    **Arguments:**
+
+    - `solver`: a `diffrax.AbstractSolver` (see `odeness.solver`).
+    - `steps`: number of equal fixed steps on `[t0, t1]`.
+    - `dt`: fixed step size, instead of `steps` (the last step is clipped at `t1`).
+    - `rtol`, `atol`: tolerances of adaptive stepping; either alone sets both.
+    - `t0`, `t1`: the time interval, `[0, 1]` by default.
+    - `max_steps`: bound on the number of steps (static). Fixed steps default to exactly
+        the steps needed; adaptive solves to 4096.
+    - `checkpoints`: checkpoints for backpropagation through the solve
+        (`diffrax.RecursiveCheckpointAdjoint`); fixed steps default to one per step (no
+        recomputation beyond one re-run of each step), adaptive to diffrax's `log(max_steps)`.
+    - `per_sample`: integrate each row of the batch as its own ODE (own step sizes when
+        adaptive) instead of the whole batch as one state (the paper's choice, default).
+    - `throw`: raise when the solve fails (e.g. `max_steps` reached), as diffrax does. With
+        `throw=False` failure is reported in the `success` statistic instead.
+
+    **Raises:** `ValueError` for `steps < 1`, a non-positive or non-finite step size or
+    tolerance, both or neither of fixed and adaptive settings, a solver without an error
+    estimate asked to run adaptively, `t1 <= t0`, or more steps than `max_steps`.
+    """
+
+    solver: diffrax.AbstractSolver
+    dt: Float[Array, ""] | None
+    rtol: Float[Array, ""] | None
+    atol: Float[Array, ""] | None
+    t0: float = eqx.field(static=True)
+    t1: float = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
+    checkpoints: int | None = eqx.field(static=True)
+    per_sample: bool = eqx.field(static=True)
+    throw: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        solver: diffrax.AbstractSolver,
+        *,
+        steps: int | None = None,
+        dt: float | Float[Array, ""] | None = None,
+        rtol: float | Float[Array, ""] | None = None,
+        atol: float | Float[Array, ""] | None = None,
+        t0: float = 0.0,
+        t1: float = 1.0,
+        max_steps: int | None = None,
+        checkpoints: int | None = None,
+        per_sample: bool = False,
+        throw: bool = True,
+    ):
+        if not isinstance(solver, diffrax.AbstractSolver):
+            raise ValueError(
+                f"solver must be a diffrax solver object (see odeness.solver), got {solver!r}"
+            )
+        if not (math.isfinite(t0) and math.isfinite(t1) and t1 > t0):
+            raise ValueError(f"need finite t0 < t1, got t0={t0!r}, t1={t1!r}")
+        fixed = steps is not None or dt is not None
+        adaptive = rtol is not None or atol is not None
+        if fixed == adaptive:
+            raise ValueError(
+                "give either fixed steps (steps= or dt=) or tolerances (rtol=/atol=), "
+                f"got steps={steps!r}, dt={dt!r}, rtol={rtol!r}, atol={atol!r}"
+            )
+        if steps is not None and dt is not None:
+            raise ValueError(f"give steps= or dt=, not both (steps={steps!r}, dt={dt!r})")
+        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+        length = t1 - t0
+        if fixed:
+            if steps is not None:
+                if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+                    raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+                dt = length / steps
+            _positive_finite("dt", dt)
+            if _is_concrete(dt):
+                needed = _num_steps(length, float(dt))
+                if max_steps is None:
+                    max_steps = needed
+                elif needed > max_steps:
+                    raise ValueError(
+                        f"dt={float(dt)!r} needs {needed} steps, more than "
+                        f"max_steps={max_steps}"
+                    )
+            elif max_steps is None:
+                raise ValueError("a traced dt needs an explicit max_steps")
+            self.dt = jnp.asarray(dt, dtype=float)
+            self.rtol = self.atol = None
+            self.checkpoints = max_steps if checkpoints is None else checkpoints
+        else:
+            if not is_adaptive(solver):
+                raise ValueError(
+                    f"solver {solver_name(solver)!r} has no error estimate and cannot run "
+                    "adaptively (rtol/atol); give steps= or dt=, or use an adaptive "
+                    "solver such as dopri5, bosh3, fehlberg2, midpoint or heun"
+                )
+            rtol = atol if rtol is None else rtol
+            atol = rtol if atol is None else atol
+            _positive_finite("rtol", rtol)
+            _positive_finite("atol", atol)
+            self.dt = None
+            self.rtol = jnp.asarray(rtol, dtype=float)
+            self.atol = jnp.asarray(atol, dtype=float)
+            max_steps = 4096 if max_steps is None else max_steps
+            self.checkpoints = checkpoints
+        self.solver = solver
+        self.t0 = float(t0)
+        self.t1 = float(t1)
+        self.max_steps = max_steps
+        self.per_sample = per_sample
+        self.throw = throw
+
+    @property
+    def adaptive(self) -> bool:
+        return self.dt is None
+
+    @property
+    def order(self) -> int:
+        return order(self.solver)
+
+    @property
+    def steps(self) -> int:
+        """Number of fixed steps (concrete integrators only)."""
+        if self.dt is None:
+            raise ValueError("an adaptive integrator has no fixed number of steps")
+        return _num_steps(self.t1 - self.t0, float(self.dt))
+
+    def describe(self) -> dict:
+        """A JSON-ready description: solver name and steps / step size or tolerances."""
+        out: dict[str, Any] = {"solver": solver_name(self.solver)}
+        if self.dt is None:
+            out["rtol"] = float(self.rtol)  # pyright: ignore[reportArgumentType]
+            out["atol"] = float(self.atol)  # pyright: ignore[reportArgumentType]
+        else:
+            out["steps"] = self.steps
+            out["dt"] = float(self.dt)
+        return out
+
+
+class SolveStats(eqx.Module):
+    """What a solve cost. Arrays, so that it can leave `jit` and `vmap`."""
+
+    num_steps: Int[Array, "*batch"]
+    """Attempted steps (accepted + rejected)."""
+    num_accepted_steps: Int[Array, "*batch"]
+    nfe: Int[Array, "*batch"]
+    """Vector-field evaluations of the forward solve (`odeness.solvers.nfe`)."""
+    success: Bool[Array, "*batch"]
+    """False where the solve failed (e.g. hit `max_steps`); only with `throw=False`."""
+
+
+def _solve_joint(field: VectorField, y0, integ: Integrator, args):
+    if integ.adaptive:
+        controller = diffrax.PIDController(rtol=integ.rtol, atol=integ.atol)
+    else:
+        controller = diffrax.ConstantStepSize()
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(field),
+        integ.solver,
+        integ.t0,
+        integ.t1,
+        integ.dt,
+        y0,
+        args,
+        saveat=diffrax.SaveAt(t1=True),
+        stepsize_controller=controller,
+        max_steps=integ.max_steps,
+        adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=integ.checkpoints),
+        throw=integ.throw,
+    )
+    num_steps = sol.stats["num_steps"]
+    stats = SolveStats(
+        num_steps=num_steps,
+        num_accepted_steps=sol.stats["num_accepted_steps"],
+        nfe=nfe(integ.solver, num_steps),
+        success=sol.result == diffrax.RESULTS.successful,
+    )
+    y1 = jax.tree.map(lambda y: y[0], sol.ys)
+    return y1, stats
+
+
+def solve(
+    field: VectorField, y0: PyTree[Float[Array, "batch ..."]], integ: Integrator, args=None
+) -> tuple[PyTree[Float[Array, "batch ..."]], SolveStats]:
+    """Integrate `dy/dt = field(t, y, args)` from `integ.t0` to `integ.t1`.
+
+    **Arguments:**
+
+    - `field`: the vector field, called as `field(t, y, args)`.
+    - `y0`: the initial state. With `integ.per_sample`, its leading axis is a batch whose
+        rows are solved independently (the field then sees a batch of one).
+    - `integ`: the `Integrator`.
+
+    **Returns:** `(y1, stats)`: the state at `t1` and a `SolveStats` (per row with
+    `per_sample`).
+    """
+    if integ.per_sample:
+
+        def one(y):
+            y1, stats = _solve_joint(field, jax.tree.map(lambda a: a[None], y), integ, args)
+            return jax.tree.map(lambda a: a[0], y1), stats
+
+        return jax.vmap(one)(y0)
+    return _solve_joint(field, y0, integ, args)

@@ -1,0 +1,70 @@
+"""Run folders: atomic files, JSON lines, checkpoints."""
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+
+
+def _atomic(path: Path, write, mode: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the whole new one."""
+    _atomic(Path(path), lambda f: f.write(text), "w")
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    """Append rows, one JSON object a line, flushed to disk."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    """Replace `path` atomically with these rows."""
+    atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def save_checkpoint(path: str | Path, tree) -> None:
+    """Serialise the arrays of `tree` (`eqx.tree_serialise_leaves`), atomically."""
+    _atomic(Path(path), lambda f: eqx.tree_serialise_leaves(f, tree), "wb")
+
+
+def load_checkpoint(path: str | Path, like):
+    """Read a checkpoint into a pytree with the structure of `like`."""
+    return eqx.tree_deserialise_leaves(path, like)

@@ -1,0 +1,201 @@
+"""Solver-swap evaluation and the critical step size (Ott et al., ICLR 2021).
+
+A model trained with one solver configuration is evaluated, with the same parameters, by
+other solvers and step counts (or tolerances). A model that is an ODE keeps its accuracy
+when the test solver is at least as accurate as the training one; a discrete network
+that only works with its training solver does not.
+"""
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+import diffrax
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from .integrate import Integrator
+from .models import ODEClassifier
+from .solvers import order, solver, solver_name
+
+
+@eqx.filter_jit
+def _count_correct(model: ODEClassifier, integ: Integrator, x, y):
+    logits, stats = model(x, integ)
+    return jnp.sum(jnp.argmax(logits, axis=-1) == y), jnp.max(stats.nfe)
+
+
+def accuracy(
+    model: ODEClassifier, integ: Integrator, x: Float[Array, "N ..."] | np.ndarray,
+    y: Int[Array, " N"] | np.ndarray, *, batch_size: int = 1000,
+) -> tuple[float, float]:
+    """Accuracy of `model` solved with `integ` on all of `(x, y)`, and NFE per forward pass.
+
+    Correct predictions are counted over every example and divided by their number, so
+    a last partial batch weighs what it holds (the authors' evaluation divided it by the
+    full batch size). Batches are solved as one ODE state each (with adaptive solvers the
+    step sizes depend on the batch; `integ.per_sample` avoids that). The NFE is the mean
+    over batches of each batch's forward-pass NFE.
+    """
+    n = len(y)
+    if n == 0:
+        raise ValueError("cannot evaluate on an empty data set")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    correct, nfes = 0, []
+    for start in range(0, n, batch_size):
+        c, f = _count_correct(model, integ, jnp.asarray(x[start:start + batch_size]),
+                              jnp.asarray(y[start:start + batch_size]))
+        correct += int(c)
+        nfes.append(int(f))
+    return correct / n, float(np.mean(nfes))
+
+
+def scaled_steps(steps: int, factor: float) -> int:
+    """`round(factor * steps)`, halves rounded up, at least 1."""
+    return max(1, math.floor(factor * steps + 0.5))
+
+
+def _eval_integrator(s: diffrax.AbstractSolver, steps: int, like: Integrator) -> Integrator:
+    # max_steps rounded up to a power of two: forward solves run only the steps they need,
+    # and test integrators share compiled programs.
+    bucket = 1 << max(0, steps - 1).bit_length()
+    return Integrator(s, steps=steps, t0=like.t0, t1=like.t1, max_steps=bucket,
+                      per_sample=like.per_sample)
+
+
+def at_least_as_accurate(test: Integrator, train: Integrator) -> bool:
+    """Whether `test` is, by construction, at least as accurate as `train`.
+
+    Fixed steps: order at least as high and at least as many steps. Adaptive: order at
+    least as high and tolerances no looser. Coarser test solvers can degrade any model,
+    ODE or not, so the swap's verdict rests on these configurations only.
+    """
+    if order(test.solver) < order(train.solver) or test.adaptive != train.adaptive:
+        return False
+    if train.adaptive:
+        return bool(test.rtol <= train.rtol) and bool(test.atol <= train.atol)
+    return test.steps >= train.steps
+
+
+class SwapResult(NamedTuple):
+    """The solver swap of one trained model.
+
+    `rows`: one dict per test configuration with `solver`, `factor` (None for the
+    reference), `steps` (fixed) or `rtol`/`atol` (adaptive), `accuracy`, `nfe` and
+    `at_least_as_accurate`. `max_gap`: the largest drop from `train_accuracy` over the
+    rows that are at least as accurate as the training configuration.
+    """
+
+    train: dict
+    train_accuracy: float
+    train_nfe: float
+    rows: list[dict]
+    max_gap: float
+
+    @property
+    def step_size(self) -> float | None:
+        """The training step size (fixed-step training), else None."""
+        return self.train.get("dt")
+
+
+def evaluate_solver_swap(
+    model: ODEClassifier,
+    integrator: Integrator,
+    x: Float[Array, "N ..."] | np.ndarray,
+    y: Int[Array, " N"] | np.ndarray,
+    *,
+    solvers: Sequence[str | diffrax.AbstractSolver] = ("euler", "midpoint", "rk4"),
+    factors: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0),
+    reference: Integrator | None = None,
+    batch_size: int = 1000,
+) -> SwapResult:
+    """Evaluate the same parameters with other solvers and step counts or tolerances.
+
+    **Arguments:**
+
+    - `model`, `integrator`: the trained model and its training integrator.
+    - `x`, `y`: the evaluation data (all of it is used).
+    - `solvers`: test solvers, by name or object.
+    - `factors`: fixed-step training tests `n_test = round(factor × n_train)` steps
+        (`scaled_steps`); adaptive training tests `tol × factor` (rtol and atol).
+    - `reference`: an extra, fine configuration (e.g. RK4 with 256 steps).
+    - `batch_size`: examples per evaluation batch (see `accuracy`).
+
+    **Returns:** a `SwapResult`.
+
+    **Raises:** `ValueError` for an unknown solver, a non-positive factor, or a solver
+    that cannot run adaptively when the training integrator is adaptive.
+    """
+    if not factors or any(not (math.isfinite(f) and f > 0) for f in factors):
+        raise ValueError(f"factors must be finite numbers > 0, got {tuple(factors)!r}")
+    test_solvers = [solver(s) if isinstance(s, str) else s for s in solvers]
+    train_acc, train_nfe = accuracy(model, integrator, x, y, batch_size=batch_size)
+    configs: list[tuple[float | None, Integrator]] = []
+    for s in test_solvers:
+        for f in factors:
+            if integrator.adaptive:
+                test = Integrator(s, rtol=integrator.rtol * f, atol=integrator.atol * f,
+                                  t0=integrator.t0, t1=integrator.t1,
+                                  max_steps=integrator.max_steps,
+                                  per_sample=integrator.per_sample)
+            else:
+                test = _eval_integrator(s, scaled_steps(integrator.steps, f), integrator)
+            configs.append((f, test))
+    if reference is not None:
+        configs.append((None, reference))
+    cache: dict[tuple, tuple[float, float]] = {}
+    rows = []
+    for f, test in configs:
+        desc = test.describe()
+        key = tuple(sorted(desc.items()))
+        if key not in cache:
+            cache[key] = accuracy(model, test, x, y, batch_size=batch_size)
+        acc, nfe = cache[key]
+        rows.append({**desc, "factor": f, "accuracy": acc, "nfe": nfe,
+                     "at_least_as_accurate": at_least_as_accurate(test, integrator)})
+    gaps = [train_acc - r["accuracy"] for r in rows if r["at_least_as_accurate"]]
+    max_gap = max(gaps) if gaps else float("nan")
+    return SwapResult(integrator.describe(), train_acc, train_nfe, rows, max_gap)
+
+
+def critical_step_size(
+    results: Iterable[SwapResult] | dict[float, Sequence[float]], threshold: float = 0.1
+) -> float | None:
+    """The critical step size `h*` of a sweep over training step sizes.
+
+    The largest training step size `h*` such that every training step size `h <= h*`
+    keeps its accuracy under more accurate test solvers: the mean `max_gap` over seeds is
+    at most `threshold`. Models trained with `h <= h*` behave as ODEs; above, at least one
+    step size does not.
+
+    **Arguments:**
+
+    - `results`: `SwapResult`s of fixed-step runs (several seeds per step size are
+        averaged), or a mapping step size → max gaps.
+    - `threshold`: the accuracy drop that counts as losing accuracy (the paper's
+        adaptation uses 0.1).
+
+    **Returns:** `h*`, or None if even the smallest step size fails.
+    """
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
+    if isinstance(results, dict):
+        gaps = {float(h): list(g) for h, g in results.items()}
+    else:
+        gaps = defaultdict(list)
+        for r in results:
+            if r.step_size is None:
+                raise ValueError("critical_step_size needs fixed-step training runs")
+            gaps[r.step_size].append(r.max_gap)
+    if not gaps:
+        raise ValueError("critical_step_size needs at least one result")
+    h_star = None
+    for h in sorted(gaps):
+        if float(np.mean(gaps[h])) > threshold:
+            break
+        h_star = h
+    return h_star

@@ -1,0 +1,242 @@
+"""A sweep over training step sizes (or tolerances), each run followed by its solver swap.
+
+Folder layout of `run_sweep(..., out_dir)`:
+
+- `sweep.json`: what the sweep is (checked on resume);
+- `runs/<label>/`: each training run's folder (`config.json`, `metrics.jsonl`,
+  `checkpoint.eqx`) and `swap.jsonl`, its solver-swap rows;
+- `results.jsonl`: one row per seed × training configuration × test configuration;
+- `summary.md`, `critical_step.json` and `accuracy_vs_test_steps.png`.
+
+Every file is written atomically; an interrupted sweep resumes where it stopped.
+"""
+
+import dataclasses
+import json
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import io
+from .data import load_dataset
+from .integrate import Integrator
+from .plots import plot_swap_sweep
+from .solvers import solver
+from .swap import SwapResult, critical_step_size, evaluate_solver_swap
+from .train import CHECKPOINT, TrainConfig, load_run, train
+
+FIGURE = "accuracy_vs_test_steps.png"
+
+
+def _label(config: TrainConfig) -> str:
+    if config.steps is not None:
+        return f"{config.solver}-n{config.steps:04d}"
+    return f"{config.solver}-tol{config.tol:.0e}"
+
+
+def _swap_rows(config: TrainConfig, seed: int, swap: SwapResult) -> list[dict]:
+    train = ({"train_steps": config.steps, "train_dt": swap.train["dt"]}
+             if config.steps is not None else {"train_tol": config.tol})
+    rows = []
+    for r in swap.rows:
+        test = ({"test_steps": r["steps"]} if "steps" in r
+                else {"test_rtol": r["rtol"], "test_atol": r["atol"]})
+        rows.append({
+            "seed": seed, "train_solver": config.solver, **train,
+            "train_accuracy": swap.train_accuracy, "train_nfe": swap.train_nfe,
+            "test_solver": r["solver"], "factor": r["factor"], **test,
+            "reference": r["factor"] is None, "accuracy": r["accuracy"], "nfe": r["nfe"],
+            "at_least_as_accurate": r["at_least_as_accurate"], "max_gap": swap.max_gap,
+        })
+    return rows
+
+
+def _finished(run_dir: Path, config: TrainConfig) -> bool:
+    if not (run_dir / CHECKPOINT).exists():
+        return False
+    metrics = io.read_jsonl(run_dir / "metrics.jsonl")
+    return bool(metrics) and metrics[-1]["step"] >= config.iterations
+
+
+def run_sweep(
+    base: TrainConfig,
+    out_dir: str | Path,
+    *,
+    steps: Sequence[int] | None = None,
+    tols: Sequence[float] | None = None,
+    test_solvers: Sequence[str] = ("euler", "midpoint", "rk4"),
+    factors: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0),
+    reference: tuple[str, int] | None = ("rk4", 256),
+    threshold: float = 0.1,
+    progress: bool = True,
+) -> list[dict]:
+    """Train `base` at each step count (or tolerance), swap solvers, and summarise.
+
+    **Arguments:**
+
+    - `base`: the training configuration; its `steps`/`tol` is replaced by each grid value.
+    - `out_dir`: the sweep folder (see the module docstring); resumed if it exists.
+    - `steps` / `tols`: the grid (exactly one).
+    - `test_solvers`, `factors`: the solver swap (see `evaluate_solver_swap`).
+    - `reference`: `(solver name, steps)` of a fine reference solve, or None.
+    - `threshold`: accuracy drop that marks a model as not an ODE (`critical_step_size`).
+
+    **Returns:** all result rows (also written to `results.jsonl`).
+
+    **Raises:** `ValueError` for a bad grid or a folder holding another sweep.
+    """
+    if (steps is None) == (tols is None):
+        raise ValueError("give exactly one of steps and tols")
+    grid = list(steps if steps is not None else tols)  # pyright: ignore[reportArgumentType]
+    if not grid or len(set(grid)) != len(grid):
+        raise ValueError(f"the grid must be non-empty and without repeats, got {grid!r}")
+    for s in test_solvers:
+        solver(s)  # unknown names fail here, before any training
+    if reference is not None:
+        ref_solver, ref_steps = reference
+        ref_integ = Integrator(solver(ref_solver), steps=ref_steps)
+    else:
+        ref_integ = None
+    configs = [base.replace(steps=g, tol=None) if steps is not None
+               else base.replace(steps=None, tol=g) for g in grid]  # validates each value
+    out = Path(out_dir)
+    base_fields = {k: v for k, v in base.to_dict().items() if k not in ("steps", "tol")}
+    spec = {"base": base_fields,
+            "steps": list(steps) if steps is not None else None,
+            "tols": list(tols) if tols is not None else None,
+            "test_solvers": list(test_solvers), "factors": list(factors),
+            "reference": list(reference) if reference is not None else None,
+            "threshold": threshold}
+    spec = json.loads(json.dumps(spec))  # as it reads back from disk
+    if (out / "sweep.json").exists():
+        saved = io.read_json(out / "sweep.json")
+        if saved != spec:
+            diff = sorted(k for k in spec if spec[k] != saved.get(k))
+            raise ValueError(f"{out} holds another sweep (differs in {', '.join(diff)}); "
+                             "choose another --out")
+    io.write_json(out / "sweep.json", spec)
+    data = load_dataset(base.dataset, seed=base.data_seed, data_dir=base.data_dir)
+    rows: list[dict] = []
+    start = time.perf_counter()
+    for i, config in enumerate(configs):
+        run_dir = out / "runs" / _label(config)
+        swap_path = run_dir / "swap.jsonl"
+        header = f"[{i + 1}/{len(configs)}] {_label(config)}"
+        if swap_path.exists() and _finished(run_dir, config):
+            print(f"{header}: done earlier, skipped", flush=True)
+            rows.extend(io.read_jsonl(swap_path))
+            continue
+        t0 = time.perf_counter()
+        if _finished(run_dir, config):
+            result = load_run(run_dir, data)
+        else:
+            result = train(config, run_dir=run_dir, data=data, progress=progress)
+        t1 = time.perf_counter()
+        config_rows = []
+        for j, seed in enumerate(config.seeds):
+            swap = evaluate_solver_swap(result.model(j), result.integrator, data.x_test,
+                                        data.y_test, solvers=test_solvers, factors=factors,
+                                        reference=ref_integ)
+            config_rows.extend(_swap_rows(config, seed, swap))
+        io.write_jsonl(swap_path, config_rows)
+        rows.extend(config_rows)
+        accs = [r["train_accuracy"] for r in config_rows if r["factor"] == 1.0
+                and r["test_solver"] == config.solver]
+        gaps = list({r["seed"]: r["max_gap"] for r in config_rows}.values())
+        print(f"{header}: trained in {t1 - t0:.0f}s, swap in {time.perf_counter() - t1:.0f}s;"
+              f" test acc {np.mean(accs):.3f}, max gap {np.mean(gaps):.3f} "
+              f"(elapsed {time.perf_counter() - start:.0f}s)", flush=True)
+    write_summary(rows, out, threshold=threshold)
+    return rows
+
+
+def _mean_std(values) -> str:
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
+def write_summary(rows: list[dict], out_dir: str | Path, *, threshold: float) -> None:
+    """Write `results.jsonl`, `summary.md`, `critical_step.json` and the figure."""
+    out = Path(out_dir)
+    io.write_jsonl(out / "results.jsonl", rows)
+    fixed = "train_steps" in rows[0]
+    key = "train_steps" if fixed else "train_tol"
+    by_train: dict = defaultdict(list)
+    for r in rows:
+        by_train[r[key]].append(r)
+    trains = sorted(by_train, reverse=not fixed)
+    train_solver = rows[0]["train_solver"]
+
+    def per_seed(rs, field):
+        return list({r["seed"]: r[field] for r in rs}.values())
+
+    gaps = {t: per_seed(by_train[t], "max_gap") for t in trains}
+    lines = [f"# Solver swap: {train_solver} on {len(trains)} training "
+             f"{'step counts' if fixed else 'tolerances'}", "",
+             f"Mean ± std over {len(per_seed(rows, 'max_gap'))} seeds, accuracy on the "
+             "whole test set. `max gap`: largest accuracy drop from the training "
+             "configuration over test configurations at least as accurate (same or higher "
+             f"order, at least as many steps / no looser tolerance). ODE: max gap ≤ "
+             f"{threshold}.", ""]
+    ref_rows = [r for r in rows if r["reference"]]
+    ref_label = (f"reference {ref_rows[0]['test_solver']} {ref_rows[0]['test_steps']} steps"
+                 if ref_rows else None)
+    head = ["training " + ("n" if fixed else "tol")] + (["h"] if fixed else []) + \
+           ["NFE/forward", "acc (training solver)"] + ([ref_label] if ref_label else []) + \
+           ["max gap", "ODE?"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for t in trains:
+        rs = by_train[t]
+        cells = [str(t) if fixed else f"{t:g}"]
+        if fixed:
+            cells.append(f"{1 / t:.4g}")
+        cells += [f"{np.mean(per_seed(rs, 'train_nfe')):.0f}",
+                  _mean_std(per_seed(rs, "train_accuracy"))]
+        if ref_label:
+            cells.append(_mean_std([r["accuracy"] for r in rs if r["reference"]]))
+        ok = np.mean(gaps[t]) <= threshold
+        cells += [_mean_std(gaps[t]), "yes" if ok else "no"]
+        lines.append("| " + " | ".join(cells) + " |")
+    test_solvers = list(dict.fromkeys(r["test_solver"] for r in rows if not r["reference"]))
+    factors = list(dict.fromkeys(r["factor"] for r in rows if not r["reference"]))
+    for s in test_solvers:
+        lines += ["", f"## Test solver {s}: accuracy by test factor "
+                      f"({'steps = round(factor × n)' if fixed else 'tol × factor'})", "",
+                  "| training | " + " | ".join(f"×{f:g}" for f in factors) + " |",
+                  "|---|" + "---|" * len(factors)]
+        for t in trains:
+            cells = []
+            for f in factors:
+                accs = [r["accuracy"] for r in by_train[t]
+                        if r["test_solver"] == s and r["factor"] == f]
+                cells.append(_mean_std(accs))
+            lines.append(f"| {t if fixed else f'{t:g}'} | " + " | ".join(cells) + " |")
+    if fixed:
+        h_star = critical_step_size({1 / t: g for t, g in gaps.items()}, threshold)
+        critical = {"threshold": threshold, "h_star": h_star,
+                    "steps_star": None if h_star is None else round(1 / h_star),
+                    "mean_max_gap": {str(t): float(np.mean(g)) for t, g in gaps.items()}}
+        verdict = ("no training step size kept its accuracy" if h_star is None
+                   else f"h* = {h_star:.4g} (n = {round(1 / h_star)} steps): every model "
+                        f"trained with h ≤ h* keeps its accuracy under more accurate solvers")
+    else:
+        tol_star = critical_step_size({t: g for t, g in gaps.items()}, threshold)
+        critical = {"threshold": threshold, "tol_star": tol_star,
+                    "mean_max_gap": {f"{t:g}": float(np.mean(g)) for t, g in gaps.items()}}
+        verdict = ("no training tolerance kept its accuracy" if tol_star is None
+                   else f"tol* = {tol_star:g}: every model trained with tol ≤ tol* keeps "
+                        "its accuracy under more accurate solvers")
+    lines += ["", f"**Critical {'step size' if fixed else 'tolerance'}:** {verdict}.", ""]
+    io.write_json(out / "critical_step.json", critical)
+    io.atomic_write_text(out / "summary.md", "\n".join(lines))
+    plot_swap_sweep(rows, out / FIGURE,
+                    title=f"trained with {train_solver}; mean over seeds")
+
+
+def quick(config: TrainConfig) -> TrainConfig:
+    """A smoke-test version of `config`: few iterations and two seeds."""
+    return dataclasses.replace(config, iterations=min(config.iterations, 200),
+                               seeds=config.seeds[:2], log_every=50, checkpoint_every=100)
+

@@ -1,0 +1,390 @@
+"""Training: a pure train step, scanned in chunks, `vmap`-ed over seeds.
+
+One compiled program trains every seed of a configuration at once. The host only sees
+the loop once per chunk (`log_every` iterations): to log metrics, write checkpoints and
+move the progress bar.
+"""
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
+from tqdm.auto import tqdm
+
+from . import io
+from .data import DATASETS, Dataset, load_dataset
+from .integrate import Integrator
+from .models import FIELDS, ODEClassifier, make_classifier
+from .solvers import SOLVERS, is_adaptive, solver
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValueError(message)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; saved as `config.json` in its run folder.
+
+    Fixed-step training gives `steps` (the step size is `1/steps` on `[0, 1]`); adaptive
+    training gives `tol` (rtol = atol = tol). Defaults are the paper's (Adam, lr 1e-4,
+    batch 128, 10,000 iterations, C = 32). Every seed trains on the same data set
+    (`data_seed`), from its own initialisation and batch order.
+
+    **Raises:** `ValueError` at construction, naming the bad field and value.
+    """
+
+    dataset: str = "sphere2"
+    solver: str = "euler"
+    steps: int | None = 2
+    tol: float | None = None
+    field: str = "conv"
+    channels: int = 32
+    seeds: tuple[int, ...] = (0,)
+    iterations: int = 10_000
+    batch_size: int = 128
+    learning_rate: float = 1e-4
+    log_every: int = 100
+    checkpoint_every: int = 1000
+    data_seed: int = 0
+    data_dir: str | None = None
+    max_steps: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        _check(self.dataset in DATASETS,
+               f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}")
+        _check(self.solver in SOLVERS,
+               f"unknown solver {self.solver!r}; expected one of {', '.join(SOLVERS)}")
+        _check(self.field in FIELDS,
+               f"unknown field {self.field!r}; expected one of {', '.join(FIELDS)}")
+        _check((self.steps is None) != (self.tol is None),
+               f"give exactly one of steps and tol, got steps={self.steps!r}, "
+               f"tol={self.tol!r}")
+        if self.steps is not None:
+            _check(_is_int(self.steps) and self.steps >= 1,
+                   f"steps must be an integer >= 1, got {self.steps!r}")
+        if self.tol is not None:
+            _check(isinstance(self.tol, int | float) and math.isfinite(self.tol)
+                   and self.tol > 0, f"tol must be a finite number > 0, got {self.tol!r}")
+            _check(is_adaptive(solver(self.solver)),
+                   f"solver {self.solver!r} has no error estimate and cannot train with "
+                   "tol; give steps instead")
+        _check(len(self.seeds) >= 1 and all(_is_int(s) and s >= 0 for s in self.seeds),
+               f"seeds must be one or more integers >= 0, got {self.seeds!r}")
+        _check(len(set(self.seeds)) == len(self.seeds),
+               f"seeds must be distinct, got {self.seeds!r}")
+        for name in ("channels", "iterations", "batch_size", "log_every",
+                     "checkpoint_every"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 1,
+                   f"{name} must be an integer >= 1, got {value!r}")
+        _check(self.checkpoint_every % self.log_every == 0,
+               f"checkpoint_every ({self.checkpoint_every}) must be a multiple of "
+               f"log_every ({self.log_every})")
+        _check(isinstance(self.learning_rate, int | float)
+               and math.isfinite(self.learning_rate) and self.learning_rate > 0,
+               f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
+
+    def integrator(self) -> Integrator:
+        """The training integrator on `[0, 1]`."""
+        if self.steps is not None:
+            return Integrator(solver(self.solver), steps=self.steps,
+                              max_steps=self.max_steps)
+        return Integrator(solver(self.solver), rtol=self.tol, atol=self.tol,
+                          max_steps=self.max_steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        _check(not unknown, f"unknown config keys {sorted(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+class TrainState(NamedTuple):
+    """The carry of the training loop (one per seed; stacked along axis 0 under vmap)."""
+
+    params: PyTree[Array]
+    opt_state: optax.OptState
+    key: PRNGKeyArray  # the seed's data-order key
+    step: Int[Array, ""]
+
+
+class StepMetrics(NamedTuple):
+    loss: Float[Array, ""]
+    accuracy: Float[Array, ""]
+    nfe: Int[Array, ""]
+    num_steps: Int[Array, ""]
+
+
+def optimizer(learning_rate: float) -> optax.GradientTransformation:
+    """Adam with the learning rate as a traced hyper-parameter (no recompiles)."""
+    return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
+
+
+def batch_indices(
+    key: PRNGKeyArray, step: Int[Array, ""], num_examples: int, batch_size: int
+) -> Int[Array, " batch"]:
+    """Indices of the batch at `step`: epoch-wise shuffles, last partial batch dropped.
+
+    A pure function of `(key, step)`, so a resumed run sees the same batches.
+    """
+    per_epoch = num_examples // batch_size
+    epoch, position = jnp.divmod(step, per_epoch)
+    order = jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
+    return jax.lax.dynamic_slice_in_dim(order, position * batch_size, batch_size)
+
+
+def chunk_batch_indices(
+    key: PRNGKeyArray, start: Int[Array, ""], length: int, num_examples: int,
+    batch_size: int,
+) -> Int[Array, "length batch"]:
+    """`batch_indices` of steps `start, ..., start + length - 1`, shuffling each epoch once.
+
+    Equal to stacking `batch_indices` over the steps (tests/test_train.py), at the cost
+    of a few permutations per chunk instead of one per step.
+    """
+    per_epoch = num_examples // batch_size
+    first = start // per_epoch
+    num_epochs = length // per_epoch + 2  # static bound on the epochs a chunk touches
+    orders = jax.vmap(
+        lambda e: jax.random.permutation(jax.random.fold_in(key, e), num_examples)
+    )(first + jnp.arange(num_epochs))
+    batches = orders[:, : per_epoch * batch_size].reshape(num_epochs, per_epoch, batch_size)
+    epoch, position = jnp.divmod(start + jnp.arange(length), per_epoch)
+    return batches[epoch - first, position]
+
+
+def loss_fn(model: ODEClassifier, integ: Integrator, x, y):
+    """Mean cross-entropy; auxiliary: accuracy and the solve's statistics."""
+    logits, stats = model(x, integ)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == y)
+    return loss, (accuracy, stats)
+
+
+def train_step(
+    state: TrainState, static: PyTree, integ: Integrator, opt: optax.GradientTransformation,
+    x: Float[Array, "batch ..."], y: Int[Array, " batch"],
+) -> tuple[TrainState, StepMetrics]:
+    """One optimiser step on the batch `(x, y)`. Pure."""
+
+    def loss_of_params(params):
+        return loss_fn(eqx.combine(params, static), integ, x, y)
+
+    (loss, (accuracy, stats)), grads = jax.value_and_grad(loss_of_params, has_aux=True)(
+        state.params
+    )
+    updates, opt_state = opt.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = TrainState(params, opt_state, state.key, state.step + 1)
+    return new_state, StepMetrics(loss, accuracy, jnp.max(stats.nfe),
+                                  jnp.max(stats.num_steps))
+
+
+@eqx.filter_jit
+def train_chunk(
+    states: TrainState, static: PyTree, integ: Integrator,
+    opt: optax.GradientTransformation, x_all, y_all, batch_size: int, length: int,
+) -> tuple[TrainState, StepMetrics]:
+    """`length` train steps of every seed: `lax.scan` inside, `vmap` over seeds."""
+
+    def run(state):
+        idx = chunk_batch_indices(state.key, state.step, length, x_all.shape[0], batch_size)
+        return jax.lax.scan(
+            lambda s, i: train_step(s, static, integ, opt, x_all[i], y_all[i]), state, idx
+        )
+
+    return jax.vmap(run)(states)
+
+
+class TrainResult(NamedTuple):
+    """A finished (or resumed-and-finished) training run."""
+
+    config: TrainConfig
+    models: ODEClassifier
+    """The trained models of all seeds, stacked along axis 0 of every array."""
+    integrator: Integrator
+    metrics: list[dict]
+
+    def model(self, i: int) -> ODEClassifier:
+        """The trained model of the `i`-th seed of `config.seeds`."""
+        return unstack(self.models, i)
+
+
+def unstack(stacked: PyTree, i: int) -> PyTree:
+    """Index `i` along axis 0 of every array of a stacked pytree."""
+    return jax.tree.map(lambda a: a[i] if eqx.is_array(a) else a, stacked)
+
+
+def init_models(config: TrainConfig, data: Dataset) -> ODEClassifier:
+    """The seeds' initial models, stacked (one `vmap`-ed init)."""
+    keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 0) for s in config.seeds])
+    return eqx.filter_vmap(
+        lambda k: make_classifier(config.field, data.input_shape, data.num_classes,
+                                  channels=config.channels, key=k)
+    )(keys)
+
+
+def init_state(config: TrainConfig, data: Dataset) -> tuple[TrainState, PyTree]:
+    """Initial train state of every seed, and the static part of the model."""
+    _check(config.batch_size <= data.x_train.shape[0],
+           f"batch_size {config.batch_size} exceeds the {data.x_train.shape[0]} training "
+           f"examples of {config.dataset}")
+    params, static = eqx.partition(init_models(config, data), eqx.is_array)
+    opt_state = jax.vmap(optimizer(config.learning_rate).init)(params)
+    data_keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in config.seeds])
+    steps = jnp.zeros(len(config.seeds), dtype=jnp.int32)
+    return TrainState(params, opt_state, data_keys, steps), static
+
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.eqx"
+
+
+def _checkpointable(state: TrainState):
+    # Typed PRNG keys are stored as their raw key data.
+    return state._replace(key=jax.random.key_data(state.key))
+
+
+def _from_checkpointable(state) -> TrainState:
+    return state._replace(key=jax.random.wrap_key_data(state.key))
+
+
+def _resume(run_dir: Path, config: TrainConfig, state: TrainState):
+    """Load the run folder's checkpoint and metrics if present; check the config."""
+    saved_path = run_dir / CONFIG
+    if saved_path.exists():
+        saved = TrainConfig.from_dict(io.read_json(saved_path))
+        if saved.replace(iterations=config.iterations) != config:
+            ours, theirs = config.to_dict(), saved.to_dict()
+            diff = {k: (theirs[k], ours[k]) for k in ours
+                    if ours[k] != theirs[k] and k != "iterations"}
+            raise ValueError(
+                f"run folder {run_dir} holds a run with another configuration "
+                f"(saved, requested): {diff}; choose another folder"
+            )
+    io.write_json(saved_path, config.to_dict())
+    if not (run_dir / CHECKPOINT).exists():
+        io.write_jsonl(run_dir / METRICS, [])
+        return state, []
+    state = _from_checkpointable(
+        io.load_checkpoint(run_dir / CHECKPOINT, _checkpointable(state))
+    )
+    step = int(state.step[0])
+    # Metrics written after the checkpoint belong to iterations that will run again.
+    metrics = [r for r in io.read_jsonl(run_dir / METRICS) if r["step"] <= step]
+    io.write_jsonl(run_dir / METRICS, metrics)
+    return state, metrics
+
+
+def train(
+    config: TrainConfig, *, run_dir: str | Path | None = None, data: Dataset | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train every seed of `config` at once; resume from `run_dir` if it has a checkpoint.
+
+    **Arguments:**
+
+    - `config`: the `TrainConfig`.
+    - `run_dir`: if given, the run folder: `config.json`, `metrics.jsonl` (one row per
+        seed every `log_every` iterations: step, seed, loss, training accuracy, NFE per
+        forward pass, solver steps, seconds), `checkpoint.eqx` (written every
+        `checkpoint_every` iterations and at the end, atomically). A folder with a
+        checkpoint is resumed; `iterations` may be raised to train further.
+    - `data`: the data set, if already loaded (else `load_dataset(config.dataset, ...)`).
+    - `progress`: show a progress bar.
+
+    **Returns:** a `TrainResult`.
+
+    **Raises:** `ValueError` if `run_dir` holds a run of another configuration.
+    """
+    if data is None:
+        data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
+    integ = config.integrator()
+    opt = optimizer(config.learning_rate)
+    state, static = init_state(config, data)
+    metrics: list[dict] = []
+    folder = None if run_dir is None else Path(run_dir)
+    if folder is not None:
+        state, metrics = _resume(folder, config, state)
+    x_all, y_all = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+    step = int(state.step[0])
+    bar = tqdm(total=config.iterations, initial=min(step, config.iterations),
+               disable=not progress, desc=f"{config.solver} {integ_label(config)}",
+               unit="it", leave=False)
+    start = time.perf_counter()
+    while step < config.iterations:
+        length = min(config.log_every - step % config.log_every, config.iterations - step)
+        state, m = train_chunk(state, static, integ, opt, x_all, y_all, config.batch_size,
+                               length)
+        step += length
+        rows = _metric_rows(config, step, m, time.perf_counter() - start)
+        metrics.extend(rows)
+        bar.update(length)
+        bar.set_postfix(loss=f"{np.mean([r['loss'] for r in rows]):.3f}",
+                        acc=f"{np.mean([r['train_accuracy'] for r in rows]):.3f}")
+        if folder is not None:
+            io.append_jsonl(folder / METRICS, rows)
+            if step % config.checkpoint_every == 0 or step >= config.iterations:
+                io.save_checkpoint(folder / CHECKPOINT, _checkpointable(state))
+    bar.close()
+    models = eqx.combine(state.params, static)
+    return TrainResult(config, models, integ, metrics)
+
+
+def integ_label(config: TrainConfig) -> str:
+    return f"n={config.steps}" if config.steps is not None else f"tol={config.tol:g}"
+
+
+def _metric_rows(config: TrainConfig, step: int, m: StepMetrics, seconds: float):
+    # Means over the chunk's iterations, one row per seed.
+    loss, acc = np.asarray(m.loss).mean(1), np.asarray(m.accuracy).mean(1)
+    nfe, num_steps = np.asarray(m.nfe)[:, -1], np.asarray(m.num_steps)[:, -1]
+    return [
+        {"step": step, "seed": seed, "loss": float(loss[i]),
+         "train_accuracy": float(acc[i]), "nfe": int(nfe[i]),
+         "num_steps": int(num_steps[i]), "seconds": round(seconds, 3)}
+        for i, seed in enumerate(config.seeds)
+    ]
+
+
+def load_run(run_dir: str | Path, data: Dataset | None = None) -> TrainResult:
+    """Load a run folder written by `train`: its config, trained models and metrics.
+
+    **Raises:** `FileNotFoundError` if the folder has no config or checkpoint.
+    """
+    folder = Path(run_dir)
+    for name in (CONFIG, CHECKPOINT):
+        if not (folder / name).exists():
+            raise FileNotFoundError(f"{folder / name} does not exist; not a finished run")
+    config = TrainConfig.from_dict(io.read_json(folder / CONFIG))
+    if data is None:
+        data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
+    state, static = init_state(config, data)
+    state = _from_checkpointable(io.load_checkpoint(folder / CHECKPOINT,
+                                                    _checkpointable(state)))
+    return TrainResult(config, eqx.combine(state.params, static), config.integrator(),
+                       io.read_jsonl(folder / METRICS))
+

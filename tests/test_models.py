@@ -1,0 +1,68 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import odeness
+from odeness.models import ConvField1d, MLPField, ResNetClassifier, _conv1d_k3
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 10, 900])
+def test_conv1d_k3_matches_lax_conv(length, getkey):
+    h = jax.random.normal(getkey(), (5, length, 8))
+    w = jax.random.normal(getkey(), (6, 8, 3))
+    ours = _conv1d_k3(h, w)
+    # PyTorch semantics: cross-correlation, NCW input, OIW kernel, padding 1.
+    ref = jax.lax.conv_general_dilated(
+        jnp.transpose(h, (0, 2, 1)), w, window_strides=(1,), padding=[(1, 1)],
+        dimension_numbers=("NCH", "OIH", "NCH"))
+    np.testing.assert_allclose(ours, jnp.transpose(ref, (0, 2, 1)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dim", [2, 3, 10])
+def test_conv_field_is_the_papers_layer_stack(dim, getkey):
+    field = ConvField1d(dim, 32, key=getkey())
+    y = jax.random.normal(getkey(), (7, dim))
+    conv = lambda x, w, p: jax.lax.conv_general_dilated(  # noqa: E731
+        x, w, (1,), [(p, p)], dimension_numbers=("NCH", "OIH", "NCH"))
+    h = jax.nn.relu(conv(y[:, None, :], field.w1, 0) + field.b1[:, None])
+    h = jax.nn.relu(conv(h, field.w2, 1) + field.b2[:, None])
+    ref = (conv(h, field.w3, 0) + field.b3[:, None])[:, 0, :]
+    np.testing.assert_allclose(field(0.0, y), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_kaiming_normal_init_and_zero_biases(getkey):
+    field = ConvField1d(2, 256, key=getkey())
+    assert np.std(field.w2) == pytest.approx(np.sqrt(2 / (256 * 3)), rel=0.02)
+    assert np.std(field.w1) == pytest.approx(np.sqrt(2.0), rel=0.15)
+    mlp = MLPField(10, 512, key=getkey())
+    assert np.std(mlp.w2) == pytest.approx(np.sqrt(2 / 512), rel=0.02)
+    for b in (field.b1, field.b2, field.b3, mlp.b1, mlp.b2, mlp.b3):
+        assert not np.any(b)
+
+
+def test_classifier_shapes_and_integrator_argument(getkey):
+    model = odeness.make_classifier("mlp", (10,), 3, channels=16, key=getkey())
+    x = jax.random.normal(getkey(), (4, 10))
+    logits, stats = model(x, odeness.Integrator(odeness.solver("rk4"), steps=3))
+    assert logits.shape == (4, 3) and int(stats.nfe) == 12
+    with pytest.raises(ValueError, match="unknown field 'cnn'"):
+        odeness.make_classifier("cnn", (10,), 3, channels=16, key=getkey())
+    with pytest.raises(ValueError, match="takes flat inputs"):
+        odeness.make_classifier("conv", (1, 28, 28), 10, channels=16, key=getkey())
+
+
+def test_resnet_with_identical_blocks_is_euler(getkey):
+    depth = 6
+    model = odeness.make_classifier("conv", (2,), 2, channels=8, key=getkey())
+    stacked = jax.tree.map(lambda a: jnp.stack([a] * depth), model.field)
+    resnet = ResNetClassifier(stacked, model.head)
+    assert resnet.depth == depth
+    x = jax.random.normal(getkey(), (5, 2))
+    euler, _ = model(x, odeness.Integrator(odeness.solver("euler"), steps=depth))
+    np.testing.assert_allclose(resnet(x), euler, rtol=1e-5, atol=1e-6)
+    built = ResNetClassifier.build("mlp", 2, 2, depth, channels=8, key=getkey())
+    assert built(x).shape == (5, 2)
+    leaves = jax.tree.leaves(eqx.filter(built.blocks, eqx.is_array))
+    assert all(leaf.shape[0] == depth for leaf in leaves)

@@ -15,7 +15,7 @@ from odeness.sweep import quick
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--dataset", default="sphere2", help="sphere2, sphere3, sphere10, ...")
     p.add_argument("--solver", default="euler", help="training solver")
     grid = p.add_mutually_exclusive_group()
@@ -29,14 +29,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--channels", type=int, default=32)
     p.add_argument("--test-solvers", nargs="+", default=["euler", "midpoint", "rk4"])
     p.add_argument("--factors", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.5, 2.0])
-    p.add_argument("--reference", default="rk4:256",
-                   help="fine reference solve SOLVER:STEPS, or 'none'")
-    p.add_argument("--threshold", type=float, default=0.1,
-                   help="accuracy drop that marks a model as not an ODE")
+    p.add_argument(
+        "--reference",
+        default="rk4:256",
+        help="fine reference solve SOLVER:STEPS, or 'none'",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.1,
+        help="accuracy drop that marks a model as not an ODE",
+    )
     p.add_argument("--data-dir", default=None, help="where file-based data sets live")
-    p.add_argument("--out", default=None, help="output folder (default results/sweep-SOLVER)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke test: 200 iterations, the first two seeds")
+    p.add_argument(
+        "--out", default=None, help="output folder (default results/sweep-SOLVER)"
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 200 iterations, the first two seeds",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p.parse_args(argv)
 
@@ -46,8 +58,9 @@ def parse_reference(text: str) -> tuple[str, int] | None:
         return None
     name, sep, steps = text.partition(":")
     if not sep or not steps.isdigit() or int(steps) < 1:
-        raise ValueError(f"--reference must be SOLVER:STEPS (e.g. rk4:256) or none, "
-                         f"got {text!r}")
+        raise ValueError(
+            f"--reference must be SOLVER:STEPS (e.g. rk4:256) or none, got {text!r}"
+        )
     return name, int(steps)
 
 
@@ -56,20 +69,34 @@ def main(argv=None) -> int:
     try:
         if args.steps is None and args.tols is None:
             args.steps = [1, 2, 4, 8, 16, 32, 64, 128]
-        first = {"steps": args.steps[0], "tol": None} if args.steps else \
-                {"steps": None, "tol": args.tols[0]}
+        first = (
+            {"steps": args.steps[0], "tol": None}
+            if args.steps
+            else {"steps": None, "tol": args.tols[0]}  # pyright: ignore[reportOptionalSubscript]
+        )
         base = odeness.TrainConfig(
-            dataset=args.dataset, solver=args.solver, seeds=tuple(args.seeds),
-            iterations=args.iterations, batch_size=args.batch_size,
-            learning_rate=args.lr, field=args.field, channels=args.channels,
-            data_dir=args.data_dir, **first,
+            dataset=args.dataset,
+            solver=args.solver,
+            seeds=tuple(args.seeds),
+            iterations=args.iterations,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            field=args.field,
+            channels=args.channels,
+            data_dir=args.data_dir,
+            **first,
         )
         if args.quick:
             base = quick(base)
         odeness.run_sweep(
-            base, args.out or f"results/sweep-{args.solver}", steps=args.steps,
-            tols=args.tols, test_solvers=args.test_solvers, factors=args.factors,
-            reference=parse_reference(args.reference), threshold=args.threshold,
+            base,
+            args.out or f"results/sweep-{args.solver}",
+            steps=args.steps,
+            tols=args.tols,
+            test_solvers=args.test_solvers,
+            factors=args.factors,
+            reference=parse_reference(args.reference),
+            threshold=args.threshold,
             progress=not args.no_progress,
         )
     except (ValueError, FileNotFoundError) as e:

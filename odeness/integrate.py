@@ -7,6 +7,7 @@ from typing import Any
 import diffrax
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
@@ -52,7 +53,7 @@ class Integrator(eqx.Module):
         the steps needed; adaptive solves to 4096.
     - `checkpoints`: checkpoints for backpropagation through the solve
         (`diffrax.RecursiveCheckpointAdjoint`); fixed steps default to one per step (no
-        recomputation beyond one re-run of each step), adaptive to diffrax's `log(max_steps)`.
+        recomputation beyond re-running each step), adaptive to diffrax's `log(max_steps)`.
     - `per_sample`: integrate each row of the batch as its own ODE (own step sizes when
         adaptive) instead of the whole batch as one state (the paper's choice, default).
     - `throw`: raise when the solve fails (e.g. `max_steps` reached), as diffrax does. With
@@ -91,7 +92,8 @@ class Integrator(eqx.Module):
     ):
         if not isinstance(solver, diffrax.AbstractSolver):
             raise ValueError(
-                f"solver must be a diffrax solver object (see odeness.solver), got {solver!r}"
+                "solver must be a diffrax solver object (see odeness.solver), "
+                f"got {solver!r}"
             )
         if not (math.isfinite(t0) and math.isfinite(t1) and t1 > t0):
             raise ValueError(f"need finite t0 < t1, got t0={t0!r}, t1={t1!r}")
@@ -112,6 +114,7 @@ class Integrator(eqx.Module):
                 if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
                     raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
                 dt = length / steps
+            assert dt is not None
             _positive_finite("dt", dt)
             if _is_concrete(dt):
                 needed = _num_steps(length, float(dt))
@@ -169,8 +172,9 @@ class Integrator(eqx.Module):
         """A JSON-ready description: solver name and steps / step size or tolerances."""
         out: dict[str, Any] = {"solver": solver_name(self.solver)}
         if self.dt is None:
-            out["rtol"] = float(self.rtol)  # pyright: ignore[reportArgumentType]
-            out["atol"] = float(self.atol)  # pyright: ignore[reportArgumentType]
+            assert self.rtol is not None and self.atol is not None
+            out["rtol"] = float(self.rtol)
+            out["atol"] = float(self.atol)
         else:
             out["steps"] = self.steps
             out["dt"] = float(self.dt)
@@ -190,7 +194,7 @@ class SolveStats(eqx.Module):
 
 
 def _solve_joint(field: VectorField, y0, integ: Integrator, args):
-    if integ.adaptive:
+    if integ.rtol is not None and integ.atol is not None:
         controller = diffrax.PIDController(rtol=integ.rtol, atol=integ.atol)
     else:
         controller = diffrax.ConstantStepSize()

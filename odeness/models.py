@@ -7,6 +7,7 @@ initialised Kaiming-normal (fan-in, gain sqrt 2) with zero biases, as the paper'
 """
 
 import math
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -23,7 +24,9 @@ def kaiming_normal(key: PRNGKeyArray, shape: tuple[int, ...]) -> Float[Array, ".
     return jax.random.normal(key, shape) * math.sqrt(2.0 / fan_in)
 
 
-def _linear(w: Float[Array, "out inp"], b: Float[Array, " out"], x: Float[Array, "... inp"]):
+def _linear(
+    w: Float[Array, "out inp"], b: Float[Array, " out"], x: Float[Array, "... inp"]
+):
     return x @ w.T + b
 
 
@@ -74,7 +77,9 @@ class ConvField1d(eqx.Module):
         self.w3 = kaiming_normal(k3, (1, channels, 1))
         self.b3 = jnp.zeros(1)
 
-    def __call__(self, t, y: Float[Array, "*batch d"], args=None) -> Float[Array, "*batch d"]:
+    def __call__(
+        self, t, y: Float[Array, "*batch d"], args=None
+    ) -> Float[Array, "*batch d"]:
         del t, args
         h = jax.nn.relu(y[..., None] * self.w1[:, 0, 0] + self.b1)  # (..., d, C)
         h = jax.nn.relu(_conv1d_k3(h, self.w2) + self.b2)
@@ -82,7 +87,7 @@ class ConvField1d(eqx.Module):
 
 
 class MLPField(eqx.Module):
-    """The fully connected field: `Linear(d→C) → ReLU → Linear(C→C) → ReLU → Linear(C→d)`."""
+    """Fully connected field: `Linear(d→C) → ReLU → Linear(C→C) → ReLU → Linear(C→d)`."""
 
     w1: Float[Array, "C d"]
     b1: Float[Array, " C"]
@@ -100,14 +105,16 @@ class MLPField(eqx.Module):
         self.w3 = kaiming_normal(k3, (dim, channels))
         self.b3 = jnp.zeros(dim)
 
-    def __call__(self, t, y: Float[Array, "*batch d"], args=None) -> Float[Array, "*batch d"]:
+    def __call__(
+        self, t, y: Float[Array, "*batch d"], args=None
+    ) -> Float[Array, "*batch d"]:
         del t, args
         h = jax.nn.relu(_linear(self.w1, self.b1, y))
         h = jax.nn.relu(_linear(self.w2, self.b2, h))
         return _linear(self.w3, self.b3, h)
 
 
-FIELDS: dict[str, type[eqx.Module]] = {"conv": ConvField1d, "mlp": MLPField}
+FIELDS: dict[str, Callable[..., eqx.Module]] = {"conv": ConvField1d, "mlp": MLPField}
 
 
 class Linear(eqx.Module):
@@ -146,7 +153,11 @@ class ODEClassifier(eqx.Module):
 
 
 def make_classifier(
-    field: str, input_shape: tuple[int, ...], num_classes: int, *, channels: int,
+    field: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    channels: int,
     key: PRNGKeyArray,
 ) -> ODEClassifier:
     """Build an `ODEClassifier` with the named field (`conv` or `mlp`) for inputs of shape
@@ -164,8 +175,8 @@ def make_classifier(
     kf, kh = jax.random.split(key)
     dim = input_shape[0]
     return ODEClassifier(
-        FIELDS[field](dim, channels, key=kf), Linear(math.prod(input_shape), num_classes,
-                                                     key=kh)
+        FIELDS[field](dim, channels, key=kf),
+        Linear(math.prod(input_shape), num_classes, key=kh),
     )
 
 
@@ -189,11 +200,19 @@ class ResNetClassifier(eqx.Module):
 
     @classmethod
     def build(
-        cls, field: str, dim: int, num_classes: int, depth: int, *, channels: int,
+        cls,
+        field: str,
+        dim: int,
+        num_classes: int,
+        depth: int,
+        *,
+        channels: int,
         key: PRNGKeyArray,
     ) -> "ResNetClassifier":
         if field not in FIELDS:
-            raise ValueError(f"unknown field {field!r}; expected one of {', '.join(FIELDS)}")
+            raise ValueError(
+                f"unknown field {field!r}; expected one of {', '.join(FIELDS)}"
+            )
         kf, kh = jax.random.split(key)
         blocks = eqx.filter_vmap(lambda k: FIELDS[field](dim, channels, key=k))(
             jax.random.split(kf, depth)

@@ -32,18 +32,24 @@ def plot_swap_sweep(rows: list[dict], path: str | Path, *, title: str = "") -> N
     training configuration starred: the layout of Ott et al.'s Fig. 4.
     """
     fixed = "train_steps" in rows[0]
-    train_key, test_key = ("train_steps", "test_steps") if fixed else ("train_tol", "test_rtol")
+    train_key, test_key = (
+        ("train_steps", "test_steps") if fixed else ("train_tol", "test_rtol")
+    )
     solvers = list(dict.fromkeys(r["test_solver"] for r in rows if not r["reference"]))
     trains = sorted({r[train_key] for r in rows}, reverse=not fixed)
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(trains)))
-    fig, axes = plt.subplots(1, len(solvers), figsize=(4.2 * len(solvers), 3.6),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(solvers), figsize=(4.2 * len(solvers), 3.6), sharey=True, squeeze=False
+    )
     for ax, test_solver in zip(axes[0], solvers, strict=True):
         for colour, train in zip(colours, trains, strict=True):
             acc = defaultdict(list)
             for r in rows:
-                if r[train_key] == train and r["test_solver"] == test_solver \
-                        and not r["reference"]:
+                if (
+                    r[train_key] == train
+                    and r["test_solver"] == test_solver
+                    and not r["reference"]
+                ):
                     acc[r[test_key]].append(r["accuracy"])
             xs = sorted(acc)
             mean = np.array([np.mean(acc[x]) for x in xs])
@@ -53,8 +59,9 @@ def plot_swap_sweep(rows: list[dict], path: str | Path, *, title: str = "") -> N
             ax.fill_between(xs, mean - std, mean + std, color=colour, alpha=0.15)
             train_rows = [r for r in rows if r[train_key] == train]
             if test_solver == train_rows[0]["train_solver"]:
-                train_acc = np.mean(list({r["seed"]: r["train_accuracy"]
-                                          for r in train_rows}.values()))
+                train_acc = np.mean(
+                    list({r["seed"]: r["train_accuracy"] for r in train_rows}.values())
+                )
                 ax.plot([train], [train_acc], "*", color=colour, ms=13, mec="k", mew=0.6)
         ax.set_xscale("log", base=2 if fixed else 10)
         ax.set_xlabel("test steps" if fixed else "test tolerance")

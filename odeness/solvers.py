@@ -136,6 +136,12 @@ def order(solver: diffrax.AbstractSolver) -> int:
     return int(solver.order(None))  # pyright: ignore[reportArgumentType]
 
 
+def _tableau(solver: diffrax.AbstractSolver) -> ButcherTableau | None:
+    if isinstance(solver, AbstractERK) and isinstance(solver.tableau, ButcherTableau):
+        return solver.tableau
+    return None
+
+
 def is_adaptive(solver: diffrax.AbstractSolver) -> bool:
     """Whether `solver` has an embedded error estimate and so can adapt its step size.
 
@@ -144,15 +150,15 @@ def is_adaptive(solver: diffrax.AbstractSolver) -> bool:
     """
     if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
         return False
-    if isinstance(solver, AbstractERK):
-        return bool(np.any(solver.tableau.b_error != 0))
-    return True
+    tableau = _tableau(solver)
+    return True if tableau is None else bool(np.any(tableau.b_error != 0))
 
 
 def stages(solver: diffrax.AbstractSolver) -> int:
     """Vector-field evaluations in one step of `solver` (before any FSAL saving)."""
-    if isinstance(solver, AbstractERK):
-        return solver.tableau.num_stages
+    tableau = _tableau(solver)
+    if tableau is not None:
+        return tableau.num_stages
     if isinstance(solver, diffrax.Euler):
         return 1
     raise ValueError(f"no evaluation count known for solver {type(solver).__name__}")
@@ -160,7 +166,8 @@ def stages(solver: diffrax.AbstractSolver) -> int:
 
 def is_fsal(solver: diffrax.AbstractSolver) -> bool:
     """First same as last: the last stage of a step is the first of the next."""
-    return isinstance(solver, AbstractERK) and solver.tableau.fsal
+    tableau = _tableau(solver)
+    return tableau is not None and tableau.fsal
 
 
 def nfe(solver: diffrax.AbstractSolver, num_steps):

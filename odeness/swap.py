@@ -8,8 +8,8 @@ that only works with its training solver does not.
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple, cast
 
 import diffrax
 import equinox as eqx
@@ -19,7 +19,7 @@ from jaxtyping import Array, Float, Int
 
 from .integrate import Integrator
 from .models import ODEClassifier
-from .solvers import order, solver, solver_name
+from .solvers import order, solver
 
 
 @eqx.filter_jit
@@ -29,8 +29,12 @@ def _count_correct(model: ODEClassifier, integ: Integrator, x, y):
 
 
 def accuracy(
-    model: ODEClassifier, integ: Integrator, x: Float[Array, "N ..."] | np.ndarray,
-    y: Int[Array, " N"] | np.ndarray, *, batch_size: int = 1000,
+    model: ODEClassifier,
+    integ: Integrator,
+    x: Float[Array, "N ..."] | np.ndarray,
+    y: Int[Array, " N"] | np.ndarray,
+    *,
+    batch_size: int = 1000,
 ) -> tuple[float, float]:
     """Accuracy of `model` solved with `integ` on all of `(x, y)`, and NFE per forward pass.
 
@@ -47,8 +51,12 @@ def accuracy(
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     correct, nfes = 0, []
     for start in range(0, n, batch_size):
-        c, f = _count_correct(model, integ, jnp.asarray(x[start:start + batch_size]),
-                              jnp.asarray(y[start:start + batch_size]))
+        c, f = _count_correct(
+            model,
+            integ,
+            jnp.asarray(x[start : start + batch_size]),
+            jnp.asarray(y[start : start + batch_size]),
+        )
         correct += int(c)
         nfes.append(int(f))
     return correct / n, float(np.mean(nfes))
@@ -63,8 +71,9 @@ def _eval_integrator(s: diffrax.AbstractSolver, steps: int, like: Integrator) ->
     # max_steps rounded up to a power of two: forward solves run only the steps they need,
     # and test integrators share compiled programs.
     bucket = 1 << max(0, steps - 1).bit_length()
-    return Integrator(s, steps=steps, t0=like.t0, t1=like.t1, max_steps=bucket,
-                      per_sample=like.per_sample)
+    return Integrator(
+        s, steps=steps, t0=like.t0, t1=like.t1, max_steps=bucket, per_sample=like.per_sample
+    )
 
 
 def at_least_as_accurate(test: Integrator, train: Integrator) -> bool:
@@ -76,7 +85,8 @@ def at_least_as_accurate(test: Integrator, train: Integrator) -> bool:
     """
     if order(test.solver) < order(train.solver) or test.adaptive != train.adaptive:
         return False
-    if train.adaptive:
+    if train.rtol is not None and train.atol is not None:
+        assert test.rtol is not None and test.atol is not None
         return bool(test.rtol <= train.rtol) and bool(test.atol <= train.atol)
     return test.steps >= train.steps
 
@@ -137,11 +147,16 @@ def evaluate_solver_swap(
     configs: list[tuple[float | None, Integrator]] = []
     for s in test_solvers:
         for f in factors:
-            if integrator.adaptive:
-                test = Integrator(s, rtol=integrator.rtol * f, atol=integrator.atol * f,
-                                  t0=integrator.t0, t1=integrator.t1,
-                                  max_steps=integrator.max_steps,
-                                  per_sample=integrator.per_sample)
+            if integrator.rtol is not None and integrator.atol is not None:
+                test = Integrator(
+                    s,
+                    rtol=integrator.rtol * f,
+                    atol=integrator.atol * f,
+                    t0=integrator.t0,
+                    t1=integrator.t1,
+                    max_steps=integrator.max_steps,
+                    per_sample=integrator.per_sample,
+                )
             else:
                 test = _eval_integrator(s, scaled_steps(integrator.steps, f), integrator)
             configs.append((f, test))
@@ -155,15 +170,22 @@ def evaluate_solver_swap(
         if key not in cache:
             cache[key] = accuracy(model, test, x, y, batch_size=batch_size)
         acc, nfe = cache[key]
-        rows.append({**desc, "factor": f, "accuracy": acc, "nfe": nfe,
-                     "at_least_as_accurate": at_least_as_accurate(test, integrator)})
+        rows.append(
+            {
+                **desc,
+                "factor": f,
+                "accuracy": acc,
+                "nfe": nfe,
+                "at_least_as_accurate": at_least_as_accurate(test, integrator),
+            }
+        )
     gaps = [train_acc - r["accuracy"] for r in rows if r["at_least_as_accurate"]]
     max_gap = max(gaps) if gaps else float("nan")
     return SwapResult(integrator.describe(), train_acc, train_nfe, rows, max_gap)
 
 
 def critical_step_size(
-    results: Iterable[SwapResult] | dict[float, Sequence[float]], threshold: float = 0.1
+    results: Iterable[SwapResult] | Mapping[float, Sequence[float]], threshold: float = 0.1
 ) -> float | None:
     """The critical step size `h*` of a sweep over training step sizes.
 
@@ -183,10 +205,11 @@ def critical_step_size(
     """
     if not (math.isfinite(threshold) and threshold >= 0):
         raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
-    if isinstance(results, dict):
-        gaps = {float(h): list(g) for h, g in results.items()}
+    gaps: dict[float, list[float]] = defaultdict(list)
+    if isinstance(results, Mapping):
+        for h, g in cast(Mapping[float, Sequence[float]], results).items():
+            gaps[float(h)].extend(g)
     else:
-        gaps = defaultdict(list)
         for r in results:
             if r.step_size is None:
                 raise ValueError("critical_step_size needs fixed-step training runs")

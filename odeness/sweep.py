@@ -38,19 +38,35 @@ def _label(config: TrainConfig) -> str:
 
 
 def _swap_rows(config: TrainConfig, seed: int, swap: SwapResult) -> list[dict]:
-    train = ({"train_steps": config.steps, "train_dt": swap.train["dt"]}
-             if config.steps is not None else {"train_tol": config.tol})
+    train = (
+        {"train_steps": config.steps, "train_dt": swap.train["dt"]}
+        if config.steps is not None
+        else {"train_tol": config.tol}
+    )
     rows = []
     for r in swap.rows:
-        test = ({"test_steps": r["steps"]} if "steps" in r
-                else {"test_rtol": r["rtol"], "test_atol": r["atol"]})
-        rows.append({
-            "seed": seed, "train_solver": config.solver, **train,
-            "train_accuracy": swap.train_accuracy, "train_nfe": swap.train_nfe,
-            "test_solver": r["solver"], "factor": r["factor"], **test,
-            "reference": r["factor"] is None, "accuracy": r["accuracy"], "nfe": r["nfe"],
-            "at_least_as_accurate": r["at_least_as_accurate"], "max_gap": swap.max_gap,
-        })
+        test = (
+            {"test_steps": r["steps"]}
+            if "steps" in r
+            else {"test_rtol": r["rtol"], "test_atol": r["atol"]}
+        )
+        rows.append(
+            {
+                "seed": seed,
+                "train_solver": config.solver,
+                **train,
+                "train_accuracy": swap.train_accuracy,
+                "train_nfe": swap.train_nfe,
+                "test_solver": r["solver"],
+                "factor": r["factor"],
+                **test,
+                "reference": r["factor"] is None,
+                "accuracy": r["accuracy"],
+                "nfe": r["nfe"],
+                "at_least_as_accurate": r["at_least_as_accurate"],
+                "max_gap": swap.max_gap,
+            }
+        )
     return rows
 
 
@@ -100,23 +116,32 @@ def run_sweep(
         ref_integ = Integrator(solver(ref_solver), steps=ref_steps)
     else:
         ref_integ = None
-    configs = [base.replace(steps=g, tol=None) if steps is not None
-               else base.replace(steps=None, tol=g) for g in grid]  # validates each value
+    configs = [
+        base.replace(steps=g, tol=None)
+        if steps is not None
+        else base.replace(steps=None, tol=g)
+        for g in grid
+    ]  # validates each value
     out = Path(out_dir)
     base_fields = {k: v for k, v in base.to_dict().items() if k not in ("steps", "tol")}
-    spec = {"base": base_fields,
-            "steps": list(steps) if steps is not None else None,
-            "tols": list(tols) if tols is not None else None,
-            "test_solvers": list(test_solvers), "factors": list(factors),
-            "reference": list(reference) if reference is not None else None,
-            "threshold": threshold}
+    spec = {
+        "base": base_fields,
+        "steps": list(steps) if steps is not None else None,
+        "tols": list(tols) if tols is not None else None,
+        "test_solvers": list(test_solvers),
+        "factors": list(factors),
+        "reference": list(reference) if reference is not None else None,
+        "threshold": threshold,
+    }
     spec = json.loads(json.dumps(spec))  # as it reads back from disk
     if (out / "sweep.json").exists():
         saved = io.read_json(out / "sweep.json")
         if saved != spec:
             diff = sorted(k for k in spec if spec[k] != saved.get(k))
-            raise ValueError(f"{out} holds another sweep (differs in {', '.join(diff)}); "
-                             "choose another --out")
+            raise ValueError(
+                f"{out} holds another sweep (differs in {', '.join(diff)}); "
+                "choose another --out"
+            )
     io.write_json(out / "sweep.json", spec)
     data = load_dataset(base.dataset, seed=base.data_seed, data_dir=base.data_dir)
     rows: list[dict] = []
@@ -137,18 +162,30 @@ def run_sweep(
         t1 = time.perf_counter()
         config_rows = []
         for j, seed in enumerate(config.seeds):
-            swap = evaluate_solver_swap(result.model(j), result.integrator, data.x_test,
-                                        data.y_test, solvers=test_solvers, factors=factors,
-                                        reference=ref_integ)
+            swap = evaluate_solver_swap(
+                result.model(j),
+                result.integrator,
+                data.x_test,
+                data.y_test,
+                solvers=test_solvers,
+                factors=factors,
+                reference=ref_integ,
+            )
             config_rows.extend(_swap_rows(config, seed, swap))
         io.write_jsonl(swap_path, config_rows)
         rows.extend(config_rows)
-        accs = [r["train_accuracy"] for r in config_rows if r["factor"] == 1.0
-                and r["test_solver"] == config.solver]
+        accs = [
+            r["train_accuracy"]
+            for r in config_rows
+            if r["factor"] == 1.0 and r["test_solver"] == config.solver
+        ]
         gaps = list({r["seed"]: r["max_gap"] for r in config_rows}.values())
-        print(f"{header}: trained in {t1 - t0:.0f}s, swap in {time.perf_counter() - t1:.0f}s;"
-              f" test acc {np.mean(accs):.3f}, max gap {np.mean(gaps):.3f} "
-              f"(elapsed {time.perf_counter() - start:.0f}s)", flush=True)
+        print(
+            f"{header}: trained in {t1 - t0:.0f}s, swap in {time.perf_counter() - t1:.0f}s;"
+            f" test acc {np.mean(accs):.3f}, max gap {np.mean(gaps):.3f} "
+            f"(elapsed {time.perf_counter() - start:.0f}s)",
+            flush=True,
+        )
     write_summary(rows, out, threshold=threshold)
     return rows
 
@@ -173,27 +210,40 @@ def write_summary(rows: list[dict], out_dir: str | Path, *, threshold: float) ->
         return list({r["seed"]: r[field] for r in rs}.values())
 
     gaps = {t: per_seed(by_train[t], "max_gap") for t in trains}
-    lines = [f"# Solver swap: {train_solver} on {len(trains)} training "
-             f"{'step counts' if fixed else 'tolerances'}", "",
-             f"Mean ± std over {len(per_seed(rows, 'max_gap'))} seeds, accuracy on the "
-             "whole test set. `max gap`: largest accuracy drop from the training "
-             "configuration over test configurations at least as accurate (same or higher "
-             f"order, at least as many steps / no looser tolerance). ODE: max gap ≤ "
-             f"{threshold}.", ""]
+    lines = [
+        f"# Solver swap: {train_solver} on {len(trains)} training "
+        f"{'step counts' if fixed else 'tolerances'}",
+        "",
+        f"Mean ± std over {len(per_seed(rows, 'max_gap'))} seeds, accuracy on the "
+        "whole test set. `max gap`: largest accuracy drop from the training "
+        "configuration over test configurations at least as accurate (same or higher "
+        f"order, at least as many steps / no looser tolerance). ODE: max gap ≤ "
+        f"{threshold}.",
+        "",
+    ]
     ref_rows = [r for r in rows if r["reference"]]
-    ref_label = (f"reference {ref_rows[0]['test_solver']} {ref_rows[0]['test_steps']} steps"
-                 if ref_rows else None)
-    head = ["training " + ("n" if fixed else "tol")] + (["h"] if fixed else []) + \
-           ["NFE/forward", "acc (training solver)"] + ([ref_label] if ref_label else []) + \
-           ["max gap", "ODE?"]
+    ref_label = (
+        f"reference {ref_rows[0]['test_solver']} {ref_rows[0]['test_steps']} steps"
+        if ref_rows
+        else None
+    )
+    head = (
+        ["training " + ("n" if fixed else "tol")]
+        + (["h"] if fixed else [])
+        + ["NFE/forward", "acc (training solver)"]
+        + ([ref_label] if ref_label else [])
+        + ["max gap", "ODE?"]
+    )
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for t in trains:
         rs = by_train[t]
         cells = [str(t) if fixed else f"{t:g}"]
         if fixed:
             cells.append(f"{1 / t:.4g}")
-        cells += [f"{np.mean(per_seed(rs, 'train_nfe')):.0f}",
-                  _mean_std(per_seed(rs, "train_accuracy"))]
+        cells += [
+            f"{np.mean(per_seed(rs, 'train_nfe')):.0f}",
+            _mean_std(per_seed(rs, "train_accuracy")),
+        ]
         if ref_label:
             cells.append(_mean_std([r["accuracy"] for r in rs if r["reference"]]))
         ok = np.mean(gaps[t]) <= threshold
@@ -202,41 +252,65 @@ def write_summary(rows: list[dict], out_dir: str | Path, *, threshold: float) ->
     test_solvers = list(dict.fromkeys(r["test_solver"] for r in rows if not r["reference"]))
     factors = list(dict.fromkeys(r["factor"] for r in rows if not r["reference"]))
     for s in test_solvers:
-        lines += ["", f"## Test solver {s}: accuracy by test factor "
-                      f"({'steps = round(factor × n)' if fixed else 'tol × factor'})", "",
-                  "| training | " + " | ".join(f"×{f:g}" for f in factors) + " |",
-                  "|---|" + "---|" * len(factors)]
+        lines += [
+            "",
+            f"## Test solver {s}: accuracy by test factor "
+            f"({'steps = round(factor × n)' if fixed else 'tol × factor'})",
+            "",
+            "| training | " + " | ".join(f"×{f:g}" for f in factors) + " |",
+            "|---|" + "---|" * len(factors),
+        ]
         for t in trains:
             cells = []
             for f in factors:
-                accs = [r["accuracy"] for r in by_train[t]
-                        if r["test_solver"] == s and r["factor"] == f]
+                accs = [
+                    r["accuracy"]
+                    for r in by_train[t]
+                    if r["test_solver"] == s and r["factor"] == f
+                ]
                 cells.append(_mean_std(accs))
             lines.append(f"| {t if fixed else f'{t:g}'} | " + " | ".join(cells) + " |")
     if fixed:
         h_star = critical_step_size({1 / t: g for t, g in gaps.items()}, threshold)
-        critical = {"threshold": threshold, "h_star": h_star,
-                    "steps_star": None if h_star is None else round(1 / h_star),
-                    "mean_max_gap": {str(t): float(np.mean(g)) for t, g in gaps.items()}}
-        verdict = ("no training step size kept its accuracy" if h_star is None
-                   else f"h* = {h_star:.4g} (n = {round(1 / h_star)} steps): every model "
-                        f"trained with h ≤ h* keeps its accuracy under more accurate solvers")
+        critical = {
+            "threshold": threshold,
+            "h_star": h_star,
+            "steps_star": None if h_star is None else round(1 / h_star),
+            "mean_max_gap": {str(t): float(np.mean(g)) for t, g in gaps.items()},
+        }
+        verdict = (
+            "no training step size kept its accuracy"
+            if h_star is None
+            else f"h* = {h_star:.4g} (n = {round(1 / h_star)} steps): every model "
+            f"trained with h ≤ h* keeps its accuracy under more accurate solvers"
+        )
     else:
         tol_star = critical_step_size({t: g for t, g in gaps.items()}, threshold)
-        critical = {"threshold": threshold, "tol_star": tol_star,
-                    "mean_max_gap": {f"{t:g}": float(np.mean(g)) for t, g in gaps.items()}}
-        verdict = ("no training tolerance kept its accuracy" if tol_star is None
-                   else f"tol* = {tol_star:g}: every model trained with tol ≤ tol* keeps "
-                        "its accuracy under more accurate solvers")
+        critical = {
+            "threshold": threshold,
+            "tol_star": tol_star,
+            "mean_max_gap": {f"{t:g}": float(np.mean(g)) for t, g in gaps.items()},
+        }
+        verdict = (
+            "no training tolerance kept its accuracy"
+            if tol_star is None
+            else f"tol* = {tol_star:g}: every model trained with tol ≤ tol* keeps "
+            "its accuracy under more accurate solvers"
+        )
     lines += ["", f"**Critical {'step size' if fixed else 'tolerance'}:** {verdict}.", ""]
     io.write_json(out / "critical_step.json", critical)
     io.atomic_write_text(out / "summary.md", "\n".join(lines))
-    plot_swap_sweep(rows, out / FIGURE,
-                    title=f"trained with {train_solver}; mean over seeds")
+    plot_swap_sweep(
+        rows, out / FIGURE, title=f"trained with {train_solver}; mean over seeds"
+    )
 
 
 def quick(config: TrainConfig) -> TrainConfig:
     """A smoke-test version of `config`: few iterations and two seeds."""
-    return dataclasses.replace(config, iterations=min(config.iterations, 200),
-                               seeds=config.seeds[:2], log_every=50, checkpoint_every=100)
-
+    return dataclasses.replace(
+        config,
+        iterations=min(config.iterations, 200),
+        seeds=config.seeds[:2],
+        log_every=50,
+        checkpoint_every=100,
+    )

@@ -65,47 +65,81 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "seeds", tuple(self.seeds))
-        _check(self.dataset in DATASETS,
-               f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}")
-        _check(self.solver in SOLVERS,
-               f"unknown solver {self.solver!r}; expected one of {', '.join(SOLVERS)}")
-        _check(self.field in FIELDS,
-               f"unknown field {self.field!r}; expected one of {', '.join(FIELDS)}")
-        _check((self.steps is None) != (self.tol is None),
-               f"give exactly one of steps and tol, got steps={self.steps!r}, "
-               f"tol={self.tol!r}")
+        _check(
+            self.dataset in DATASETS,
+            f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}",
+        )
+        _check(
+            self.solver in SOLVERS,
+            f"unknown solver {self.solver!r}; expected one of {', '.join(SOLVERS)}",
+        )
+        _check(
+            self.field in FIELDS,
+            f"unknown field {self.field!r}; expected one of {', '.join(FIELDS)}",
+        )
+        _check(
+            (self.steps is None) != (self.tol is None),
+            f"give exactly one of steps and tol, got steps={self.steps!r}, "
+            f"tol={self.tol!r}",
+        )
         if self.steps is not None:
-            _check(_is_int(self.steps) and self.steps >= 1,
-                   f"steps must be an integer >= 1, got {self.steps!r}")
+            _check(
+                _is_int(self.steps) and self.steps >= 1,
+                f"steps must be an integer >= 1, got {self.steps!r}",
+            )
         if self.tol is not None:
-            _check(isinstance(self.tol, int | float) and math.isfinite(self.tol)
-                   and self.tol > 0, f"tol must be a finite number > 0, got {self.tol!r}")
-            _check(is_adaptive(solver(self.solver)),
-                   f"solver {self.solver!r} has no error estimate and cannot train with "
-                   "tol; give steps instead")
-        _check(len(self.seeds) >= 1 and all(_is_int(s) and s >= 0 for s in self.seeds),
-               f"seeds must be one or more integers >= 0, got {self.seeds!r}")
-        _check(len(set(self.seeds)) == len(self.seeds),
-               f"seeds must be distinct, got {self.seeds!r}")
-        for name in ("channels", "iterations", "batch_size", "log_every",
-                     "checkpoint_every"):
+            _check(
+                isinstance(self.tol, int | float)
+                and math.isfinite(self.tol)
+                and self.tol > 0,
+                f"tol must be a finite number > 0, got {self.tol!r}",
+            )
+            _check(
+                is_adaptive(solver(self.solver)),
+                f"solver {self.solver!r} has no error estimate and cannot train with "
+                "tol; give steps instead",
+            )
+        _check(
+            len(self.seeds) >= 1 and all(_is_int(s) and s >= 0 for s in self.seeds),
+            f"seeds must be one or more integers >= 0, got {self.seeds!r}",
+        )
+        _check(
+            len(set(self.seeds)) == len(self.seeds),
+            f"seeds must be distinct, got {self.seeds!r}",
+        )
+        for name in (
+            "channels",
+            "iterations",
+            "batch_size",
+            "log_every",
+            "checkpoint_every",
+        ):
             value = getattr(self, name)
-            _check(_is_int(value) and value >= 1,
-                   f"{name} must be an integer >= 1, got {value!r}")
-        _check(self.checkpoint_every % self.log_every == 0,
-               f"checkpoint_every ({self.checkpoint_every}) must be a multiple of "
-               f"log_every ({self.log_every})")
-        _check(isinstance(self.learning_rate, int | float)
-               and math.isfinite(self.learning_rate) and self.learning_rate > 0,
-               f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
+            _check(
+                _is_int(value) and value >= 1,
+                f"{name} must be an integer >= 1, got {value!r}",
+            )
+        _check(
+            self.checkpoint_every % self.log_every == 0,
+            f"checkpoint_every ({self.checkpoint_every}) must be a multiple of "
+            f"log_every ({self.log_every})",
+        )
+        _check(
+            isinstance(self.learning_rate, int | float)
+            and math.isfinite(self.learning_rate)
+            and self.learning_rate > 0,
+            f"learning_rate must be a finite number > 0, got {self.learning_rate!r}",
+        )
 
     def integrator(self) -> Integrator:
         """The training integrator on `[0, 1]`."""
         if self.steps is not None:
-            return Integrator(solver(self.solver), steps=self.steps,
-                              max_steps=self.max_steps)
-        return Integrator(solver(self.solver), rtol=self.tol, atol=self.tol,
-                          max_steps=self.max_steps)
+            return Integrator(
+                solver(self.solver), steps=self.steps, max_steps=self.max_steps
+            )
+        return Integrator(
+            solver(self.solver), rtol=self.tol, atol=self.tol, max_steps=self.max_steps
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -156,7 +190,10 @@ def batch_indices(
 
 
 def chunk_batch_indices(
-    key: PRNGKeyArray, start: Int[Array, ""], length: int, num_examples: int,
+    key: PRNGKeyArray,
+    start: Int[Array, ""],
+    length: int,
+    num_examples: int,
     batch_size: int,
 ) -> Int[Array, "length batch"]:
     """`batch_indices` of steps `start, ..., start + length - 1`, shuffling each epoch once.
@@ -184,8 +221,12 @@ def loss_fn(model: ODEClassifier, integ: Integrator, x, y):
 
 
 def train_step(
-    state: TrainState, static: PyTree, integ: Integrator, opt: optax.GradientTransformation,
-    x: Float[Array, "batch ..."], y: Int[Array, " batch"],
+    state: TrainState,
+    static: PyTree,
+    integ: Integrator,
+    opt: optax.GradientTransformation,
+    x: Float[Array, "batch ..."],
+    y: Int[Array, " batch"],
 ) -> tuple[TrainState, StepMetrics]:
     """One optimiser step on the batch `(x, y)`. Pure."""
 
@@ -198,14 +239,21 @@ def train_step(
     updates, opt_state = opt.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = TrainState(params, opt_state, state.key, state.step + 1)
-    return new_state, StepMetrics(loss, accuracy, jnp.max(stats.nfe),
-                                  jnp.max(stats.num_steps))
+    return new_state, StepMetrics(
+        loss, accuracy, jnp.max(stats.nfe), jnp.max(stats.num_steps)
+    )
 
 
 @eqx.filter_jit
 def train_chunk(
-    states: TrainState, static: PyTree, integ: Integrator,
-    opt: optax.GradientTransformation, x_all, y_all, batch_size: int, length: int,
+    states: TrainState,
+    static: PyTree,
+    integ: Integrator,
+    opt: optax.GradientTransformation,
+    x_all,
+    y_all,
+    batch_size: int,
+    length: int,
 ) -> tuple[TrainState, StepMetrics]:
     """`length` train steps of every seed: `lax.scan` inside, `vmap` over seeds."""
 
@@ -241,16 +289,23 @@ def init_models(config: TrainConfig, data: Dataset) -> ODEClassifier:
     """The seeds' initial models, stacked (one `vmap`-ed init)."""
     keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 0) for s in config.seeds])
     return eqx.filter_vmap(
-        lambda k: make_classifier(config.field, data.input_shape, data.num_classes,
-                                  channels=config.channels, key=k)
+        lambda k: make_classifier(
+            config.field,
+            data.input_shape,
+            data.num_classes,
+            channels=config.channels,
+            key=k,
+        )
     )(keys)
 
 
 def init_state(config: TrainConfig, data: Dataset) -> tuple[TrainState, PyTree]:
     """Initial train state of every seed, and the static part of the model."""
-    _check(config.batch_size <= data.x_train.shape[0],
-           f"batch_size {config.batch_size} exceeds the {data.x_train.shape[0]} training "
-           f"examples of {config.dataset}")
+    _check(
+        config.batch_size <= data.x_train.shape[0],
+        f"batch_size {config.batch_size} exceeds the {data.x_train.shape[0]} training "
+        f"examples of {config.dataset}",
+    )
     params, static = eqx.partition(init_models(config, data), eqx.is_array)
     opt_state = jax.vmap(optimizer(config.learning_rate).init)(params)
     data_keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in config.seeds])
@@ -279,8 +334,11 @@ def _resume(run_dir: Path, config: TrainConfig, state: TrainState):
         saved = TrainConfig.from_dict(io.read_json(saved_path))
         if saved.replace(iterations=config.iterations) != config:
             ours, theirs = config.to_dict(), saved.to_dict()
-            diff = {k: (theirs[k], ours[k]) for k in ours
-                    if ours[k] != theirs[k] and k != "iterations"}
+            diff = {
+                k: (theirs[k], ours[k])
+                for k in ours
+                if ours[k] != theirs[k] and k != "iterations"
+            }
             raise ValueError(
                 f"run folder {run_dir} holds a run with another configuration "
                 f"(saved, requested): {diff}; choose another folder"
@@ -300,7 +358,10 @@ def _resume(run_dir: Path, config: TrainConfig, state: TrainState):
 
 
 def train(
-    config: TrainConfig, *, run_dir: str | Path | None = None, data: Dataset | None = None,
+    config: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    data: Dataset | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train every seed of `config` at once; resume from `run_dir` if it has a checkpoint.
@@ -331,20 +392,28 @@ def train(
         state, metrics = _resume(folder, config, state)
     x_all, y_all = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     step = int(state.step[0])
-    bar = tqdm(total=config.iterations, initial=min(step, config.iterations),
-               disable=not progress, desc=f"{config.solver} {integ_label(config)}",
-               unit="it", leave=False)
+    bar = tqdm(
+        total=config.iterations,
+        initial=min(step, config.iterations),
+        disable=not progress,
+        desc=f"{config.solver} {integ_label(config)}",
+        unit="it",
+        leave=False,
+    )
     start = time.perf_counter()
     while step < config.iterations:
         length = min(config.log_every - step % config.log_every, config.iterations - step)
-        state, m = train_chunk(state, static, integ, opt, x_all, y_all, config.batch_size,
-                               length)
+        state, m = train_chunk(
+            state, static, integ, opt, x_all, y_all, config.batch_size, length
+        )
         step += length
         rows = _metric_rows(config, step, m, time.perf_counter() - start)
         metrics.extend(rows)
         bar.update(length)
-        bar.set_postfix(loss=f"{np.mean([r['loss'] for r in rows]):.3f}",
-                        acc=f"{np.mean([r['train_accuracy'] for r in rows]):.3f}")
+        bar.set_postfix(
+            loss=f"{np.mean([r['loss'] for r in rows]):.3f}",
+            acc=f"{np.mean([r['train_accuracy'] for r in rows]):.3f}",
+        )
         if folder is not None:
             io.append_jsonl(folder / METRICS, rows)
             if step % config.checkpoint_every == 0 or step >= config.iterations:
@@ -363,9 +432,15 @@ def _metric_rows(config: TrainConfig, step: int, m: StepMetrics, seconds: float)
     loss, acc = np.asarray(m.loss).mean(1), np.asarray(m.accuracy).mean(1)
     nfe, num_steps = np.asarray(m.nfe)[:, -1], np.asarray(m.num_steps)[:, -1]
     return [
-        {"step": step, "seed": seed, "loss": float(loss[i]),
-         "train_accuracy": float(acc[i]), "nfe": int(nfe[i]),
-         "num_steps": int(num_steps[i]), "seconds": round(seconds, 3)}
+        {
+            "step": step,
+            "seed": seed,
+            "loss": float(loss[i]),
+            "train_accuracy": float(acc[i]),
+            "nfe": int(nfe[i]),
+            "num_steps": int(num_steps[i]),
+            "seconds": round(seconds, 3),
+        }
         for i, seed in enumerate(config.seeds)
     ]
 
@@ -383,8 +458,12 @@ def load_run(run_dir: str | Path, data: Dataset | None = None) -> TrainResult:
     if data is None:
         data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
     state, static = init_state(config, data)
-    state = _from_checkpointable(io.load_checkpoint(folder / CHECKPOINT,
-                                                    _checkpointable(state)))
-    return TrainResult(config, eqx.combine(state.params, static), config.integrator(),
-                       io.read_jsonl(folder / METRICS))
-
+    state = _from_checkpointable(
+        io.load_checkpoint(folder / CHECKPOINT, _checkpointable(state))
+    )
+    return TrainResult(
+        config,
+        eqx.combine(state.params, static),
+        config.integrator(),
+        io.read_jsonl(folder / METRICS),
+    )

@@ -15,8 +15,12 @@ def test_conv1d_k3_matches_lax_conv(length, getkey):
     ours = _conv1d_k3(h, w)
     # PyTorch semantics: cross-correlation, NCW input, OIW kernel, padding 1.
     ref = jax.lax.conv_general_dilated(
-        jnp.transpose(h, (0, 2, 1)), w, window_strides=(1,), padding=[(1, 1)],
-        dimension_numbers=("NCH", "OIH", "NCH"))
+        jnp.transpose(h, (0, 2, 1)),
+        w,
+        window_strides=(1,),
+        padding=[(1, 1)],
+        dimension_numbers=("NCH", "OIH", "NCH"),
+    )
     np.testing.assert_allclose(ours, jnp.transpose(ref, (0, 2, 1)), rtol=1e-5, atol=1e-5)
 
 
@@ -25,7 +29,8 @@ def test_conv_field_is_the_papers_layer_stack(dim, getkey):
     field = ConvField1d(dim, 32, key=getkey())
     y = jax.random.normal(getkey(), (7, dim))
     conv = lambda x, w, p: jax.lax.conv_general_dilated(  # noqa: E731
-        x, w, (1,), [(p, p)], dimension_numbers=("NCH", "OIH", "NCH"))
+        x, w, (1,), [(p, p)], dimension_numbers=("NCH", "OIH", "NCH")
+    )
     h = jax.nn.relu(conv(y[:, None, :], field.w1, 0) + field.b1[:, None])
     h = jax.nn.relu(conv(h, field.w2, 1) + field.b2[:, None])
     ref = (conv(h, field.w3, 0) + field.b3[:, None])[:, 0, :]

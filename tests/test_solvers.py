@@ -8,8 +8,17 @@ import pytest
 import odeness
 from odeness.solvers import SOLVERS, backward_nfe, is_adaptive, nfe, order, stages
 
-ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "rk4_38": 4, "fehlberg2": 2,
-          "bosh3": 3, "dopri5": 5, "tsit5": 5}
+ORDERS = {
+    "euler": 1,
+    "midpoint": 2,
+    "heun": 2,
+    "rk4": 4,
+    "rk4_38": 4,
+    "fehlberg2": 2,
+    "bosh3": 3,
+    "dopri5": 5,
+    "tsit5": 5,
+}
 
 
 def logistic(t, y, args):
@@ -56,16 +65,19 @@ def test_convergence_order(name, pendulum_reference):
 
 
 def test_rk4_variants_are_classic_and_three_eighths():
-    classic = odeness.solver("rk4").tableau
+    classic = odeness.solvers.RK4.tableau
     np.testing.assert_allclose(classic.c, [0.5, 0.5, 1.0])
     np.testing.assert_allclose(classic.b_sol, [1 / 6, 1 / 3, 1 / 3, 1 / 6])
-    three_eighths = odeness.solver("rk4_38").tableau
+    three_eighths = odeness.solvers.RK4ThreeEighths.tableau
     np.testing.assert_allclose(three_eighths.c, [1 / 3, 2 / 3, 1.0])
     np.testing.assert_allclose(three_eighths.b_sol, [1 / 8, 3 / 8, 3 / 8, 1 / 8])
     # One step of y' = y from 1 with h = 1: both give the degree-4 Taylor polynomial.
     for name in ("rk4", "rk4_38"):
-        y1, _ = odeness.solve(lambda t, y, a: y, jnp.ones(1),
-                              odeness.Integrator(odeness.solver(name), steps=1))
+        y1, _ = odeness.solve(
+            lambda t, y, a: y,
+            jnp.ones(1),
+            odeness.Integrator(odeness.solver(name), steps=1),
+        )
         np.testing.assert_allclose(y1, [1 + 1 + 1 / 2 + 1 / 6 + 1 / 24], rtol=1e-6)
 
 
@@ -138,7 +150,10 @@ def test_nfe_adaptive(name):
 
 def test_adaptive_capability():
     assert {n for n in SOLVERS if not is_adaptive(odeness.solver(n))} == {
-        "euler", "rk4", "rk4_38"}
+        "euler",
+        "rk4",
+        "rk4_38",
+    }
 
 
 def test_unknown_solver_name():
@@ -155,12 +170,14 @@ def test_traced_step_size_does_not_recompile():
     y0 = jnp.array([0.2])
     results = {}
     for n in (2, 7, 32):
-        y1, stats = run(odeness.Integrator(odeness.solver("midpoint"), dt=1.0 / n,
-                                           max_steps=64), y0)
+        y1, stats = run(
+            odeness.Integrator(odeness.solver("midpoint"), dt=1.0 / n, max_steps=64), y0
+        )
         assert int(stats.num_steps) == n
         results[n] = y1
-    exact, _ = odeness.solve(logistic, y0, odeness.Integrator(odeness.solver("midpoint"),
-                                                                steps=7))
+    exact, _ = odeness.solve(
+        logistic, y0, odeness.Integrator(odeness.solver("midpoint"), steps=7)
+    )
     np.testing.assert_allclose(results[7], exact, rtol=1e-6)
 
 
@@ -232,29 +249,37 @@ def test_solver_must_be_an_object():
 
 
 def test_max_steps_reached_is_reported():
-    stiff = odeness.Integrator(odeness.solver("dopri5"), rtol=1e-10, atol=1e-10,
-                               max_steps=4)
+    stiff = odeness.Integrator(
+        odeness.solver("dopri5"), rtol=1e-10, atol=1e-10, max_steps=4
+    )
     with pytest.raises(Exception, match="maximum number of solver steps"):
         jax.block_until_ready(odeness.solve(logistic, jnp.array([0.2]), stiff))
-    quiet = odeness.Integrator(odeness.solver("dopri5"), rtol=1e-10, atol=1e-10,
-                               max_steps=4, throw=False)
+    quiet = odeness.Integrator(
+        odeness.solver("dopri5"), rtol=1e-10, atol=1e-10, max_steps=4, throw=False
+    )
     _, stats = odeness.solve(logistic, jnp.array([0.2]), quiet)
     assert not bool(stats.success)
-    _, ok = odeness.solve(logistic, jnp.array([0.2]),
-                          odeness.Integrator(odeness.solver("dopri5"), rtol=1e-3))
+    _, ok = odeness.solve(
+        logistic, jnp.array([0.2]), odeness.Integrator(odeness.solver("dopri5"), rtol=1e-3)
+    )
     assert bool(ok.success)
 
 
 def test_per_sample_matches_joint_for_fixed_steps_and_differs_adaptively():
     y0 = jnp.array([[0.1], [0.9], [0.5]])
-    joint, js = odeness.solve(logistic, y0, odeness.Integrator(odeness.solver("rk4"),
-                                                                steps=8))
-    each, es = odeness.solve(logistic, y0, odeness.Integrator(odeness.solver("rk4"),
-                                                               steps=8, per_sample=True))
+    joint, js = odeness.solve(
+        logistic, y0, odeness.Integrator(odeness.solver("rk4"), steps=8)
+    )
+    each, es = odeness.solve(
+        logistic, y0, odeness.Integrator(odeness.solver("rk4"), steps=8, per_sample=True)
+    )
     np.testing.assert_allclose(joint, each, rtol=1e-6)
     assert es.nfe.shape == (3,) and js.nfe.shape == ()
-    _, ad = odeness.solve(logistic, y0, odeness.Integrator(
-        odeness.solver("dopri5"), rtol=1e-6, per_sample=True))
+    _, ad = odeness.solve(
+        logistic,
+        y0,
+        odeness.Integrator(odeness.solver("dopri5"), rtol=1e-6, per_sample=True),
+    )
     assert ad.num_steps.shape == (3,)
 
 

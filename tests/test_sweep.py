@@ -13,11 +13,31 @@ import sweep as sweep_cli  # noqa: E402
 
 def test_quick_sweep_writes_its_folder_and_resumes(tmp_path, capsys):
     out = tmp_path / "sweep"
-    argv = ["--quick", "--steps", "1", "4", "--seeds", "0", "--iterations", "100",
-            "--channels", "8", "--reference", "rk4:32", "--out", str(out), "--no-progress"]
+    argv = [
+        "--quick",
+        "--steps",
+        "1",
+        "4",
+        "--seeds",
+        "0",
+        "--iterations",
+        "100",
+        "--channels",
+        "8",
+        "--reference",
+        "rk4:32",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert sweep_cli.main(argv) == 0
-    for name in ("results.jsonl", "summary.md", "critical_step.json", "sweep.json",
-                 "accuracy_vs_test_steps.png"):
+    for name in (
+        "results.jsonl",
+        "summary.md",
+        "critical_step.json",
+        "sweep.json",
+        "accuracy_vs_test_steps.png",
+    ):
         assert (out / name).exists(), name
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     # 2 training configs × 1 seed × (3 solvers × 5 factors + reference)
@@ -46,14 +66,27 @@ def test_quick_sweep_writes_its_folder_and_resumes(tmp_path, capsys):
         (["--steps", "0"], "error: steps must be an integer >= 1, got 0"),
         (["--reference", "rk4"], "error: --reference must be SOLVER:STEPS"),
         (["--test-solvers", "foo"], "error: unknown solver 'foo'"),
-        (["--solver", "rk4", "--tols", "1e-3"], "error: solver 'rk4' has no error estimate"),
+        (
+            ["--solver", "rk4", "--tols", "1e-3"],
+            "error: solver 'rk4' has no error estimate",
+        ),
         (["--dataset", "mnist3"], "error: unknown dataset 'mnist3'"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "never"
-    proc = subprocess.run([sys.executable, str(REPO / "experiments" / "sweep.py"), *args,
-                           "--out", str(out), "--quick"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "experiments" / "sweep.py"),
+            *args,
+            "--out",
+            str(out),
+            "--quick",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith(message), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -10,7 +10,7 @@ from .spheres import concentric_spheres
 
 
 class Dataset(NamedTuple):
-    """A classification data set as NumPy arrays on the host (float32 inputs, int32 labels)."""
+    """A classification data set: NumPy arrays on the host (float32 x, int32 labels)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -23,11 +23,13 @@ class Dataset(NamedTuple):
         return tuple(self.x_train.shape[1:])
 
 
-def _spheres(dim: int, *, seed: int, num_train: int = 2000, num_test: int = 1000,
-             data_dir=None) -> Dataset:
+def _spheres(
+    dim: int, *, seed: int, num_train: int = 2000, num_test: int = 1000, data_dir=None
+) -> Dataset:
     del data_dir
-    train_rng, test_rng = (np.random.default_rng(s) for s in
-                           np.random.SeedSequence([seed, dim]).spawn(2))
+    train_rng, test_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([seed, dim]).spawn(2)
+    )
     x_train, y_train = concentric_spheres(num_train, dim, train_rng)
     x_test, y_test = concentric_spheres(num_test, dim, test_rng)
     return Dataset(x_train, y_train, x_test, y_test, num_classes=2)

@@ -1,0 +1,116 @@
+"""Benchmarks, printed as times and ratios measured in one run (`make bench`).
+
+Training step: one iteration on spheres 2-D (Euler, 16 steps, batch 128, C = 32) through
+odeness (`Integrator` + `diffrax.diffeqsolve` inside the scanned, seed-vmapped loop)
+against a bare `lax.scan` of the same arithmetic: the same field, head, loss, batches and
+Adam update, with Euler written by hand as `z + h f(z)`. The two alternate, repeatedly;
+the median of the repeats is reported. Results also go to `results/bench.json`.
+"""
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+import odeness
+from odeness import io
+from odeness.train import (
+    TrainState,
+    chunk_batch_indices,
+    init_state,
+    optimizer,
+    train_chunk,
+)
+
+
+def bare_chunk(static, steps: int, opt, x_all, y_all, batch_size: int, length: int):
+    """The reference: a hand-written Euler loop in `lax.scan`, nothing else."""
+    h = 1.0 / steps
+
+    def step(state, idx):
+        x, y = x_all[idx], y_all[idx]
+
+        def loss(params):
+            model = eqx.combine(params, static)
+            z = jax.lax.scan(
+                lambda z, _: (z + h * model.field(None, z), None), x, None, length=steps
+            )[0]
+            return optax.softmax_cross_entropy_with_integer_labels(model.head(z), y).mean()
+
+        value, grads = jax.value_and_grad(loss)(state.params)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, opt_state, state.key, state.step + 1), value
+
+    def run(state):
+        idx = chunk_batch_indices(state.key, state.step, length, x_all.shape[0], batch_size)
+        return jax.lax.scan(step, state, idx)
+
+    return jax.jit(jax.vmap(run))
+
+
+def time_call(fn, *args, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bench_train_step(seeds: int, steps: int, length: int, rounds: int) -> dict:
+    config = odeness.TrainConfig(
+        dataset="sphere2", solver="euler", steps=steps, seeds=tuple(range(seeds))
+    )
+    data = odeness.load_dataset("sphere2")
+    state, static = init_state(config, data)
+    integ = config.integrator()
+    opt = optimizer(config.learning_rate)
+    x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+    ours = lambda s: train_chunk(s, static, integ, opt, x, y, config.batch_size, length)  # noqa: E731
+    bare = bare_chunk(static, steps, opt, x, y, config.batch_size, length)
+    jax.block_until_ready((ours(state), bare(state)))  # compile both
+    t_ours, t_bare = [], []
+    for _ in range(rounds):
+        t_ours += time_call(ours, state, repeats=2)
+        t_bare += time_call(bare, state, repeats=2)
+    per_iter_ours = statistics.median(t_ours) / length
+    per_iter_bare = statistics.median(t_bare) / length
+    return {
+        "setting": f"spheres 2-D, Euler {steps} steps, batch 128, C=32, {seeds} seed(s)",
+        "odeness_ms_per_iteration": round(per_iter_ours * 1e3, 3),
+        "bare_scan_ms_per_iteration": round(per_iter_bare * 1e3, 3),
+        "ratio": round(per_iter_ours / per_iter_bare, 3),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=5, help="alternations of the two loops")
+    p.add_argument("--quick", action="store_true", help="fewer iterations and rounds")
+    p.add_argument("--out", default="results/bench.json")
+    args = p.parse_args(argv)
+    length, rounds = (20, 2) if args.quick else (100, args.rounds)
+    results = {"device": str(jax.devices()[0]), "train_step": []}
+    for seeds in (1, 5):
+        r = bench_train_step(seeds, 16, length, rounds)
+        results["train_step"].append(r)
+        print(
+            f"{r['setting']}: odeness {r['odeness_ms_per_iteration']:.2f} ms/it, "
+            f"bare lax.scan {r['bare_scan_ms_per_iteration']:.2f} ms/it, "
+            f"ratio {r['ratio']:.2f} (target <= 1.3)",
+            flush=True,
+        )
+    io.write_json(Path(args.out), results)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

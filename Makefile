@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 STEPS := 1 2 4 8 16 32 64 128
 
-.PHONY: test sweep-euler sweep-midpoint sweep-rk4 sweep-dopri5 bench lint clean
+.PHONY: test sweep-euler sweep-midpoint sweep-rk4 sweep-dopri5 figure1 report bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ sweep-rk4: $(STAMP)
 sweep-dopri5: $(STAMP)
 	$(PY) experiments/sweep.py --solver dopri5 --tols 1e-1 1e-2 1e-3 1e-4 1e-5 1e-6 \
 		--test-solvers dopri5 --factors 0.1 1 10 --out results/sweep-dopri5 $(ARGS)
+
+figure1: $(STAMP)
+	$(PY) experiments/figure1.py --out results/figure1 $(ARGS)
+
+# make report RUN=results/sweep-euler/runs/euler-n0002
+report: $(STAMP)
+	$(PY) experiments/ode_report.py $(RUN) $(ARGS)
 
 bench: $(STAMP)
 	$(PY) experiments/bench.py $(ARGS)

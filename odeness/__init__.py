@@ -5,9 +5,17 @@ Solver-swap evaluation, the critical step size and training tools for Neural ODE
 (Ott et al., ICLR 2021), in JAX with equinox, diffrax and optax.
 """
 
-from . import io, plots, solvers
+from . import diagnostics, io, plots, solvers
 from .data import Dataset, load_dataset
-from .integrate import Integrator, SolveStats, solve
+from .diagnostics import (
+    count_crossings,
+    global_error,
+    lady_windermere_fan,
+    nonpositive_det_fraction,
+    round_trip_error,
+    trajectories,
+)
+from .integrate import Integrator, SolveStats, solve, trajectory
 from .models import (
     ConvField1d,
     Linear,
@@ -41,6 +49,14 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "accuracy",
+    "count_crossings",
+    "diagnostics",
+    "global_error",
+    "lady_windermere_fan",
+    "nonpositive_det_fraction",
+    "round_trip_error",
+    "trajectories",
+    "trajectory",
     "at_least_as_accurate",
     "critical_step_size",
     "evaluate_solver_swap",

@@ -193,7 +193,7 @@ class SolveStats(eqx.Module):
     """False where the solve failed (e.g. hit `max_steps`); only with `throw=False`."""
 
 
-def _solve_joint(field: VectorField, y0, integ: Integrator, args):
+def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
     if integ.rtol is not None and integ.atol is not None:
         controller = diffrax.PIDController(rtol=integ.rtol, atol=integ.atol)
     else:
@@ -206,7 +206,7 @@ def _solve_joint(field: VectorField, y0, integ: Integrator, args):
         integ.dt,
         y0,
         args,
-        saveat=diffrax.SaveAt(t1=True),
+        saveat=saveat,
         stepsize_controller=controller,
         max_steps=integ.max_steps,
         adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=integ.checkpoints),
@@ -219,8 +219,12 @@ def _solve_joint(field: VectorField, y0, integ: Integrator, args):
         nfe=nfe(integ.solver, num_steps),
         success=sol.result == diffrax.RESULTS.successful,
     )
-    y1 = jax.tree.map(lambda y: y[0], sol.ys)
-    return y1, stats
+    return sol, stats
+
+
+def _solve_joint(field: VectorField, y0, integ: Integrator, args):
+    sol, stats = _diffeqsolve(field, y0, integ, args, diffrax.SaveAt(t1=True))
+    return jax.tree.map(lambda y: y[0], sol.ys), stats
 
 
 def solve(
@@ -246,3 +250,17 @@ def solve(
 
         return jax.vmap(one)(y0)
     return _solve_joint(field, y0, integ, args)
+
+
+def trajectory(
+    field: VectorField, y0: Float[Array, "batch ..."], integ: Integrator, args=None
+) -> tuple[Float[Array, " points"], Float[Array, "points batch ..."], SolveStats]:
+    """The numerical iterates of a solve: the state at `t0` and after every accepted step.
+
+    The whole batch is solved as one state (as `solve` does by default). Arrays have
+    `max_steps + 1` points; those past the last step are `inf` (diffrax's padding), so
+    `stats.num_accepted_steps + 1` points are valid.
+    """
+    saveat = diffrax.SaveAt(t0=True, steps=True)
+    sol, stats = _diffeqsolve(field, y0, integ, args, saveat)
+    return sol.ts, sol.ys, stats  # pyright: ignore[reportReturnType]

@@ -72,3 +72,106 @@ def plot_swap_sweep(rows: list[dict], path: str | Path, *, title: str = "") -> N
     if title:
         fig.suptitle(title)
     save_figure(fig, path)
+
+
+CLASS_COLOURS = (
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:gray",
+    "tab:olive",
+    "tab:cyan",
+)
+
+
+def draw_trajectories(
+    ax,
+    paths: np.ndarray,
+    labels: np.ndarray,
+    crossing_points=None,
+    *,
+    dims=(0, 1),
+    title: str = "",
+) -> None:
+    """2-D trajectories `(points, batch, d)` coloured by class; starts as dots, ends as
+    squares, crossings as black crosses."""
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        colour = CLASS_COLOURS[int(c) % len(CLASS_COLOURS)]
+        ax.plot(
+            paths[:, idx, dims[0]],
+            paths[:, idx, dims[1]],
+            "-",
+            color=colour,
+            lw=0.5,
+            alpha=0.6,
+        )
+        ax.plot(paths[0, idx, dims[0]], paths[0, idx, dims[1]], ".", color=colour, ms=2)
+        ax.plot(
+            paths[-1, idx, dims[0]],
+            paths[-1, idx, dims[1]],
+            "s",
+            color=colour,
+            ms=2,
+            label=f"class {c}",
+        )
+    if crossing_points is not None and len(crossing_points):
+        ax.plot(
+            crossing_points[:, 0],
+            crossing_points[:, 1],
+            "x",
+            color="k",
+            ms=3,
+            mew=0.7,
+            label="crossings",
+        )
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel(f"$x_{dims[0]}$")
+    ax.set_ylabel(f"$x_{dims[1]}$")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper right", markerscale=2)
+
+
+def draw_accuracy_vs_steps(
+    ax, curves: dict[str, tuple], *, xlabel="Euler test steps", title: str = ""
+) -> None:
+    """Accuracy against test steps, one curve per label; `curves[label] = (steps,
+    accuracies, train_steps, train_accuracy)`, the training configuration starred."""
+    for i, (label, (steps, accs, n_train, acc_train)) in enumerate(curves.items()):
+        colour = plt.get_cmap("tab10")(i)
+        ax.plot(steps, accs, "o-", color=colour, ms=3, lw=1.2, label=label)
+        ax.plot([n_train], [acc_train], "*", color=colour, ms=14, mec="k", mew=0.6)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0.0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+
+
+def draw_fan(ax, fan, index: int = 0, *, dims=(0, 1), title: str = "") -> None:
+    """Lady Windermere's fan of input `index`: the numerical solution (black) and the
+    exact flow started from each of its iterates (coloured), in two coordinates."""
+    curves = fan.fan[:, :, index]
+    colours = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(curves)))
+    for k, (curve, colour) in enumerate(zip(curves, colours, strict=True)):
+        ax.plot(
+            curve[:, dims[0]],
+            curve[:, dims[1]],
+            "-",
+            color=colour,
+            lw=1,
+            label="exact flow" if k == 0 else None,
+        )
+        ax.plot(curve[-1, dims[0]], curve[-1, dims[1]], "o", color=colour, ms=4)
+    it = fan.iterates[:, index]
+    ax.plot(it[:, dims[0]], it[:, dims[1]], "k.-", lw=1.2, ms=6, label="numerical solution")
+    ax.set_xlabel(f"$x_{dims[0]}$")
+    ax.set_ylabel(f"$x_{dims[1]}$")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)

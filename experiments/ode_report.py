@@ -1,0 +1,73 @@
+"""Write an ODE-ness report for a trained run folder.
+
+    python experiments/ode_report.py results/sweep-euler/runs/euler-n0002
+
+Loads the run's checkpoint and writes report.md (swap table, crossings, folding steps,
+global error, round trip) with its figures into RUN_FOLDER/report/ (or --out).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import odeness
+from odeness.report import ode_report
+from odeness.train import integ_label
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("run_dir", help="a run folder written by odeness.train")
+    p.add_argument(
+        "--seed-index",
+        type=int,
+        default=0,
+        help="which of the run's seeds (position in config.seeds)",
+    )
+    p.add_argument("--points", type=int, default=1000, help="test inputs to diagnose")
+    p.add_argument(
+        "--det-points",
+        type=int,
+        default=200,
+        help="test inputs whose step Jacobians are computed",
+    )
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
+    args = p.parse_args(argv)
+    try:
+        run = odeness.load_run(args.run_dir)
+        seeds = run.config.seeds
+        if not 0 <= args.seed_index < len(seeds):
+            raise ValueError(
+                f"--seed-index must be in 0..{len(seeds) - 1} for seeds "
+                f"{seeds}, got {args.seed_index}"
+            )
+        data = odeness.load_dataset(
+            run.config.dataset, seed=run.config.data_seed, data_dir=run.config.data_dir
+        )
+        out = Path(args.out) if args.out else Path(args.run_dir) / "report"
+        title = (
+            f"{run.config.dataset}, {run.config.solver} "
+            f"{integ_label(run.config)}, seed {seeds[args.seed_index]}"
+        )
+        numbers = ode_report(
+            run.model(args.seed_index),
+            run.integrator,
+            data,
+            out,
+            title=title,
+            max_points=args.points,
+            det_points=args.det_points,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {out / 'report.md'}: accuracy {numbers['train_accuracy']:.3f}, "
+        f"max gap {numbers['max_gap']:.3f}, {numbers['crossings']['pairs']} crossing "
+        f"pairs, {100 * numbers['nonpositive_det']['steps']:.1f}% folding steps"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

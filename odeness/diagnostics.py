@@ -1,0 +1,398 @@
+"""Why a model is (not) an ODE: crossings, folding steps, global error, fan, round trips.
+
+An ODE flow is a diffeomorphism: trajectories of different inputs never meet, the flow map
+has a positive Jacobian determinant everywhere, and integrating back from `t1` recovers
+the input. A discrete network trained with a coarse solver can break each of these; the
+functions here measure how (Ott et al., ICLR 2021, Sec. 3; Hairer, Nørsett & Wanner,
+*Solving ODEs I*, §II.3 for Lady Windermere's fan).
+"""
+
+from fractions import Fraction
+from typing import NamedTuple
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from .integrate import Integrator, solve, trajectory
+from .models import ODEClassifier
+
+Inputs = Float[Array, "batch ..."] | Float[np.ndarray, "batch ..."]
+"""A batch of inputs, as a JAX or NumPy array."""
+
+# --- Trajectories.
+
+
+def trajectories(
+    model: ODEClassifier, integ: Integrator, x: Inputs
+) -> tuple[np.ndarray, np.ndarray]:
+    """The numerical iterates of `integ` through the inputs `x`.
+
+    **Returns:** `(ts, paths)`: times `(points,)` and states `(points, batch, ...)`, from
+    `t0` through every accepted step to `t1`.
+    """
+    ts, ys, stats = _trajectory(model.field, integ, jnp.asarray(x))
+    valid = int(stats.num_accepted_steps) + 1
+    return np.asarray(ts[:valid]), np.asarray(ys[:valid])
+
+
+@eqx.filter_jit
+def _trajectory(field, integ, x):
+    return trajectory(field, x, integ)
+
+
+# --- Crossings of 2-D polylines, with exact predicates.
+
+_EPS = np.finfo(np.float64).eps / 2
+_ORIENT_BOUND = (3.0 + 16.0 * _EPS) * _EPS  # Shewchuk's ccwerrboundA
+
+
+def _orient_exact(a, b, c) -> int:
+    ax, ay, bx, by, cx, cy = (Fraction(float(v)) for v in (*a, *b, *c))
+    det = (ax - cx) * (by - cy) - (ay - cy) * (bx - cx)
+    return (det > 0) - (det < 0)
+
+
+def _orient(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Sign of the orientation of the triangles `(a, b, c)` (rows of `(K, 2)` arrays):
+    +1 counter-clockwise, -1 clockwise, 0 collinear. Exact: a float64 evaluation is kept
+    where its error bound proves the sign, the rest is recomputed with rationals."""
+    left = (a[:, 0] - c[:, 0]) * (b[:, 1] - c[:, 1])
+    right = (a[:, 1] - c[:, 1]) * (b[:, 0] - c[:, 0])
+    det = left - right
+    sign = np.sign(det).astype(np.int64)
+    unsure = np.abs(det) <= _ORIENT_BOUND * (np.abs(left) + np.abs(right))
+    for k in np.flatnonzero(unsure):
+        sign[k] = _orient_exact(a[k], b[k], c[k])
+    return sign
+
+
+def _within_box(a, b, c) -> np.ndarray:
+    """Whether `c` lies in the bounding box of `a` and `b` (exact comparisons)."""
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return np.all((lo <= c) & (c <= hi), axis=1)
+
+
+def segments_intersect(
+    p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, p4: np.ndarray
+) -> np.ndarray:
+    """Whether the closed segments `p1p2` and `p3p4` share a point (rows of `(K, 2)`).
+
+    Proper crossings, touching endpoints, a point on the other segment, and overlapping
+    collinear segments all count; the predicates are exact for floating-point inputs.
+    """
+    p1, p2, p3, p4 = (
+        np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in (p1, p2, p3, p4)
+    )
+    d1, d2 = _orient(p3, p4, p1), _orient(p3, p4, p2)
+    d3, d4 = _orient(p1, p2, p3), _orient(p1, p2, p4)
+    proper = (d1 * d2 < 0) & (d3 * d4 < 0)
+    touch = (
+        ((d1 == 0) & _within_box(p3, p4, p1))
+        | ((d2 == 0) & _within_box(p3, p4, p2))
+        | ((d3 == 0) & _within_box(p1, p2, p3))
+        | ((d4 == 0) & _within_box(p1, p2, p4))
+    )
+    return proper | touch
+
+
+class Crossings(NamedTuple):
+    """Pairs of inputs whose trajectories meet."""
+
+    pairs: np.ndarray
+    """`(K, 2)` input indices `i < j` whose polylines intersect."""
+    num_inputs: int
+    points: np.ndarray
+    """`(M, 2)`: where intersecting segments meet (one point per segment pair; for
+    overlapping collinear segments, an endpoint of the overlap). For plots."""
+
+    @property
+    def num_pairs(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def inputs_involved(self) -> np.ndarray:
+        return np.unique(self.pairs)
+
+    @property
+    def fraction_involved(self) -> float:
+        """Fraction of inputs whose trajectory crosses at least one other."""
+        return len(self.inputs_involved) / self.num_inputs
+
+
+def _candidate_segment_pairs(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Index pairs of segments whose bounding boxes overlap (uniform-grid broad phase)."""
+    n = len(lo)
+    extent = np.max(hi, axis=0) - np.min(lo, axis=0)
+    cell = max(
+        float(np.median(np.max(hi - lo, axis=1))),
+        float(np.max(extent)) / max(1.0, np.sqrt(n)),
+        1e-12,
+    )
+    origin = np.min(lo, axis=0)
+    c_lo = np.floor((lo - origin) / cell).astype(np.int64)
+    c_hi = np.floor((hi - origin) / cell).astype(np.int64)
+    span = c_hi - c_lo + 1
+    # Long segments (few) are tested against everything instead of covering many cells.
+    long = np.prod(span, axis=1) > 16
+    ids, cells = [], []
+    width = int(np.max(c_hi[:, 1])) + 2
+    for dx in range(4):
+        for dy in range(4):
+            ok = ~long & (dx < span[:, 0]) & (dy < span[:, 1])
+            idx = np.flatnonzero(ok)
+            ids.append(idx)
+            cells.append((c_lo[idx, 0] + dx) * width + (c_lo[idx, 1] + dy))
+    seg, cellid = np.concatenate(ids), np.concatenate(cells)
+    order = np.argsort(cellid, kind="stable")
+    seg, cellid = seg[order], cellid[order]
+    bounds = np.flatnonzero(np.diff(cellid)) + 1
+    firsts, lasts = [], []
+    for group in np.split(seg, bounds):
+        if len(group) > 1:
+            i, j = np.triu_indices(len(group), k=1)
+            firsts.append(group[i])
+            lasts.append(group[j])
+    long_idx = np.flatnonzero(long)
+    for k in long_idx:
+        firsts.append(np.full(n, k))
+        lasts.append(np.arange(n))
+    if not firsts:
+        return np.zeros((0, 2), dtype=np.int64)
+    pairs = np.stack([np.concatenate(firsts), np.concatenate(lasts)], axis=1)
+    pairs = np.sort(pairs, axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    pairs = np.unique(pairs, axis=0)
+    a, b = pairs[:, 0], pairs[:, 1]
+    overlap = np.all((lo[a] <= hi[b]) & (lo[b] <= hi[a]), axis=1)
+    return pairs[overlap]
+
+
+def count_crossings(
+    paths: np.ndarray | Float[Array, "points batch d"], *, dims: tuple[int, int] = (0, 1)
+) -> Crossings:
+    """Pairs of trajectories of different inputs whose polylines intersect in 2-D.
+
+    **Arguments:**
+
+    - `paths`: states `(points, batch, d)` along each input's trajectory (e.g. from
+        `trajectories`).
+    - `dims`: the two coordinates to look at. For d > 2 this counts crossings of the
+        projection onto those coordinates, which trajectories of a flow *may* show: a
+        crossing in a projection is evidence of nothing by itself; only for d = 2 is a
+        crossing impossible for an ODE.
+
+    **Returns:** `Crossings` (segment–segment tests with exact predicates; touching and
+    collinear overlapping segments count as meeting).
+    """
+    paths = np.asarray(paths, dtype=np.float64)
+    if paths.ndim != 3 or paths.shape[0] < 2:
+        raise ValueError(
+            f"paths must have shape (points >= 2, batch, d), got {paths.shape}"
+        )
+    if len(dims) != 2 or not all(0 <= k < paths.shape[2] for k in dims):
+        raise ValueError(
+            f"dims must name two of the {paths.shape[2]} coordinates, got {dims}"
+        )
+    xy = paths[:, :, list(dims)]  # (P, B, 2)
+    points, batch = xy.shape[:2]
+    start = xy[:-1].transpose(1, 0, 2).reshape(-1, 2)  # segment k of input b: b*(P-1)+k
+    end = xy[1:].transpose(1, 0, 2).reshape(-1, 2)
+    owner = np.repeat(np.arange(batch), points - 1)
+    pairs = _candidate_segment_pairs(np.minimum(start, end), np.maximum(start, end))
+    pairs = pairs[owner[pairs[:, 0]] != owner[pairs[:, 1]]]
+    a, b = pairs[:, 0], pairs[:, 1]
+    hit = segments_intersect(start[a], end[a], start[b], end[b])
+    inputs = np.sort(np.stack([owner[a[hit]], owner[b[hit]]], axis=1), axis=1)
+    inputs = np.unique(inputs, axis=0) if len(inputs) else np.zeros((0, 2), dtype=np.int64)
+    points = _meeting_points(start[a[hit]], end[a[hit]], start[b[hit]], end[b[hit]])
+    return Crossings(inputs, batch, points)
+
+
+def _meeting_points(p1, p2, p3, p4) -> np.ndarray:
+    d1, d2 = p2 - p1, p4 - p3
+    denom = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+    safe = np.where(denom == 0, 1.0, denom)
+    t = ((p3 - p1)[:, 0] * d2[:, 1] - (p3 - p1)[:, 1] * d2[:, 0]) / safe
+    crossing = p1 + np.clip(t, 0, 1)[:, None] * d1
+    # Parallel (collinear) segments meet at an endpoint lying on the other segment.
+    on_other = _within_box(p3, p4, p1)
+    collinear = np.where(on_other[:, None], p1, p3)
+    return np.where((denom == 0)[:, None], collinear, crossing)
+
+
+# --- Step-map invertibility.
+
+
+class StepDeterminants(NamedTuple):
+    """Signs and log-magnitudes of `det(∂Φ_h/∂x)` of each step at each input's iterate."""
+
+    sign: np.ndarray
+    """`(steps, batch)`: +1, 0 or -1."""
+    logabsdet: np.ndarray
+
+    @property
+    def step_fraction(self) -> float:
+        """Fraction of (input, step) pairs whose step map has `det <= 0`."""
+        return float(np.mean(self.sign <= 0))
+
+    @property
+    def input_fraction(self) -> float:
+        """Fraction of inputs with at least one step of `det <= 0`."""
+        return float(np.mean(np.any(self.sign <= 0, axis=0)))
+
+
+def _one_step(field, solver: diffrax.AbstractSolver, t0, t1, y):
+    """One step of `solver` from `(t0, y)` to `t1` for a single input (no batch axis)."""
+    term = diffrax.ODETerm(lambda t, z, args: field(t, z[None], args)[0])
+    state = solver.init(term, t0, t1, y, None)
+    return solver.step(term, t0, t1, y, None, state, made_jump=False)[0]
+
+
+@eqx.filter_jit
+def _step_slogdets(field, solver, ts, ys):
+    def one(t0, t1, y):
+        flat = y.ravel()
+
+        def step(v):
+            return _one_step(field, solver, t0, t1, v.reshape(y.shape)).ravel()
+
+        return jnp.linalg.slogdet(jax.jacrev(step)(flat))
+
+    per_input = jax.vmap(one, in_axes=(None, None, 0))
+    return jax.vmap(per_input)(ts[:-1], ts[1:], ys[:-1])
+
+
+def step_determinants(
+    model: ODEClassifier, integ: Integrator, x: Inputs
+) -> StepDeterminants:
+    """`det(∂Φ_h/∂x)` of every step of `integ` along each input's trajectory.
+
+    The Jacobian of one step of the solver (`x ↦ x + h f(x)` for Euler, the whole stage
+    computation for Runge--Kutta methods) is computed exactly with `jax.jacrev` (diffrax
+    runs the stages in a loop with a custom VJP, so forward mode is unavailable); its
+    determinant with `slogdet`. An ODE flow has `det > 0`; a step with `det <= 0` folds
+    space, which is what lets trajectories cross.
+    """
+    ts, paths = trajectories(model, integ, x)
+    sign, logabsdet = _step_slogdets(
+        model.field, integ.solver, jnp.asarray(ts), jnp.asarray(paths)
+    )
+    return StepDeterminants(np.asarray(sign), np.asarray(logabsdet))
+
+
+def nonpositive_det_fraction(
+    model: ODEClassifier, integ: Integrator, x: Inputs
+) -> dict[str, float]:
+    """Fractions of inputs and of (input, step) pairs where a step map has `det <= 0`."""
+    dets = step_determinants(model, integ, x)
+    return {"inputs": dets.input_fraction, "steps": dets.step_fraction}
+
+
+# --- Global error, Lady Windermere's fan, round trip.
+
+
+def _reference(steps: int) -> Integrator:
+    from .solvers import solver
+
+    return Integrator(solver("rk4"), steps=steps)
+
+
+@eqx.filter_jit
+def _final(field, integ, x):
+    return solve(field, x, integ)[0]
+
+
+def global_error(
+    model: ODEClassifier,
+    integ: Integrator,
+    x: Inputs,
+    reference: Integrator | None = None,
+) -> np.ndarray:
+    """Per input, `‖Φ_integ(x) − Φ_ref(x)‖` at `t1`: the global error of the training
+    configuration against a fine reference solve (default: RK4, 256 steps)."""
+    reference = _reference(256) if reference is None else reference
+    x = jnp.asarray(x)
+    diff = _final(model.field, integ, x) - _final(model.field, reference, x)
+    return np.asarray(jnp.linalg.norm(diff.reshape(diff.shape[0], -1), axis=1))
+
+
+class _Scaled(eqx.Module):
+    """`dz/ds = scale · f(z)`: the flow of the autonomous field `f` over time `scale`,
+    solved on `s ∈ [0, 1]`; `scale` comes in as `args` (traced)."""
+
+    field: eqx.Module
+
+    def __call__(self, s, z, scale):
+        return scale * self.field(s, z, None)  # pyright: ignore[reportCallIssue]
+
+
+@eqx.filter_jit
+def _flow_for(field, reference, z, scale):
+    ts, ys, _ = trajectory(_Scaled(field), z, reference, args=scale)
+    return ts, ys
+
+
+class Fan(NamedTuple):
+    """Lady Windermere's fan of one solve (Hairer, Nørsett & Wanner, §II.3)."""
+
+    ts: np.ndarray
+    """Times of the numerical iterates `(steps + 1,)`."""
+    iterates: np.ndarray
+    """The numerical solution `(steps + 1, batch, ...)`."""
+    fan_ts: np.ndarray
+    """`(steps + 1, m + 1)`: times along each exact curve, from `ts[k]` to `t1`."""
+    fan: np.ndarray
+    """`(steps + 1, m + 1, batch, ...)`: the exact flow started at each iterate."""
+
+    @property
+    def transported_errors(self) -> np.ndarray:
+        """`(steps, batch)`: each local error carried to `t1` by the exact flow —
+        `‖fan[k+1, -1] − fan[k, -1]‖`; the global error is the sum of their vectors."""
+        ends = self.fan[:, -1]
+        diff = (ends[1:] - ends[:-1]).reshape(ends.shape[0] - 1, ends.shape[1], -1)
+        return np.linalg.norm(diff, axis=-1)
+
+
+def lady_windermere_fan(
+    model: ODEClassifier,
+    integ: Integrator,
+    x: Inputs,
+    reference_steps: int = 256,
+) -> Fan:
+    """The exact flow (fine RK4) started from every numerical iterate of `integ`.
+
+    The last curve starts at the numerical solution itself, the first at the input (the
+    exact solution); consecutive curves differ by one local error carried to the end.
+    """
+    ts, paths = trajectories(model, integ, x)
+    reference = _reference(reference_steps)
+    curves, fan_ts = [], []
+    for t_k, z_k in zip(ts, paths, strict=True):
+        remaining = integ.t1 - float(t_k)
+        s, ys = _flow_for(model.field, reference, jnp.asarray(z_k), jnp.asarray(remaining))
+        curves.append(np.asarray(ys))
+        fan_ts.append(float(t_k) + np.asarray(s) * remaining)
+    return Fan(ts, paths, np.stack(fan_ts), np.stack(curves))
+
+
+def round_trip_error(
+    model: ODEClassifier,
+    integ: Integrator,
+    x: Inputs,
+    reference: Integrator | None = None,
+) -> np.ndarray:
+    """Per input, `‖x̃ − x‖ / ‖x‖`: integrate `t0 → t1` with `integ`, then back `t1 → t0`
+    with a fine solver (default: RK4, 256 steps). Near 0 for an ODE flow solved
+    accurately; large where the forward solve is not the flow of the field."""
+    reference = _reference(256) if reference is None else reference
+    x = jnp.asarray(x)
+    forward = _final(model.field, integ, x)
+    length = jnp.asarray(-(integ.t1 - integ.t0))
+    _, ys = _flow_for(model.field, reference, forward, length)
+    back = ys[reference.steps]
+    err = jnp.linalg.norm((back - x).reshape(x.shape[0], -1), axis=1)
+    return np.asarray(err / jnp.linalg.norm(x.reshape(x.shape[0], -1), axis=1))

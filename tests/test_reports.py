@@ -1,0 +1,83 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import odeness
+
+REPO = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run_script(name, *args):
+    return subprocess.run(
+        [sys.executable, str(REPO / "experiments" / name), *args],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_ode_report_of_a_run_folder(tmp_path, tiny_sphere):
+    run = tmp_path / "run"
+    config = odeness.TrainConfig(
+        dataset="sphere2",
+        solver="euler",
+        steps=2,
+        seeds=(0, 1),
+        iterations=20,
+        log_every=10,
+        checkpoint_every=10,
+        channels=8,
+    )
+    odeness.train(config, run_dir=run, data=tiny_sphere, progress=False)
+    proc = run_script(
+        "ode_report.py",
+        str(run),
+        "--seed-index",
+        "1",
+        "--points",
+        "60",
+        "--det-points",
+        "10",
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = run / "report"
+    for name in ("swap.png", "trajectories.png", "fan.png"):
+        assert (report / name).read_bytes()[:8] == PNG
+    numbers = json.loads((report / "report.json").read_text())
+    assert numbers["test_points"] == 60 and numbers["nonpositive_det"]["points"] == 10
+    assert len(numbers["swap"]) == 16
+    text = (report / "report.md").read_text()
+    assert "seed 1" in text and "crossing trajectory pairs" in text
+
+
+def test_ode_report_errors(tmp_path):
+    proc = run_script("ode_report.py", str(tmp_path / "nothing"))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "config.json does not exist" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_figure1_quick(tmp_path):
+    out = tmp_path / "fig"
+    proc = run_script(
+        "figure1.py",
+        "--quick",
+        "--steps",
+        "2",
+        "8",
+        "--iterations",
+        "20",
+        "--points",
+        "40",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "figure1.png").read_bytes()[:8] == PNG
+    assert (out / "fan.png").read_bytes()[:8] == PNG
+    numbers = json.loads((out / "figure1.json").read_text())
+    assert set(numbers) == {"2", "8"}
+    assert len(numbers["2"]["accuracy_by_euler_steps"]) == 12
+    assert (out / "runs" / "euler-n0008" / "checkpoint.eqx").exists()

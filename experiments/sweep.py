@@ -49,6 +49,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="smoke test: 200 iterations, the first two seeds",
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="training configurations run at once (threads; default 2)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p.parse_args(argv)
 
@@ -97,6 +103,7 @@ def main(argv=None) -> int:
             factors=args.factors,
             reference=parse_reference(args.reference),
             threshold=args.threshold,
+            jobs=args.jobs,
             progress=not args.no_progress,
         )
     except (ValueError, FileNotFoundError) as e:

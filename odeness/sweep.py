@@ -13,9 +13,11 @@ Every file is written atomically; an interrupted sweep resumes where it stopped.
 
 import dataclasses
 import json
+import queue
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,7 @@ def run_sweep(
     factors: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0),
     reference: tuple[str, int] | None = ("rk4", 256),
     threshold: float = 0.1,
+    jobs: int = 1,
     progress: bool = True,
 ) -> list[dict]:
     """Train `base` at each step count (or tolerance), swap solvers, and summarise.
@@ -99,6 +102,9 @@ def run_sweep(
     - `test_solvers`, `factors`: the solver swap (see `evaluate_solver_swap`).
     - `reference`: `(solver name, steps)` of a fine reference solve, or None.
     - `threshold`: accuracy drop that marks a model as not an ODE (`critical_step_size`).
+    - `jobs`: training configurations run at once, in threads (each its own compiled
+        program; 2 on a 2-core CPU gives about 1.5× the throughput of 1). Results do not
+        depend on it.
 
     **Returns:** all result rows (also written to `results.jsonl`).
 
@@ -106,6 +112,8 @@ def run_sweep(
     """
     if (steps is None) == (tols is None):
         raise ValueError("give exactly one of steps and tols")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     grid = list(steps if steps is not None else tols)  # pyright: ignore[reportArgumentType]
     if not grid or len(set(grid)) != len(grid):
         raise ValueError(f"the grid must be non-empty and without repeats, got {grid!r}")
@@ -144,21 +152,27 @@ def run_sweep(
             )
     io.write_json(out / "sweep.json", spec)
     data = load_dataset(base.dataset, seed=base.data_seed, data_dir=base.data_dir)
-    rows: list[dict] = []
     start = time.perf_counter()
-    for i, config in enumerate(configs):
+
+    def run_one(i: int, slot: int) -> list[dict]:
+        config = configs[i]
         run_dir = out / "runs" / _label(config)
         swap_path = run_dir / "swap.jsonl"
         header = f"[{i + 1}/{len(configs)}] {_label(config)}"
         if swap_path.exists() and _finished(run_dir, config):
             print(f"{header}: done earlier, skipped", flush=True)
-            rows.extend(io.read_jsonl(swap_path))
-            continue
+            return io.read_jsonl(swap_path)
         t0 = time.perf_counter()
         if _finished(run_dir, config):
             result = load_run(run_dir, data)
         else:
-            result = train(config, run_dir=run_dir, data=data, progress=progress)
+            result = train(
+                config,
+                run_dir=run_dir,
+                data=data,
+                progress=progress,
+                progress_position=slot,
+            )
         t1 = time.perf_counter()
         config_rows = []
         for j, seed in enumerate(config.seeds):
@@ -173,7 +187,6 @@ def run_sweep(
             )
             config_rows.extend(_swap_rows(config, seed, swap))
         io.write_jsonl(swap_path, config_rows)
-        rows.extend(config_rows)
         accs = [
             r["train_accuracy"]
             for r in config_rows
@@ -186,6 +199,32 @@ def run_sweep(
             f"(elapsed {time.perf_counter() - start:.0f}s)",
             flush=True,
         )
+        return config_rows
+
+    # Costliest first (most steps / tightest tolerance), so that `jobs` threads finish
+    # together; XLA releases the GIL, so the threads' programs run on separate cores.
+    by_cost = sorted(range(len(configs)), key=lambda i: -grid[i] if steps else grid[i])
+    results: dict[int, list[dict]] = {}
+    if jobs == 1:
+        for i in by_cost:
+            results[i] = run_one(i, 0)
+    else:
+        free = queue.SimpleQueue()
+        for slot in range(jobs):
+            free.put(slot)
+
+        def in_slot(i: int) -> list[dict]:
+            slot = free.get()
+            try:
+                return run_one(i, slot)
+            finally:
+                free.put(slot)
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {i: pool.submit(in_slot, i) for i in by_cost}
+            for i, future in futures.items():
+                results[i] = future.result()
+    rows = [row for i in range(len(configs)) for row in results[i]]
     write_summary(rows, out, threshold=threshold)
     return rows
 

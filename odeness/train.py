@@ -363,6 +363,7 @@ def train(
     run_dir: str | Path | None = None,
     data: Dataset | None = None,
     progress: bool = True,
+    progress_position: int | None = None,
 ) -> TrainResult:
     """Train every seed of `config` at once; resume from `run_dir` if it has a checkpoint.
 
@@ -375,7 +376,7 @@ def train(
         `checkpoint_every` iterations and at the end, atomically). A folder with a
         checkpoint is resumed; `iterations` may be raised to train further.
     - `data`: the data set, if already loaded (else `load_dataset(config.dataset, ...)`).
-    - `progress`: show a progress bar.
+    - `progress`: show a progress bar (`progress_position`: its line, for several at once).
 
     **Returns:** a `TrainResult`.
 
@@ -396,6 +397,7 @@ def train(
         total=config.iterations,
         initial=min(step, config.iterations),
         disable=not progress,
+        position=progress_position,
         desc=f"{config.solver} {integ_label(config)}",
         unit="it",
         leave=False,

@@ -57,6 +57,10 @@ def test_quick_sweep_writes_its_folder_and_resumes(tmp_path, capsys):
     assert sweep_cli.main([*argv[:-3], "--threshold", "0.2", "--out", str(out)]) == 2
     assert "holds another sweep (differs in threshold)" in capsys.readouterr().err
     assert (out / "results.jsonl").read_bytes() == before
+    # Sequential and threaded sweeps give the same rows.
+    serial = tmp_path / "serial"
+    assert sweep_cli.main([*argv[:-3], "--jobs", "1", "--out", str(serial)]) == 0
+    assert (serial / "results.jsonl").read_bytes() == before
 
 
 @pytest.mark.parametrize(
@@ -71,6 +75,7 @@ def test_quick_sweep_writes_its_folder_and_resumes(tmp_path, capsys):
             "error: solver 'rk4' has no error estimate",
         ),
         (["--dataset", "mnist3"], "error: unknown dataset 'mnist3'"),
+        (["--jobs", "0"], "error: jobs must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):

@@ -252,9 +252,20 @@ def _one_step(field, solver: diffrax.AbstractSolver, t0, t1, y):
     return solver.step(term, t0, t1, y, None, state, made_jump=False)[0]
 
 
+# Memory for the Jacobians computed at once. Each of a Jacobian's d rows is one
+# vector-Jacobian product whose intermediates (hidden channels × d) dwarf the row itself,
+# hence the generous per-entry factor.
+_JACOBIAN_BUDGET_BYTES = 1 << 28
+_BYTES_PER_JACOBIAN_ENTRY = 4 * 128
+
+
 @eqx.filter_jit
 def _step_slogdets(field, solver, ts, ys):
-    def one(t0, t1, y):
+    steps, batch = ys.shape[0] - 1, ys.shape[1]
+    size = int(np.prod(ys.shape[2:]))
+
+    def one(item):
+        t0, t1, y = item
         flat = y.ravel()
 
         def step(v):
@@ -262,8 +273,14 @@ def _step_slogdets(field, solver, ts, ys):
 
         return jnp.linalg.slogdet(jax.jacrev(step)(flat))
 
-    per_input = jax.vmap(one, in_axes=(None, None, 0))
-    return jax.vmap(per_input)(ts[:-1], ts[1:], ys[:-1])
+    # All (step, input) pairs, in batches that fit the memory budget.
+    t0s = jnp.repeat(ts[:-1], batch)
+    t1s = jnp.repeat(ts[1:], batch)
+    points = ys[:-1].reshape(steps * batch, *ys.shape[2:])
+    per_jacobian = _BYTES_PER_JACOBIAN_ENTRY * size * size
+    chunk = max(1, min(steps * batch, _JACOBIAN_BUDGET_BYTES // per_jacobian))
+    sign, logabsdet = jax.lax.map(one, (t0s, t1s, points), batch_size=chunk)
+    return sign.reshape(steps, batch), logabsdet.reshape(steps, batch)
 
 
 def step_determinants(

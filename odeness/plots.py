@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .io import publish  # noqa: E402
+
 
 def save_figure(fig, path: str | Path) -> None:
     """Save `fig` as a PNG, atomically, and close it."""
@@ -20,7 +22,7 @@ def save_figure(fig, path: str | Path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
         plt.close(fig)

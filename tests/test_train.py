@@ -170,3 +170,11 @@ def test_coarse_euler_model_is_not_an_ode(tiny_sphere):
     )
     assert swap.train_accuracy > 0.9
     assert swap.max_gap > 0.3
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    odeness.io.write_json(tmp_path / "a.json", {"x": 1})
+    odeness.io.save_checkpoint(tmp_path / "c.eqx", jnp.zeros(3))
+    expected = 0o666 & ~odeness.io._umask()  # what a plain open() would give
+    for name in ("a.json", "c.eqx"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == expected

@@ -123,52 +123,85 @@ class Crossings(NamedTuple):
         return len(self.inputs_involved) / self.num_inputs
 
 
-def _candidate_segment_pairs(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Index pairs of segments whose bounding boxes overlap (uniform-grid broad phase)."""
-    n = len(lo)
-    extent = np.max(hi, axis=0) - np.min(lo, axis=0)
+_PAIR_BATCH = 2_000_000  # candidate segment pairs tested at once
+_LEAF = 64  # cells with more segments than this are subdivided
+
+
+def _grid_groups(idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
+    """Split segments `idx` into the cells of a uniform grid over their bounding box:
+    each segment goes into every cell its box touches (cells about as large as the longest
+    1% of these segments, at most about sqrt(len(idx)) cells a side)."""
+    low, h = lo[idx], hi[idx]
+    origin = np.min(low, axis=0)
+    extent = float(np.max(np.max(h, axis=0) - origin))
     cell = max(
-        float(np.median(np.max(hi - lo, axis=1))),
-        float(np.max(extent)) / max(1.0, np.sqrt(n)),
-        1e-12,
+        float(np.quantile(np.max(h - low, axis=1), 0.99)),
+        extent / max(1.0, np.sqrt(len(idx))),
+        1e-300,
     )
-    origin = np.min(lo, axis=0)
-    c_lo = np.floor((lo - origin) / cell).astype(np.int64)
-    c_hi = np.floor((hi - origin) / cell).astype(np.int64)
-    span = c_hi - c_lo + 1
-    # Long segments (few) are tested against everything instead of covering many cells.
-    long = np.prod(span, axis=1) > 16
-    ids, cells = [], []
-    width = int(np.max(c_hi[:, 1])) + 2
-    for dx in range(4):
-        for dy in range(4):
-            ok = ~long & (dx < span[:, 0]) & (dy < span[:, 1])
-            idx = np.flatnonzero(ok)
-            ids.append(idx)
-            cells.append((c_lo[idx, 0] + dx) * width + (c_lo[idx, 1] + dy))
-    seg, cellid = np.concatenate(ids), np.concatenate(cells)
+    c_lo = np.floor((low - origin) / cell).astype(np.int64)
+    span = np.floor((h - origin) / cell).astype(np.int64) - c_lo + 1
+    counts = span[:, 0] * span[:, 1]
+    member = np.repeat(np.arange(len(idx)), counts)
+    local = np.arange(len(member)) - np.repeat(np.cumsum(counts) - counts, counts)
+    cx = c_lo[member, 0] + local // span[member, 1]
+    cy = c_lo[member, 1] + local % span[member, 1]
+    cellid = cx * (int(np.max(cy)) + 1) + cy
     order = np.argsort(cellid, kind="stable")
-    seg, cellid = seg[order], cellid[order]
-    bounds = np.flatnonzero(np.diff(cellid)) + 1
-    firsts, lasts = [], []
-    for group in np.split(seg, bounds):
-        if len(group) > 1:
-            i, j = np.triu_indices(len(group), k=1)
-            firsts.append(group[i])
-            lasts.append(group[j])
-    long_idx = np.flatnonzero(long)
-    for k in long_idx:
-        firsts.append(np.full(n, k))
-        lasts.append(np.arange(n))
-    if not firsts:
-        return np.zeros((0, 2), dtype=np.int64)
-    pairs = np.stack([np.concatenate(firsts), np.concatenate(lasts)], axis=1)
-    pairs = np.sort(pairs, axis=1)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    pairs = np.unique(pairs, axis=0)
-    a, b = pairs[:, 0], pairs[:, 1]
-    overlap = np.all((lo[a] <= hi[b]) & (lo[b] <= hi[a]), axis=1)
-    return pairs[overlap]
+    member, cellid = idx[member[order]], cellid[order]
+    return np.split(member, np.flatnonzero(np.diff(cellid)) + 1)
+
+
+def _all_pairs(group: np.ndarray):
+    """Every pair of `group`, in blocks of rows (bounded memory)."""
+    m = len(group)
+    rows = max(1, _PAIR_BATCH // max(m, 1))
+    for start in range(0, m - 1, rows):
+        i = np.arange(start, min(start + rows, m - 1))
+        count = m - 1 - i
+        first = np.repeat(i, count)
+        second = (
+            np.arange(len(first)) - np.repeat(np.cumsum(count) - count, count) + first + 1
+        )
+        yield group[first], group[second]
+
+
+def _candidate_segment_pairs(lo: np.ndarray, hi: np.ndarray):
+    """Batches of index pairs `(i < j)` of segments whose bounding boxes overlap.
+
+    Broad phase by recursive uniform grids: a cell holding more than `_LEAF` segments is
+    gridded again over its own bounding box (trained flows pack trajectories into tight
+    clusters, which one grid cannot separate); a group no grid can split is paired in
+    full. Pairs come in batches of about `_PAIR_BATCH`, so memory stays bounded. A pair
+    sharing several cells may come more than once.
+    """
+    firsts, lasts, held = [], [], 0
+    stack = [(np.arange(len(lo)), 0)]
+    while stack:
+        idx, depth = stack.pop()
+        groups = _grid_groups(idx, lo, hi)
+        for group in groups:
+            if len(group) < 2:
+                continue
+            if len(group) > _LEAF and depth < 16 and len(groups) > 1:
+                stack.append((group, depth + 1))
+                continue
+            for a, b in _all_pairs(group):
+                firsts.append(a)
+                lasts.append(b)
+                held += len(a)
+                if held >= _PAIR_BATCH:
+                    yield _overlapping(
+                        lo, hi, np.concatenate(firsts), np.concatenate(lasts)
+                    )
+                    firsts, lasts, held = [], [], 0
+    if firsts:
+        yield _overlapping(lo, hi, np.concatenate(firsts), np.concatenate(lasts))
+
+
+def _overlapping(lo, hi, a, b) -> np.ndarray:
+    keep = np.all((lo[a] <= hi[b]) & (lo[b] <= hi[a]), axis=1)
+    return np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)[keep]
 
 
 def count_crossings(
@@ -202,13 +235,18 @@ def count_crossings(
     start = xy[:-1].transpose(1, 0, 2).reshape(-1, 2)  # segment k of input b: b*(P-1)+k
     end = xy[1:].transpose(1, 0, 2).reshape(-1, 2)
     owner = np.repeat(np.arange(batch), points - 1)
-    pairs = _candidate_segment_pairs(np.minimum(start, end), np.maximum(start, end))
-    pairs = pairs[owner[pairs[:, 0]] != owner[pairs[:, 1]]]
-    a, b = pairs[:, 0], pairs[:, 1]
-    hit = segments_intersect(start[a], end[a], start[b], end[b])
-    inputs = np.sort(np.stack([owner[a[hit]], owner[b[hit]]], axis=1), axis=1)
+    found, points = [], []
+    for pairs in _candidate_segment_pairs(np.minimum(start, end), np.maximum(start, end)):
+        pairs = pairs[owner[pairs[:, 0]] != owner[pairs[:, 1]]]
+        a, b = pairs[:, 0], pairs[:, 1]
+        hit = segments_intersect(start[a], end[a], start[b], end[b])
+        found.append(np.sort(np.stack([owner[a[hit]], owner[b[hit]]], axis=1), axis=1))
+        points.append(
+            _meeting_points(start[a[hit]], end[a[hit]], start[b[hit]], end[b[hit]])
+        )
+    inputs = np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
     inputs = np.unique(inputs, axis=0) if len(inputs) else np.zeros((0, 2), dtype=np.int64)
-    points = _meeting_points(start[a[hit]], end[a[hit]], start[b[hit]], end[b[hit]])
+    points = np.concatenate(points) if points else np.zeros((0, 2))
     return Crossings(inputs, batch, points)
 
 

@@ -19,6 +19,7 @@ from jaxtyping import Array, Float
 
 from .integrate import Integrator, solve, trajectory
 from .models import ODEClassifier
+from .solvers import solver
 
 Inputs = Float[Array, "batch ..."] | Float[np.ndarray, "batch ..."]
 """A batch of inputs, as a JAX or NumPy array."""
@@ -351,8 +352,6 @@ def nonpositive_det_fraction(
 
 
 def _reference(steps: int) -> Integrator:
-    from .solvers import solver
-
     return Integrator(solver("rk4"), steps=steps)
 
 

@@ -9,6 +9,7 @@ import equinox as eqx
 import jax
 import jax.core
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .solvers import is_adaptive, nfe, order, solver_name
@@ -79,7 +80,7 @@ class Integrator(eqx.Module):
         self,
         solver: diffrax.AbstractSolver,
         *,
-        steps: int | None = None,
+        steps: int | np.integer | None = None,
         dt: float | Float[Array, ""] | None = None,
         rtol: float | Float[Array, ""] | None = None,
         atol: float | Float[Array, ""] | None = None,
@@ -111,9 +112,13 @@ class Integrator(eqx.Module):
         length = t1 - t0
         if fixed:
             if steps is not None:
-                if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+                if (
+                    isinstance(steps, bool)
+                    or not isinstance(steps, int | np.integer)
+                    or steps < 1
+                ):
                     raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-                dt = length / steps
+                dt = length / int(steps)
             assert dt is not None
             _positive_finite("dt", dt)
             if _is_concrete(dt):

@@ -195,6 +195,10 @@ def test_traced_tolerance_does_not_recompile():
     assert errors[2] < errors[0]
 
 
+def test_numpy_integer_steps_are_accepted():
+    assert odeness.Integrator(odeness.solver("euler"), steps=np.int64(4)).steps == 4
+
+
 @pytest.mark.parametrize("n", [1, 3, 10, 100, 128, 500, 1000])
 def test_fixed_grid_takes_exactly_n_steps(n):
     integ = odeness.Integrator(odeness.solver("euler"), steps=n)

@@ -109,6 +109,8 @@ class Crossings(NamedTuple):
     points: np.ndarray
     """`(M, 2)`: where intersecting segments meet (one point per segment pair; for
     overlapping collinear segments, an endpoint of the overlap). For plots."""
+    point_pairs: np.ndarray
+    """`(M, 2)`: the inputs `i < j` whose segments meet at each of `points`."""
 
     @property
     def num_pairs(self) -> int:
@@ -118,6 +120,11 @@ class Crossings(NamedTuple):
     def inputs_involved(self) -> np.ndarray:
         return np.unique(self.pairs)
 
+    def points_among(self, n: int) -> np.ndarray:
+        """The meeting points of trajectories that are both among the first `n` inputs
+        (to mark crossings on a plot that shows only those)."""
+        return self.points[np.all(self.point_pairs < n, axis=1)]
+
     @property
     def fraction_involved(self) -> float:
         """Fraction of inputs whose trajectory crosses at least one other."""
@@ -125,79 +132,38 @@ class Crossings(NamedTuple):
 
 
 _PAIR_BATCH = 2_000_000  # candidate segment pairs tested at once
-_LEAF = 64  # cells with more segments than this are subdivided
-
-
-def _grid_groups(idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
-    """Split segments `idx` into the cells of a uniform grid over their bounding box:
-    each segment goes into every cell its box touches (cells about as large as the longest
-    1% of these segments, at most about sqrt(len(idx)) cells a side)."""
-    low, h = lo[idx], hi[idx]
-    origin = np.min(low, axis=0)
-    extent = float(np.max(np.max(h, axis=0) - origin))
-    cell = max(
-        float(np.quantile(np.max(h - low, axis=1), 0.99)),
-        extent / max(1.0, np.sqrt(len(idx))),
-        1e-300,
-    )
-    c_lo = np.floor((low - origin) / cell).astype(np.int64)
-    span = np.floor((h - origin) / cell).astype(np.int64) - c_lo + 1
-    counts = span[:, 0] * span[:, 1]
-    member = np.repeat(np.arange(len(idx)), counts)
-    local = np.arange(len(member)) - np.repeat(np.cumsum(counts) - counts, counts)
-    cx = c_lo[member, 0] + local // span[member, 1]
-    cy = c_lo[member, 1] + local % span[member, 1]
-    cellid = cx * (int(np.max(cy)) + 1) + cy
-    order = np.argsort(cellid, kind="stable")
-    member, cellid = idx[member[order]], cellid[order]
-    return np.split(member, np.flatnonzero(np.diff(cellid)) + 1)
-
-
-def _all_pairs(group: np.ndarray):
-    """Every pair of `group`, in blocks of rows (bounded memory)."""
-    m = len(group)
-    rows = max(1, _PAIR_BATCH // max(m, 1))
-    for start in range(0, m - 1, rows):
-        i = np.arange(start, min(start + rows, m - 1))
-        count = m - 1 - i
-        first = np.repeat(i, count)
-        second = (
-            np.arange(len(first)) - np.repeat(np.cumsum(count) - count, count) + first + 1
-        )
-        yield group[first], group[second]
 
 
 def _candidate_segment_pairs(lo: np.ndarray, hi: np.ndarray):
-    """Batches of index pairs `(i < j)` of segments whose bounding boxes overlap.
+    """Batches of index pairs of segments whose bounding boxes overlap.
 
-    Broad phase by recursive uniform grids: a cell holding more than `_LEAF` segments is
-    gridded again over its own bounding box (trained flows pack trajectories into tight
-    clusters, which one grid cannot separate); a group no grid can split is paired in
-    full. Pairs come in batches of about `_PAIR_BATCH`, so memory stays bounded. A pair
-    sharing several cells may come more than once.
+    Broad phase by sweep and prune: sort the boxes by their low end along one axis; box
+    `k` can only overlap the boxes that start before it ends, a contiguous run found by
+    binary search. The axis with fewer such interval overlaps is used (counted exactly
+    first), each pair comes once, and pairs come in batches of about `_PAIR_BATCH`, so
+    memory stays bounded.
     """
-    firsts, lasts, held = [], [], 0
-    stack = [(np.arange(len(lo)), 0)]
-    while stack:
-        idx, depth = stack.pop()
-        groups = _grid_groups(idx, lo, hi)
-        for group in groups:
-            if len(group) < 2:
-                continue
-            if len(group) > _LEAF and depth < 16 and len(groups) > 1:
-                stack.append((group, depth + 1))
-                continue
-            for a, b in _all_pairs(group):
-                firsts.append(a)
-                lasts.append(b)
-                held += len(a)
-                if held >= _PAIR_BATCH:
-                    yield _overlapping(
-                        lo, hi, np.concatenate(firsts), np.concatenate(lasts)
-                    )
-                    firsts, lasts, held = [], [], 0
-    if firsts:
-        yield _overlapping(lo, hi, np.concatenate(firsts), np.concatenate(lasts))
+    n = len(lo)
+    best = None
+    for axis in (0, 1):
+        order = np.argsort(lo[:, axis], kind="stable")
+        reach = np.searchsorted(lo[order, axis], hi[order, axis], side="right")
+        reach = reach - np.arange(n) - 1  # later boxes starting within box k's interval
+        if best is None or reach.sum() < best[1].sum():
+            best = (order, reach)
+    assert best is not None
+    order, reach = best
+    done = np.concatenate([[0], np.cumsum(reach)])
+    start = 0
+    while start < n:
+        stop = int(np.searchsorted(done, done[start] + _PAIR_BATCH, side="right")) - 1
+        stop = max(stop, start + 1)
+        rows = np.arange(start, stop)
+        count = reach[rows]
+        first = np.repeat(rows, count)
+        offset = np.arange(len(first)) - np.repeat(np.cumsum(count) - count, count)
+        yield _overlapping(lo, hi, order[first], order[first + 1 + offset])
+        start = stop
 
 
 def _overlapping(lo, hi, a, b) -> np.ndarray:
@@ -245,10 +211,10 @@ def count_crossings(
         points.append(
             _meeting_points(start[a[hit]], end[a[hit]], start[b[hit]], end[b[hit]])
         )
-    inputs = np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
-    inputs = np.unique(inputs, axis=0) if len(inputs) else np.zeros((0, 2), dtype=np.int64)
-    points = np.concatenate(points) if points else np.zeros((0, 2))
-    return Crossings(inputs, batch, points)
+    point_pairs = np.concatenate([np.zeros((0, 2), dtype=np.int64), *found])
+    inputs = np.unique(point_pairs, axis=0)
+    points = np.concatenate([np.zeros((0, 2)), *points])
+    return Crossings(inputs, batch, points, point_pairs)
 
 
 def _meeting_points(p1, p2, p3, p4) -> np.ndarray:

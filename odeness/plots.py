@@ -90,6 +90,9 @@ CLASS_COLOURS = (
 )
 
 
+_MAX_MARKS = 2000
+
+
 def draw_trajectories(
     ax,
     paths: np.ndarray,
@@ -100,7 +103,7 @@ def draw_trajectories(
     title: str = "",
 ) -> None:
     """2-D trajectories `(points, batch, d)` coloured by class; starts as dots, ends as
-    squares, crossings as black crosses."""
+    squares, crossings as red crosses (at most `_MAX_MARKS`, evenly thinned)."""
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         colour = CLASS_COLOURS[int(c) % len(CLASS_COLOURS)]
@@ -122,14 +125,16 @@ def draw_trajectories(
             label=f"class {c}",
         )
     if crossing_points is not None and len(crossing_points):
+        every = -(-len(crossing_points) // _MAX_MARKS)
         ax.plot(
-            crossing_points[:, 0],
-            crossing_points[:, 1],
+            crossing_points[::every, 0],
+            crossing_points[::every, 1],
             "x",
-            color="k",
-            ms=3,
-            mew=0.7,
-            label="crossings",
+            color="tab:red",
+            ms=2.5,
+            mew=0.6,
+            alpha=0.8,
+            label="crossings" if every == 1 else f"crossings (1 in {every} marked)",
         )
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel(f"$x_{dims[0]}$")
@@ -156,10 +161,14 @@ def draw_accuracy_vs_steps(
     ax.set_title(title, fontsize=9)
 
 
-def draw_fan(ax, fan, index: int = 0, *, dims=(0, 1), title: str = "") -> None:
+def draw_fan(
+    ax, fan, index: int = 0, *, dims=(0, 1), title: str = "", max_curves: int = 16
+) -> None:
     """Lady Windermere's fan of input `index`: the numerical solution (black) and the
-    exact flow started from each of its iterates (coloured), in two coordinates."""
-    curves = fan.fan[:, :, index]
+    exact flow started from its iterates (coloured; at most `max_curves`, evenly
+    thinned, the first always drawn), in two coordinates."""
+    every = -(-fan.fan.shape[0] // max_curves)
+    curves = fan.fan[::every, :, index]
     colours = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(curves)))
     for k, (curve, colour) in enumerate(zip(curves, colours, strict=True)):
         ax.plot(

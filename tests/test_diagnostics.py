@@ -49,14 +49,21 @@ def test_count_crossings_on_hand_made_polylines():
     crossings = odeness.count_crossings(paths)
     assert crossings.pairs.tolist() == [[0, 1]]
     assert crossings.num_pairs == 1 and crossings.fraction_involved == 0.5
+    np.testing.assert_allclose(crossings.points, [[0.5, 0.5]])
+    assert crossings.point_pairs.tolist() == [[0, 1]]
+    assert len(crossings.points_among(2)) == 1 and len(crossings.points_among(1)) == 0
     parallel = paths.copy()
     parallel[:, 1, 1] += 5.0
     assert odeness.count_crossings(parallel).num_pairs == 0
 
 
-def test_count_crossings_matches_brute_force_on_random_paths():
+@pytest.mark.parametrize("spread", ["uniform", "mixed"])
+def test_count_crossings_matches_brute_force_on_random_paths(spread):
     rng = np.random.default_rng(0)
-    paths = np.cumsum(rng.normal(size=(6, 40, 2)) * 0.2, axis=0)
+    steps = rng.normal(size=(6, 40, 2)) * 0.2
+    if spread == "mixed":  # tiny steps beside a few long ones, as in a trained flow
+        steps *= 10.0 ** rng.integers(-4, 2, size=(6, 40, 1))
+    paths = np.cumsum(steps, axis=0)
     found = {tuple(p) for p in odeness.count_crossings(paths).pairs.tolist()}
     brute = set()
     for i in range(40):

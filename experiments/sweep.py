@@ -12,11 +12,17 @@ import sys
 
 import odeness
 from odeness.sweep import quick
+from odeness.train import paper_channels
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--dataset", default="sphere2", help="sphere2, sphere3, sphere10, ...")
+    p.add_argument(
+        "--dataset",
+        default="sphere2",
+        help="sphere2, sphere3, sphere10, sphere900, three_minima, mnist, fashion_mnist "
+        "or cifar10",
+    )
     p.add_argument("--solver", default="euler", help="training solver")
     grid = p.add_mutually_exclusive_group()
     grid.add_argument("--steps", type=int, nargs="+", help="training step counts on [0, 1]")
@@ -26,7 +32,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     p.add_argument("--field", default="conv", help="vector field: conv or mlp")
-    p.add_argument("--channels", type=int, default=32)
+    p.add_argument(
+        "--channels",
+        type=int,
+        default=None,
+        help="hidden channels C of the field (default: the paper's, 128 for cifar10, "
+        "else 32)",
+    )
     p.add_argument("--test-solvers", nargs="+", default=["euler", "midpoint", "rk4"])
     p.add_argument("--factors", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.5, 2.0])
     p.add_argument(
@@ -40,7 +52,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=0.1,
         help="accuracy drop that marks a model as not an ODE",
     )
-    p.add_argument("--data-dir", default=None, help="where file-based data sets live")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the official archives of mnist, fashion_mnist or cifar10 "
+        "(default: $ODENESS_MNIST_DIR, ...; see the README)",
+    )
     p.add_argument(
         "--out", default=None, help="output folder (default results/sweep-SOLVER)"
     )
@@ -88,7 +105,7 @@ def main(argv=None) -> int:
             batch_size=args.batch_size,
             learning_rate=args.lr,
             field=args.field,
-            channels=args.channels,
+            channels=args.channels or paper_channels(args.dataset),
             data_dir=args.data_dir,
             **first,
         )

@@ -18,6 +18,7 @@ from .diagnostics import (
 from .integrate import Integrator, SolveStats, solve, trajectory
 from .models import (
     ConvField1d,
+    ConvField2d,
     Linear,
     MLPField,
     ODEClassifier,
@@ -38,6 +39,7 @@ from .train import TrainConfig, TrainResult, load_run, train
 
 __all__ = [
     "ConvField1d",
+    "ConvField2d",
     "Dataset",
     "Integrator",
     "Linear",

@@ -35,6 +35,11 @@ def _is_int(x) -> bool:
     return isinstance(x, int | np.integer) and not isinstance(x, bool)
 
 
+def paper_channels(dataset: str) -> int:
+    """The paper's hidden channels C of the vector field: 128 for CIFAR-10, else 32."""
+    return 128 if dataset == "cifar10" else 32
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run; saved as `config.json` in its run folder.

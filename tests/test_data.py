@@ -3,6 +3,7 @@ import pytest
 
 import odeness
 from odeness.data.spheres import SHELLS
+from odeness.data.three_minima import label_states as three_minima_labels, minima
 
 
 @pytest.mark.parametrize("dim", [2, 3, 10, 900])
@@ -36,6 +37,25 @@ def test_radius_distribution_is_uniform_in_volume():
     lo, hi = SHELLS[1]
     middle = (r[data.y_train == 1] - lo) / (hi - lo)
     assert np.median(middle) == pytest.approx(0.5 ** (1 / 10), abs=0.02)
+
+
+def test_three_minima():
+    data = odeness.load_dataset("three_minima", seed=0)
+    assert data.x_train.shape == (2000, 2) and data.x_test.shape == (1000, 2)
+    assert data.num_classes == 3 and data.y_train.dtype == np.int32
+    x, v = data.x_train[:, 0], data.x_train[:, 1]
+    assert x.min() >= -1 and x.max() <= 2 and v.min() >= -2 and v.max() <= 2
+    assert set(np.unique(data.y_train)) == {0, 1, 2}
+    np.testing.assert_allclose(minima(), [-0.850, 0.269, 1.839], atol=1e-3)
+    # A particle at rest at a minimum stays there: labelled by that minimum.
+    rest = np.stack([minima(), np.zeros(3)], axis=1).astype(np.float32)
+    at_rest = three_minima_labels(rest)
+    assert at_rest.tolist() == [0, 1, 2]
+    # Deterministic in the seed, fresh arrays for another seed.
+    again = odeness.load_dataset("three_minima", seed=0)
+    np.testing.assert_array_equal(again.y_test, data.y_test)
+    other = odeness.load_dataset("three_minima", seed=1)
+    assert not np.array_equal(other.x_train, data.x_train)
 
 
 def test_unknown_dataset():

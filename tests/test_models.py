@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 
 import odeness
-from odeness.models import ConvField1d, MLPField, ResNetClassifier, _conv1d_k3
+from odeness.models import (
+    ConvField1d,
+    ConvField2d,
+    MLPField,
+    ResNetClassifier,
+    _conv1d_k3,
+    _conv2d_k3,
+    _conv2d_k3_matmul,
+)
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 4, 10, 900])
@@ -54,8 +62,37 @@ def test_classifier_shapes_and_integrator_argument(getkey):
     assert logits.shape == (4, 3) and int(stats.nfe) == 12
     with pytest.raises(ValueError, match="unknown field 'cnn'"):
         odeness.make_classifier("cnn", (10,), 3, channels=16, key=getkey())
-    with pytest.raises(ValueError, match="takes flat inputs"):
-        odeness.make_classifier("conv", (1, 28, 28), 10, channels=16, key=getkey())
+    with pytest.raises(ValueError, match=r"'mlp' takes flat inputs \(d,\), got"):
+        odeness.make_classifier("mlp", (28, 28, 1), 10, channels=16, key=getkey())
+    with pytest.raises(ValueError, match=r"flat inputs \(d,\) or images \(H, W, C\)"):
+        odeness.make_classifier("conv", (28, 28), 10, channels=16, key=getkey())
+
+
+@pytest.mark.parametrize("conv", [_conv2d_k3, _conv2d_k3_matmul])
+def test_image_field_is_the_papers_layer_stack(conv, getkey):
+    field = ConvField2d(3, 16, key=getkey())
+    y = jax.random.normal(getkey(), (2, 4, 32, 32, 3))  # any leading batch axes
+    # PyTorch semantics: NCHW input, OIHW kernels, padding 0, 1, 0.
+    ref_conv = lambda x, w, p: jax.lax.conv_general_dilated(  # noqa: E731
+        x, w, (1, 1), [(p, p), (p, p)], dimension_numbers=("NCHW", "OIHW", "NCHW")
+    )
+    x = jnp.transpose(y.reshape(8, 32, 32, 3), (0, 3, 1, 2))
+    h = jax.nn.relu(ref_conv(x, field.w1, 0) + field.b1[:, None, None])
+    h = jax.nn.relu(ref_conv(h, field.w2, 1) + field.b2[:, None, None])
+    ref = ref_conv(h, field.w3, 0) + field.b3[:, None, None]
+    ref = jnp.transpose(ref, (0, 2, 3, 1)).reshape(y.shape)
+    np.testing.assert_allclose(field(0.0, y), ref, rtol=2e-4, atol=2e-4)
+    kernel = jnp.transpose(field.w2, (2, 3, 1, 0))
+    h = jax.random.normal(getkey(), (2, 5, 7, 16))
+    np.testing.assert_allclose(conv(h, kernel), _conv2d_k3(h, kernel), rtol=2e-4, atol=2e-4)
+
+
+def test_image_classifier(getkey):
+    model = odeness.make_classifier("conv", (28, 28, 1), 10, channels=8, key=getkey())
+    assert isinstance(model.field, ConvField2d) and model.field.w2.shape == (8, 8, 3, 3)
+    x = jax.random.uniform(getkey(), (3, 28, 28, 1))
+    logits, stats = model(x, odeness.Integrator(odeness.solver("euler"), steps=2))
+    assert logits.shape == (3, 10) and int(stats.nfe) == 2
 
 
 def test_resnet_with_identical_blocks_is_euler(getkey):

@@ -1,0 +1,264 @@
+"""MNIST, Fashion-MNIST and CIFAR-10 as tensorflow-datasets builders without TensorFlow.
+
+tfds's stock builders encode images as PNG, which needs TensorFlow to prepare. These store
+each image as a `tfds.features.Tensor` of `uint8` in tfds's array-record format, prepared
+once into the tfds data folder and read back with `tfds.data_source`.
+
+Where the official archives come from:
+
+- a local folder (`archive_dir`; in `load_dataset`, `data_dir` or the environment variable
+  named by the builder's `ENV`, e.g. `ODENESS_MNIST_DIR`), holding the files under their
+  official names, gzip-compressed or not; each is verified by content (`archives.verify`);
+- otherwise the official URLs, through tfds's download manager, which checks the published
+  sizes and SHA-256 digests in `checksums.tsv`. Without a network this fails at once with a
+  message saying where to put the archives.
+
+The examples keep the order of the official files (no shuffling when prepared).
+"""
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlparse
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from . import archives
+
+_IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def _reachable(url: str, timeout: float = 5.0) -> bool:
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+class OfficialImages(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """An image classification set prepared from its official archives (base class)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "uint8 Tensor images, no PNG."}
+    SHAPE: ClassVar[tuple[int, int, int]]
+    NUM_CLASSES: ClassVar[int] = 10
+    URLS: ClassVar[dict[str, str]]
+    """Official download URL of each archive, by role."""
+    DIGESTS: ClassVar[dict[str, frozenset[str]]]
+    """Accepted SHA-256 digests (of the archive, or of its gzip content), by role."""
+    ENV: ClassVar[str]
+    """Environment variable naming the folder that holds the archives."""
+    HOMEPAGE: ClassVar[str]
+
+    def __init__(self, *, archive_dir: str | Path | None = None, **kwargs):
+        self._archive_dir = None if archive_dir is None else Path(archive_dir)
+        kwargs.setdefault("file_format", "array_record")
+        super().__init__(**kwargs)
+
+    @classmethod
+    def file_names(cls) -> dict[str, str]:
+        """The official file name of each archive, by role."""
+        return {role: url.rsplit("/", 1)[-1] for role, url in cls.URLS.items()}
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=f"{self.name}: official archives, images as uint8 tensors.",
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Tensor(shape=self.SHAPE, dtype=np.uint8),
+                    "label": tfds.features.ClassLabel(num_classes=self.NUM_CLASSES),
+                }
+            ),
+            supervised_keys=("image", "label"),
+            homepage=self.HOMEPAGE,
+            disable_shuffling=True,  # keep the official files' order
+        )
+
+    def _archives(self, dl_manager) -> dict[str, Path]:
+        if self._archive_dir is not None:
+            return {
+                role: _local(self._archive_dir, name, self)
+                for role, name in self.file_names().items()
+            }
+        first = next(iter(self.URLS.values()))
+        if not _reachable(first):
+            raise FileNotFoundError(
+                f"{_public_name(self)}: no local archives and {urlparse(first).hostname} "
+                f"is unreachable; put {', '.join(self.file_names().values())} in a folder "
+                f"and pass it as data_dir (--data-dir) or set {self.ENV}"
+            )
+        return {role: Path(p) for role, p in dl_manager.download(self.URLS).items()}
+
+    def _split_generators(self, dl_manager):
+        splits = self._read(self._archives(dl_manager))
+        for split, (images, labels) in splits.items():
+            if images.shape[1:] != self.SHAPE or len(images) != len(labels):
+                raise ValueError(
+                    f"{_public_name(self)}: {split} images of shape {images.shape} with "
+                    f"{len(labels)} labels, expected (N, {', '.join(map(str, self.SHAPE))})"
+                )
+            if labels.min() < 0 or labels.max() >= self.NUM_CLASSES:
+                raise ValueError(
+                    f"{_public_name(self)}: {split} labels outside "
+                    f"0..{self.NUM_CLASSES - 1}"
+                )
+        return {split: self._generate_examples(*arrays) for split, arrays in splits.items()}
+
+    def _read(self, paths: Mapping[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        raise NotImplementedError
+
+    def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            yield i, {"image": image, "label": int(label)}
+
+
+def _public_name(builder) -> str:
+    return builder.name.removeprefix("odeness_")
+
+
+def _local(folder: Path, name: str, builder) -> Path:
+    """`folder/name`, or its decompressed twin `folder/name` without `.gz`."""
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{_public_name(builder)}: archive folder {folder} does not exist"
+        )
+    for candidate in (name, name.removesuffix(".gz")):
+        if (folder / candidate).is_file():
+            return folder / candidate
+    raise FileNotFoundError(
+        f"{_public_name(builder)}: {folder} has no {name}; put the official "
+        f"{', '.join(builder.file_names().values())} there (or set {builder.ENV})"
+    )
+
+
+class _IdxImages(OfficialImages, skip_registration=True):
+    SHAPE = (28, 28, 1)
+
+    def _read(self, paths):
+        name = _public_name(self)
+        arrays = {
+            role: archives.read_idx(path, self.DIGESTS[role], what=f"{name} {role}")
+            for role, path in paths.items()
+        }
+        return {
+            split: (arrays[f"{split}_images"][..., None], arrays[f"{split}_labels"])
+            for split in ("train", "test")
+        }
+
+
+def _digests(urls: Mapping[str, str], extra: Mapping[str, str] = {}) -> dict:
+    """Official digests by role: the archives' (from checksums.tsv) and `extra` ones."""
+    table = {}
+    for line in (Path(__file__).parent / "checksums.tsv").read_text().splitlines():
+        url, _, sha, _ = line.split("\t")
+        table[url] = sha
+    return {
+        role: frozenset({table[url], *([extra[role]] if role in extra else [])})
+        for role, url in urls.items()
+    }
+
+
+def _idx_urls(base: str) -> dict[str, str]:
+    return {role: f"{base}{name}.gz" for role, name in _IDX_FILES.items()}
+
+
+class OdenessMnist(_IdxImages):
+    """MNIST (LeCun et al.): 60,000 / 10,000 handwritten digits, 28 × 28 × 1."""
+
+    URLS = _idx_urls("https://storage.googleapis.com/cvdf-datasets/mnist/")
+    # The decompressed official files' digests too, so a re-compressed copy passes.
+    DIGESTS = _digests(
+        URLS,
+        {
+            "train_images": (
+                "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
+            ),
+            "train_labels": (
+                "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"
+            ),
+            "test_images": (
+                "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"
+            ),
+            "test_labels": (
+                "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"
+            ),
+        },
+    )
+    ENV = "ODENESS_MNIST_DIR"
+    HOMEPAGE = "http://yann.lecun.com/exdb/mnist/"
+
+
+class OdenessFashionMnist(_IdxImages):
+    """Fashion-MNIST (Xiao et al., 2017): 60,000 / 10,000 clothing images, 28 × 28 × 1."""
+
+    URLS = _idx_urls("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/")
+    DIGESTS = _digests(URLS)
+    ENV = "ODENESS_FASHION_MNIST_DIR"
+    HOMEPAGE = "https://github.com/zalandoresearch/fashion-mnist"
+
+
+class OdenessCifar10(OfficialImages):
+    """CIFAR-10 (Krizhevsky, 2009), python version: 50,000 / 10,000 images, 32 × 32 × 3."""
+
+    SHAPE = (32, 32, 3)
+    URLS = {"archive": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"}
+    DIGESTS = _digests(URLS)
+    ENV = "ODENESS_CIFAR10_DIR"
+    HOMEPAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+    def _read(self, paths):
+        return archives.read_cifar10_python(paths["archive"], self.DIGESTS["archive"])
+
+
+BUILDERS: dict[str, type[OfficialImages]] = {
+    "mnist": OdenessMnist,
+    "fashion_mnist": OdenessFashionMnist,
+    "cifar10": OdenessCifar10,
+}
+
+
+def prepare(
+    name: str, *, archive_dir: str | Path | None = None, cache_dir: str | Path | None = None
+) -> OfficialImages:
+    """Prepare `name` into the tfds folder `cache_dir` (default: `$ODENESS_TFDS_DIR`, else
+    tfds's own default, `$TFDS_DATA_DIR` or `~/tensorflow_datasets`) unless it is there.
+
+    `archive_dir` (default: the builder's environment variable) holds the official
+    archives; without one, they are downloaded.
+
+    **Returns:** the prepared builder.
+    """
+    cls = BUILDERS[name]
+    archive_dir = archive_dir or os.environ.get(cls.ENV) or None
+    cache_dir = cache_dir or os.environ.get("ODENESS_TFDS_DIR") or None
+    builder = cls(
+        data_dir=None if cache_dir is None else str(cache_dir), archive_dir=archive_dir
+    )
+    if not builder.is_prepared():
+        builder.download_and_prepare()
+    return builder
+
+
+def load_split(builder: OfficialImages, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """All of `split` as `(images float32 in [0, 1] (N, H, W, C), labels int32 (N,))`,
+    read with `tfds.data_source`."""
+    source = tfds.data_source(
+        builder.name, split=split, data_dir=builder.data_dir_root, download=False
+    )
+    # One batched read of every record (tfds's random-access sources take `__getitems__`).
+    examples = source.__getitems__(range(len(source)))  # pyright: ignore[reportAttributeAccessIssue]
+    images = np.stack([e["image"] for e in examples])
+    labels = np.fromiter((e["label"] for e in examples), np.int32, len(examples))
+    return images.astype(np.float32) / np.float32(255.0), labels

@@ -169,6 +169,7 @@ def draw_fan(
     thinned, the first always drawn), in two coordinates."""
     every = -(-fan.fan.shape[0] // max_curves)
     curves = fan.fan[::every, :, index]
+    curves = curves.reshape(*curves.shape[:2], -1)  # images: flattened coordinates
     colours = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(curves)))
     for k, (curve, colour) in enumerate(zip(curves, colours, strict=True)):
         ax.plot(
@@ -180,7 +181,7 @@ def draw_fan(
             label="exact flow" if k == 0 else None,
         )
         ax.plot(curve[-1, dims[0]], curve[-1, dims[1]], "o", color=colour, ms=4)
-    it = fan.iterates[:, index]
+    it = fan.iterates[:, index].reshape(fan.iterates.shape[0], -1)
     ax.plot(it[:, dims[0]], it[:, dims[1]], "k.-", lw=1.2, ms=6, label="numerical solution")
     ax.set_xlabel(f"$x_{dims[0]}$")
     ax.set_ylabel(f"$x_{dims[1]}$")

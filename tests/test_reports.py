@@ -81,3 +81,19 @@ def test_figure1_quick(tmp_path):
     assert set(numbers) == {"2", "8"}
     assert len(numbers["2"]["accuracy_by_euler_steps"]) == 12
     assert (out / "runs" / "euler-n0008" / "checkpoint.eqx").exists()
+
+
+def test_fan_and_trajectories_of_an_image_model_plot(tmp_path, getkey):
+    import jax
+    import matplotlib.pyplot as plt
+
+    from odeness.plots import draw_fan, save_figure
+
+    model = odeness.make_classifier("conv", (6, 5, 2), 3, channels=4, key=getkey())
+    x = jax.random.uniform(getkey(), (2, 6, 5, 2))
+    integ = odeness.Integrator(odeness.solver("euler"), steps=3)
+    fan = odeness.lady_windermere_fan(model, integ, x[:1], 16)
+    fig, ax = plt.subplots()
+    draw_fan(ax, fan, 0, title="image fan")  # flattened coordinates 0 and 1
+    save_figure(fig, tmp_path / "fan.png")
+    assert (tmp_path / "fan.png").stat().st_size > 0

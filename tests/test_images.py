@@ -201,11 +201,33 @@ def test_archive_checksums_cover_every_official_url():
             assert url in infos and infos[url].checksum in cls.DIGESTS[role]
 
 
+# Makes TensorFlow look installed (`find_spec` finds it) and records any import of it.
+_TENSORFLOW_TRAP = """
+import importlib.abc, importlib.machinery, sys
+attempts = []
+class _Trap(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            return importlib.machinery.ModuleSpec(name, self)
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        attempts.append(module.__name__)
+        raise ImportError("TensorFlow must not be imported")
+sys.meta_path.insert(0, _Trap())
+"""
+
+
 def test_no_tensorflow_after_loading_every_dataset(tmp_path):
-    """In a fresh interpreter: prepare and load each image set (from generated archives;
-    real MNIST when available) and every generated set; TensorFlow is never imported."""
-    script = f"""
-import sys, numpy as np
+    """In a fresh interpreter where TensorFlow looks installed (so tfds would take it if
+    asked): prepare, load and reload each image set (from generated archives; real MNIST
+    when available), load every generated set and train on one; nothing tries to import
+    TensorFlow. Without the trap this test would pass vacuously on a machine without it.
+    """
+    script = (
+        _TENSORFLOW_TRAP
+        + f"""
+import numpy as np
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import test_images as t
 from odeness.data import images
@@ -217,18 +239,27 @@ made = t._write_idx_set(t.Path(base) / "fashion", rng)
 images.OdenessFashionMnist.DIGESTS = made["digests"]
 made = t._write_cifar(t.Path(base) / "cifar", rng)
 images.OdenessCifar10.DIGESTS = made["digests"]
-odeness.load_dataset("fashion_mnist", data_dir=base + "/fashion", cache_dir=base + "/tfds")
-odeness.load_dataset("cifar10", data_dir=base + "/cifar", cache_dir=base + "/tfds")
+names = ["fashion_mnist", "cifar10"]
+dirs = {{"fashion_mnist": base + "/fashion", "cifar10": base + "/cifar"}}
 import os
 if os.environ.get("ODENESS_MNIST_DIR"):
-    odeness.load_dataset("mnist", cache_dir=base + "/tfds")
+    names.append("mnist")
+    dirs["mnist"] = None
+for name in names:
+    for _ in range(2):  # prepare, then read the prepared records
+        odeness.load_dataset(name, data_dir=dirs[name], cache_dir=base + "/tfds")
 for name in ("sphere2", "sphere900", "three_minima"):
     odeness.load_dataset(name)
+config = odeness.TrainConfig(dataset="fashion_mnist", steps=1, channels=2, iterations=2,
+    batch_size=4, log_every=1, checkpoint_every=1, data_dir=base + "/fashion")
+odeness.train(config, progress=False)
 loaded = sorted(m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow."))
-print("TF:", loaded)
+print("TF imports attempted:", attempts, "TF modules:", loaded)
 """
+    )
+    env = {**os.environ, "ODENESS_TFDS_DIR": str(tmp_path / "tfds")}
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "TF: []" in out.stdout
+    assert "TF imports attempted: [] TF modules: []" in out.stdout

@@ -74,6 +74,16 @@ def _write_cifar(folder: Path, rng, *, per_batch=4, test=6) -> dict:
     return {"batches": batches, "digests": {"archive": frozenset({_sha(data)})}}
 
 
+def _only(digests: dict) -> classmethod:
+    """A `digests` classmethod accepting exactly `digests[role]`."""
+    return classmethod(lambda cls, role: digests[role])
+
+
+def _accept(monkeypatch, builder, digests: dict) -> None:
+    """Register the digests of generated archives as the accepted ones for a test."""
+    monkeypatch.setattr(builder, "digests", _only(digests))
+
+
 @pytest.fixture
 def offline(monkeypatch):
     """No network, whatever the machine: a download is never attempted."""
@@ -112,7 +122,7 @@ def test_real_mnist_prepares_offline_and_loads(tmp_path_factory):
 @pytest.mark.parametrize("compress", [True, False])
 def test_fashion_mnist_from_generated_archives(tmp_path, monkeypatch, offline, compress):
     made = _write_idx_set(tmp_path / "src", np.random.default_rng(0), compress=compress)
-    monkeypatch.setattr(images.OdenessFashionMnist, "DIGESTS", made["digests"])
+    _accept(monkeypatch, images.OdenessFashionMnist, made["digests"])
     data = odeness.load_dataset(
         "fashion_mnist", data_dir=str(tmp_path / "src"), cache_dir=str(tmp_path / "tfds")
     )
@@ -125,7 +135,7 @@ def test_fashion_mnist_from_generated_archives(tmp_path, monkeypatch, offline, c
 
 def test_cifar10_from_a_generated_archive(tmp_path, monkeypatch, offline):
     made = _write_cifar(tmp_path / "src", np.random.default_rng(1))
-    monkeypatch.setattr(images.OdenessCifar10, "DIGESTS", made["digests"])
+    _accept(monkeypatch, images.OdenessCifar10, made["digests"])
     monkeypatch.setenv("ODENESS_CIFAR10_DIR", str(tmp_path / "src"))
     data = odeness.load_dataset("cifar10", cache_dir=str(tmp_path / "tfds"))
     assert data.x_train.shape == (20, 32, 32, 3) and data.x_test.shape == (6, 32, 32, 3)
@@ -142,7 +152,7 @@ def test_truncated_archive_is_rejected_and_nothing_is_written(
     tmp_path, monkeypatch, offline
 ):
     made = _write_cifar(tmp_path / "src", np.random.default_rng(2))
-    monkeypatch.setattr(images.OdenessCifar10, "DIGESTS", made["digests"])
+    _accept(monkeypatch, images.OdenessCifar10, made["digests"])
     archive = tmp_path / "src" / "cifar-10-python.tar.gz"
     archive.write_bytes(archive.read_bytes()[:-200])
     with pytest.raises(ValueError, match="cifar10: .* is truncated or corrupt"):
@@ -155,7 +165,7 @@ def test_truncated_archive_is_rejected_and_nothing_is_written(
 
 def test_wrong_file_is_rejected(tmp_path, monkeypatch, offline):
     made = _write_idx_set(tmp_path / "src", np.random.default_rng(3))
-    monkeypatch.setattr(images.OdenessFashionMnist, "DIGESTS", made["digests"])
+    _accept(monkeypatch, images.OdenessFashionMnist, made["digests"])
     src = tmp_path / "src"
     # The test labels where the training labels belong: valid IDX, wrong content.
     (src / "train-labels-idx1-ubyte.gz").write_bytes(
@@ -196,9 +206,9 @@ def test_no_archive_and_no_network_fails_fast(tmp_path, offline):
 def test_archive_checksums_cover_every_official_url():
     for cls in images.BUILDERS.values():
         for role, url in cls.URLS.items():
-            assert cls.DIGESTS[role], (cls.name, role)
+            assert cls.digests(role), (cls.name, role)
             infos = cls.url_infos or {}  # what tfds's download manager verifies
-            assert url in infos and infos[url].checksum in cls.DIGESTS[role]
+            assert url in infos and infos[url].checksum in cls.digests(role)
 
 
 # Makes TensorFlow look installed (`find_spec` finds it) and records any import of it.
@@ -236,9 +246,9 @@ images._reachable = lambda url, timeout=5.0: False
 rng = np.random.default_rng(0)
 base = {str(tmp_path)!r}
 made = t._write_idx_set(t.Path(base) / "fashion", rng)
-images.OdenessFashionMnist.DIGESTS = made["digests"]
+images.OdenessFashionMnist.digests = t._only(made["digests"])
 made = t._write_cifar(t.Path(base) / "cifar", rng)
-images.OdenessCifar10.DIGESTS = made["digests"]
+images.OdenessCifar10.digests = t._only(made["digests"])
 names = ["fashion_mnist", "cifar10"]
 dirs = {{"fashion_mnist": base + "/fashion", "cifar10": base + "/cifar"}}
 import os

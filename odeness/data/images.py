@@ -55,8 +55,8 @@ class OfficialImages(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     NUM_CLASSES: ClassVar[int] = 10
     URLS: ClassVar[dict[str, str]]
     """Official download URL of each archive, by role."""
-    DIGESTS: ClassVar[dict[str, frozenset[str]]]
-    """Accepted SHA-256 digests (of the archive, or of its gzip content), by role."""
+    CONTENT_DIGESTS: ClassVar[dict[str, str]] = {}
+    """SHA-256 of the official archives' decompressed content, by role, where known."""
     ENV: ClassVar[str]
     """Environment variable naming the folder that holds the archives."""
     HOMEPAGE: ClassVar[str]
@@ -65,6 +65,15 @@ class OfficialImages(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         self._archive_dir = None if archive_dir is None else Path(archive_dir)
         kwargs.setdefault("file_format", "array_record")
         super().__init__(**kwargs)
+
+    @classmethod
+    def digests(cls, role: str) -> frozenset[str]:
+        """The accepted SHA-256 digests of archive `role`: its published one (tfds's
+        `url_infos`, read from `checksums.tsv` beside this module, which the download
+        manager checks too) and that of its decompressed content, where known."""
+        published = (cls.url_infos or {})[cls.URLS[role]].checksum
+        content = cls.CONTENT_DIGESTS.get(role)
+        return frozenset({published} | ({content} if content else set()))
 
     @classmethod
     def file_names(cls) -> dict[str, str]:
@@ -149,25 +158,13 @@ class _IdxImages(OfficialImages, skip_registration=True):
     def _read(self, paths):
         name = _public_name(self)
         arrays = {
-            role: archives.read_idx(path, self.DIGESTS[role], what=f"{name} {role}")
+            role: archives.read_idx(path, self.digests(role), what=f"{name} {role}")
             for role, path in paths.items()
         }
         return {
             split: (arrays[f"{split}_images"][..., None], arrays[f"{split}_labels"])
             for split in ("train", "test")
         }
-
-
-def _digests(urls: Mapping[str, str], extra: Mapping[str, str] = {}) -> dict:
-    """Official digests by role: the archives' (from checksums.tsv) and `extra` ones."""
-    table = {}
-    for line in (Path(__file__).parent / "checksums.tsv").read_text().splitlines():
-        url, _, sha, _ = line.split("\t")
-        table[url] = sha
-    return {
-        role: frozenset({table[url], *([extra[role]] if role in extra else [])})
-        for role, url in urls.items()
-    }
 
 
 def _idx_urls(base: str) -> dict[str, str]:
@@ -179,23 +176,12 @@ class OdenessMnist(_IdxImages):
 
     URLS = _idx_urls("https://storage.googleapis.com/cvdf-datasets/mnist/")
     # The decompressed official files' digests too, so a re-compressed copy passes.
-    DIGESTS = _digests(
-        URLS,
-        {
-            "train_images": (
-                "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
-            ),
-            "train_labels": (
-                "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"
-            ),
-            "test_images": (
-                "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"
-            ),
-            "test_labels": (
-                "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"
-            ),
-        },
-    )
+    CONTENT_DIGESTS = {
+        "train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    }
     ENV = "ODENESS_MNIST_DIR"
     HOMEPAGE = "http://yann.lecun.com/exdb/mnist/"
 
@@ -204,7 +190,6 @@ class OdenessFashionMnist(_IdxImages):
     """Fashion-MNIST (Xiao et al., 2017): 60,000 / 10,000 clothing images, 28 × 28 × 1."""
 
     URLS = _idx_urls("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/")
-    DIGESTS = _digests(URLS)
     ENV = "ODENESS_FASHION_MNIST_DIR"
     HOMEPAGE = "https://github.com/zalandoresearch/fashion-mnist"
 
@@ -214,12 +199,11 @@ class OdenessCifar10(OfficialImages):
 
     SHAPE = (32, 32, 3)
     URLS = {"archive": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"}
-    DIGESTS = _digests(URLS)
     ENV = "ODENESS_CIFAR10_DIR"
     HOMEPAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
     def _read(self, paths):
-        return archives.read_cifar10_python(paths["archive"], self.DIGESTS["archive"])
+        return archives.read_cifar10_python(paths["archive"], self.digests("archive"))
 
 
 BUILDERS: dict[str, type[OfficialImages]] = {

@@ -6,6 +6,11 @@ against a bare `lax.scan` of the same arithmetic: the same field, head, loss, ba
 Adam update, with Euler written by hand as `z + h f(z)`. The two alternate, repeatedly;
 the median of the repeats is reported.
 
+Adaptation overhead: training at a fixed step size (Euler, 16 steps) with and without the
+step-size rule (`--adapt`): chunks of `interval` (50) iterations, the rule's chunk holding
+exactly one check (on its last iteration, so the step size is fixed throughout). Both
+loops alternate; the ratio of the medians is reported (target <= 1.1).
+
 Image training step: one iteration of the CIFAR-10 ODE-Net (Conv2d field, C = 128,
 batch 256, Euler 8 steps) on CIFAR-shaped inputs; the time does not depend on pixel
 values, so no archive is needed. Results also go to `results/bench.json`.
@@ -95,6 +100,49 @@ def bench_train_step(seeds: int, steps: int, length: int, rounds: int) -> dict:
     }
 
 
+def bench_adaptation(seeds: int, steps: int, rounds: int) -> dict:
+    base = odeness.TrainConfig(
+        dataset="sphere2", solver="euler", steps=steps, seeds=tuple(range(seeds))
+    )
+    adapted = base.replace(adapt=True)
+    rule = adapted.rule()
+    assert rule is not None
+    data = odeness.load_dataset("sphere2")
+    x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+    opt = optimizer(base.learning_rate)
+    length = rule.interval
+    # Start one iteration after a check: the next one falls on the chunk's last iteration.
+    runs = {}
+    for name, config, integ in (
+        ("plain", base, base.integrator()),
+        ("adapted", adapted, rule),
+    ):
+        state, static = init_state(config, data)
+        state = state._replace(step=state.step + 1)
+        runs[name] = (
+            lambda s, static=static, integ=integ: train_chunk(
+                s, static, integ, opt, x, y, 128, length, jnp.asarray(1)
+            ),
+            state,
+        )
+    for fn, state in runs.values():
+        jax.block_until_ready(fn(state))  # compile
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, (fn, state) in runs.items():
+            times[name] += time_call(fn, state, repeats=2)
+    per_iter = {name: statistics.median(t) / length for name, t in times.items()}
+    checks = runs["adapted"][0](runs["adapted"][1])[1]
+    assert int(np.sum(~np.isnan(np.asarray(checks.test_accuracy)))) == seeds  # one each
+    return {
+        "setting": f"spheres 2-D, Euler {steps} steps, batch 128, C=32, {seeds} seed(s), "
+        f"one check per {length} iterations",
+        "plain_ms_per_iteration": round(per_iter["plain"] * 1e3, 3),
+        "adapted_ms_per_iteration": round(per_iter["adapted"] * 1e3, 3),
+        "ratio": round(per_iter["adapted"] / per_iter["plain"], 3),
+    }
+
+
 def bench_image_step(channels: int, batch: int, steps: int, repeats: int) -> dict:
     rng = np.random.default_rng(0)
     shape = (batch, 32, 32, 3)
@@ -126,6 +174,9 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="alternations of the two loops")
     p.add_argument("--quick", action="store_true", help="fewer iterations and rounds")
     p.add_argument("--out", default="results/bench.json")
+    p.add_argument(
+        "--adapt-only", action="store_true", help="only the adaptation overhead (no file)"
+    )
     args = p.parse_args(argv)
     length, rounds = (20, 2) if args.quick else (100, args.rounds)
     results = {"device": str(jax.devices()[0]), "train_step": []}
@@ -138,6 +189,19 @@ def main(argv=None) -> int:
             f"ratio {r['ratio']:.2f} (target <= 1.3)",
             flush=True,
         )
+    results["adaptation"] = []
+    for seeds in (1, 5):
+        r = bench_adaptation(seeds, 16, 2 if args.quick else args.rounds)
+        results["adaptation"].append(r)
+        print(
+            f"{r['setting']}: plain {r['plain_ms_per_iteration']:.2f} ms/it, adapted "
+            f"{r['adapted_ms_per_iteration']:.2f} ms/it, ratio {r['ratio']:.2f} "
+            "(target <= 1.1)",
+            flush=True,
+        )
+    if args.adapt_only:
+        print(json.dumps(results, indent=2))
+        return 0
     r = bench_image_step(128, 256, 8, repeats=1 if args.quick else 3)
     results["image_train_step"] = r
     print(

@@ -16,14 +16,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
 from . import io
+from .adapt import (
+    Check,
+    Rule,
+    StepSizeRule,
+    ToleranceRule,
+    adapt_step,
+    initial_step_size,
+    rule_for,
+)
 from .data import DATASETS, Dataset, load_dataset
 from .integrate import Integrator
 from .models import FIELDS, ODEClassifier, make_classifier
-from .solvers import SOLVERS, is_adaptive, solver
+from .solvers import SOLVERS, is_adaptive, order, solver
 
 
 def _check(cond: bool, message: str) -> None:
@@ -49,6 +58,13 @@ class TrainConfig:
     batch 128, 10,000 iterations, C = 32). Every seed trains on the same data set
     (`data_seed`), from its own initialisation and batch order.
 
+    With `adapt=True` the step size (or tolerance) is adapted during training by the
+    paper's rule (`odeness.adapt`, see `rule()`), each seed on its own: `steps` / `tol`
+    are the starting values. A fixed-step solver without `steps` starts at Hairer's
+    initial step size; an adaptive solver must be given `tol` (the paper's is 1e-6).
+    `threshold`, `interval` and `test_solver` (default: the paper's for the solver) are
+    the rule's; `max_steps` caps its step count (default 500, the paper's).
+
     **Raises:** `ValueError` at construction, naming the bad field and value.
     """
 
@@ -67,6 +83,10 @@ class TrainConfig:
     data_seed: int = 0
     data_dir: str | None = None
     max_steps: int | None = None
+    adapt: bool = False
+    threshold: float = 0.1
+    interval: int = 50
+    test_solver: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "seeds", tuple(self.seeds))
@@ -83,9 +103,20 @@ class TrainConfig:
             f"unknown field {self.field!r}; expected one of {', '.join(FIELDS)}",
         )
         _check(
-            (self.steps is None) != (self.tol is None),
+            self.steps is None or self.tol is None,
             f"give exactly one of steps and tol, got steps={self.steps!r}, "
             f"tol={self.tol!r}",
+        )
+        _check(
+            (self.steps is not None or self.tol is not None)
+            or (self.adapt and not is_adaptive(solver(self.solver))),
+            f"give exactly one of steps and tol, got steps={self.steps!r}, "
+            f"tol={self.tol!r}"
+            + (
+                " (adaptive solvers start from a tol, the paper's is 1e-6)"
+                if self.adapt
+                else ""
+            ),
         )
         if self.steps is not None:
             _check(
@@ -135,9 +166,42 @@ class TrainConfig:
             and self.learning_rate > 0,
             f"learning_rate must be a finite number > 0, got {self.learning_rate!r}",
         )
+        _check(
+            isinstance(self.adapt, bool), f"adapt must be true or false, got {self.adapt!r}"
+        )
+        if self.adapt:
+            self.rule()  # validates threshold, interval, test_solver and max_steps
+
+    def rule(self) -> Rule | None:
+        """The adaptation rule (`odeness.adapt`), or None without `adapt`."""
+        if not self.adapt:
+            return None
+        if self.test_solver is not None:
+            _check(
+                self.test_solver in SOLVERS,
+                f"unknown test solver {self.test_solver!r}; expected one of "
+                f"{', '.join(SOLVERS)}",
+            )
+        return rule_for(
+            self.solver,
+            adaptive=self.tol is not None,
+            test_solver=self.test_solver,
+            threshold=self.threshold,
+            interval=self.interval,
+            max_steps=self.max_steps,
+        )
 
     def integrator(self) -> Integrator:
-        """The training integrator on `[0, 1]`."""
+        """The training integrator on `[0, 1]` (the starting one of an adapted run).
+
+        **Raises:** `ValueError` for an adapted run that starts at Hairer's step size,
+        which depends on the initial model (see `TrainResult.integrator_of`).
+        """
+        _check(
+            self.steps is not None or self.tol is not None,
+            "this adapted run starts at Hairer's step size, known once the model is "
+            "initialised",
+        )
         if self.steps is not None:
             return Integrator(
                 solver(self.solver), steps=self.steps, max_steps=self.max_steps
@@ -167,6 +231,7 @@ class TrainState(NamedTuple):
     opt_state: optax.OptState
     key: PRNGKeyArray  # the seed's data-order key
     step: Int[Array, ""]
+    adapt: PyTree = None  # the adaptation rule's state (`odeness.adapt`), if adapting
 
 
 class StepMetrics(NamedTuple):
@@ -174,6 +239,11 @@ class StepMetrics(NamedTuple):
     accuracy: Float[Array, ""]
     nfe: Int[Array, ""]
     num_steps: Int[Array, ""]
+    value: Float[Array, ""] | None = None
+    """Adapted runs: the step size or tolerance after this iteration."""
+    check: Check | None = None
+    """Adapted runs: what this iteration's check measured (NaN accuracies, 0 NFE if none
+    ran)."""
 
 
 def optimizer(learning_rate: float) -> optax.GradientTransformation:
@@ -228,12 +298,22 @@ def loss_fn(model: ODEClassifier, integ: Integrator, x, y):
 def train_step(
     state: TrainState,
     static: PyTree,
-    integ: Integrator,
+    integ: Integrator | Rule,
     opt: optax.GradientTransformation,
     x: Float[Array, "batch ..."],
     y: Int[Array, " batch"],
+    due: Bool[Array, ""] | bool = False,
 ) -> tuple[TrainState, StepMetrics]:
-    """One optimiser step on the batch `(x, y)`. Pure."""
+    """One optimiser step on the batch `(x, y)`. Pure.
+
+    `integ` is the training integrator, or an adaptation rule whose state
+    (`state.adapt`) gives it. With a rule, the check runs if `due` (before the optimiser
+    update, on the same batch; see `odeness.adapt.adapt_step`).
+    """
+    rule = integ if isinstance(integ, StepSizeRule | ToleranceRule) else None
+    if rule is not None:
+        integ = rule.integrator(state.adapt)
+    assert isinstance(integ, Integrator)
 
     def loss_of_params(params):
         return loss_fn(eqx.combine(params, static), integ, x, y)
@@ -241,31 +321,62 @@ def train_step(
     (loss, (accuracy, stats)), grads = jax.value_and_grad(loss_of_params, has_aux=True)(
         state.params
     )
+    nfe = jnp.max(stats.nfe)
+    metrics = StepMetrics(loss, accuracy, nfe, jnp.max(stats.num_steps))
+    adapt = state.adapt
+    if rule is not None:
+        model = eqx.combine(state.params, static)
+
+        def evaluate(test_integ: Integrator):
+            logits, test_stats = model(x, test_integ)
+            return (
+                jnp.mean(jnp.argmax(logits, axis=-1) == y),
+                jnp.max(test_stats.nfe),
+                jnp.all(test_stats.success),
+            )
+
+        adapt, check = adapt_step(rule, adapt, jnp.asarray(due), evaluate, accuracy, nfe)
+        metrics = metrics._replace(value=rule.value(adapt), check=check)
     updates, opt_state = opt.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    new_state = TrainState(params, opt_state, state.key, state.step + 1)
-    return new_state, StepMetrics(
-        loss, accuracy, jnp.max(stats.nfe), jnp.max(stats.num_steps)
-    )
+    return TrainState(params, opt_state, state.key, state.step + 1, adapt), metrics
 
 
 @eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)  # counts traces: eqx.debug.get_num_traces
 def train_chunk(
     states: TrainState,
     static: PyTree,
-    integ: Integrator,
+    integ: Integrator | Rule,
     opt: optax.GradientTransformation,
     x_all,
     y_all,
     batch_size: int,
     length: int,
+    start: Int[Array, ""] | None = None,
 ) -> tuple[TrainState, StepMetrics]:
-    """`length` train steps of every seed: `lax.scan` inside, `vmap` over seeds."""
+    """`length` train steps of every seed: `lax.scan` inside, `vmap` over seeds.
+
+    With an adaptation rule, `start` is the (common) step of every seed: the checks
+    are due where `step % rule.interval == 0`, decided from this shared counter, so
+    that under `vmap` the check stays a branch taken only on those iterations.
+    """
+    rule = integ if isinstance(integ, StepSizeRule | ToleranceRule) else None
+    offsets = jnp.arange(length)
+    if rule is None:
+        due = jnp.zeros(length, dtype=bool)
+    else:
+        assert start is not None
+        due = (start + offsets) % rule.interval == 0
 
     def run(state):
         idx = chunk_batch_indices(state.key, state.step, length, x_all.shape[0], batch_size)
         return jax.lax.scan(
-            lambda s, i: train_step(s, static, integ, opt, x_all[i], y_all[i]), state, idx
+            lambda s, xs: train_step(
+                s, static, integ, opt, x_all[xs[0]], y_all[xs[0]], xs[1]
+            ),
+            state,
+            (idx, due),
         )
 
     return jax.vmap(run)(states)
@@ -278,11 +389,31 @@ class TrainResult(NamedTuple):
     models: ODEClassifier
     """The trained models of all seeds, stacked along axis 0 of every array."""
     integrator: Integrator
+    """The training integrator (of an adapted run: the first seed's final one)."""
     metrics: list[dict]
+    adaptation: PyTree = None
+    """Adapted runs: the rule's final states, stacked over seeds."""
 
     def model(self, i: int) -> ODEClassifier:
         """The trained model of the `i`-th seed of `config.seeds`."""
         return unstack(self.models, i)
+
+    def integrator_of(self, i: int) -> Integrator:
+        """The integrator the `i`-th seed ended training with (its adapted step size or
+        tolerance, as a concrete integrator); `integrator` for runs without adaptation."""
+        if self.adaptation is None:
+            return self.integrator
+        return final_integrator(self.config, unstack(self.adaptation, i))
+
+
+def final_integrator(config: TrainConfig, adapt_state: PyTree) -> Integrator:
+    """The concrete training integrator of one seed's adaptation state."""
+    rule = config.rule()
+    assert rule is not None
+    value = float(rule.value(adapt_state))
+    if isinstance(rule, StepSizeRule):
+        return Integrator(rule.solver, dt=value)
+    return Integrator(rule.solver, rtol=value, atol=value, max_steps=rule.max_steps)
 
 
 def unstack(stacked: PyTree, i: int) -> PyTree:
@@ -311,11 +442,40 @@ def init_state(config: TrainConfig, data: Dataset) -> tuple[TrainState, PyTree]:
         f"batch_size {config.batch_size} exceeds the {data.x_train.shape[0]} training "
         f"examples of {config.dataset}",
     )
-    params, static = eqx.partition(init_models(config, data), eqx.is_array)
+    models = init_models(config, data)
+    params, static = eqx.partition(models, eqx.is_array)
     opt_state = jax.vmap(optimizer(config.learning_rate).init)(params)
     data_keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in config.seeds])
     steps = jnp.zeros(len(config.seeds), dtype=jnp.int32)
-    return TrainState(params, opt_state, data_keys, steps), static
+    adapt = init_adaptation(config, models, data_keys, data)
+    return TrainState(params, opt_state, data_keys, steps, adapt), static
+
+
+def init_adaptation(
+    config: TrainConfig, models: ODEClassifier, data_keys: PRNGKeyArray, data: Dataset
+) -> PyTree:
+    """The rule's initial state of every seed (None without adaptation).
+
+    Starts at `config.steps` / `config.tol`; a fixed-step run without `steps` starts at
+    Hairer's step size for the seed's initial field on its first training batch.
+    """
+    rule = config.rule()
+    if rule is None:
+        return None
+    n = len(config.seeds)
+    if isinstance(rule, ToleranceRule):
+        assert config.tol is not None
+        return jax.vmap(rule.init)(jnp.full(n, config.tol))
+    if config.steps is not None:
+        return jax.vmap(rule.init)(jnp.full(n, 1.0 / config.steps))
+    x_all = jnp.asarray(data.x_train)
+
+    @eqx.filter_vmap
+    def hairer(model, key):
+        idx = batch_indices(key, jnp.asarray(0), x_all.shape[0], config.batch_size)
+        return rule.init(initial_step_size(model.field, x_all[idx], order(rule.solver)))
+
+    return hairer(models, data_keys)
 
 
 CONFIG = "config.json"
@@ -389,7 +549,8 @@ def train(
     """
     if data is None:
         data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
-    integ = config.integrator()
+    rule = config.rule()
+    integ: Integrator | Rule = config.integrator() if rule is None else rule
     opt = optimizer(config.learning_rate)
     state, static = init_state(config, data)
     metrics: list[dict] = []
@@ -411,10 +572,18 @@ def train(
     while step < config.iterations:
         length = min(config.log_every - step % config.log_every, config.iterations - step)
         state, m = train_chunk(
-            state, static, integ, opt, x_all, y_all, config.batch_size, length
+            state,
+            static,
+            integ,
+            opt,
+            x_all,
+            y_all,
+            config.batch_size,
+            length,
+            jnp.asarray(step),
         )
         step += length
-        rows = _metric_rows(config, step, m, time.perf_counter() - start)
+        rows = _metric_rows(config, step, m, time.perf_counter() - start, metrics)
         metrics.extend(rows)
         bar.update(length)
         bar.set_postfix(
@@ -426,19 +595,37 @@ def train(
             if step % config.checkpoint_every == 0 or step >= config.iterations:
                 io.save_checkpoint(folder / CHECKPOINT, _checkpointable(state))
     bar.close()
+    return _result(config, state, static, metrics)
+
+
+def _result(config: TrainConfig, state: TrainState, static, metrics) -> TrainResult:
     models = eqx.combine(state.params, static)
-    return TrainResult(config, models, integ, metrics)
+    if state.adapt is None:
+        return TrainResult(config, models, config.integrator(), metrics)
+    first = final_integrator(config, unstack(state.adapt, 0))
+    return TrainResult(config, models, first, metrics, state.adapt)
 
 
 def integ_label(config: TrainConfig) -> str:
-    return f"n={config.steps}" if config.steps is not None else f"tol={config.tol:g}"
+    label = (
+        f"n={config.steps}"
+        if config.steps is not None
+        else f"tol={config.tol:g}"
+        if config.tol is not None
+        else "Hairer h0"
+    )
+    return f"adapted from {label}" if config.adapt else label
 
 
-def _metric_rows(config: TrainConfig, step: int, m: StepMetrics, seconds: float):
-    # Means over the chunk's iterations, one row per seed.
+def _metric_rows(
+    config: TrainConfig, step: int, m: StepMetrics, seconds: float, previous: list[dict]
+):
+    # Means over the chunk's iterations, one row per seed; running totals of the NFE.
     loss, acc = np.asarray(m.loss).mean(1), np.asarray(m.accuracy).mean(1)
     nfe, num_steps = np.asarray(m.nfe)[:, -1], np.asarray(m.num_steps)[:, -1]
-    return [
+    chunk_nfe = np.asarray(m.nfe).sum(1)
+    totals = {r["seed"]: r.get("train_nfe_total", 0) for r in previous}
+    rows = [
         {
             "step": step,
             "seed": seed,
@@ -446,10 +633,33 @@ def _metric_rows(config: TrainConfig, step: int, m: StepMetrics, seconds: float)
             "train_accuracy": float(acc[i]),
             "nfe": int(nfe[i]),
             "num_steps": int(num_steps[i]),
+            "train_nfe_total": int(totals.get(seed, 0) + chunk_nfe[i]),
             "seconds": round(seconds, 3),
         }
         for i, seed in enumerate(config.seeds)
     ]
+    if m.value is None or m.check is None:
+        return rows
+    name = "tol" if config.tol is not None else "dt"
+    value = np.asarray(m.value)[:, -1]
+    check = jax.tree.map(np.asarray, m.check)
+    check_totals = {r["seed"]: r.get("check_nfe_total", 0) for r in previous}
+    for i, row in enumerate(rows):
+        row[name] = float(value[i])
+        row["check_nfe_total"] = int(check_totals.get(row["seed"], 0) + check.nfe[i].sum())
+        # The chunk's last check, on that iteration's batch (None if no check ran).
+        ran = np.flatnonzero(~np.isnan(check.test_accuracy[i]))
+        j = ran[-1] if ran.size else None
+        length = check.test_accuracy.shape[1]
+        row["check_step"] = None if j is None else step - length + int(j)
+        for key, field in (
+            ("check_train_accuracy", check.train_accuracy),
+            ("test_accuracy", check.test_accuracy),
+            ("try_accuracy", check.try_accuracy),
+        ):
+            row[key] = None if j is None else float(field[i, j])
+        row["test_ok"] = None if j is None else bool(check.test_ok[i, j])
+    return rows
 
 
 def load_run(run_dir: str | Path, data: Dataset | None = None) -> TrainResult:
@@ -468,9 +678,4 @@ def load_run(run_dir: str | Path, data: Dataset | None = None) -> TrainResult:
     state = _from_checkpointable(
         io.load_checkpoint(folder / CHECKPOINT, _checkpointable(state))
     )
-    return TrainResult(
-        config,
-        eqx.combine(state.params, static),
-        config.integrator(),
-        io.read_jsonl(folder / METRICS),
-    )
+    return _result(config, state, static, io.read_jsonl(folder / METRICS))

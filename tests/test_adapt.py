@@ -1,0 +1,359 @@
+"""The adaptation rules (odeness.adapt) and adapted training."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import odeness
+from odeness import adapt
+from odeness.adapt import (
+    Check,
+    StepSizeRule,
+    ToleranceRule,
+    adapt_step,
+    initial_step_size,
+    rule_for,
+)
+from odeness.solvers import solver
+from odeness.train import TrainConfig, init_state, optimizer, train, train_chunk
+
+
+def check(train, test, try_, ok=True):
+    f = lambda v: jnp.asarray(v, dtype=float)  # noqa: E731
+    return Check(f(train), f(test), f(try_), jnp.asarray(ok), jnp.asarray(0))
+
+
+@pytest.fixture
+def step_rule():
+    return StepSizeRule(solver("euler"), solver("midpoint"))
+
+
+def new_dt(rule, dt, c):
+    return float(rule.update(rule.init(dt), c).dt)
+
+
+# --- Step-size rule ----------------------------------------------------------------
+
+
+def test_step_rule_refines_by_halving(step_rule):
+    assert new_dt(step_rule, 0.1, check(0.9, 0.7, 0.9)) == pytest.approx(0.05)
+
+
+def test_step_rule_refines_halfway_to_the_cap(step_rule):
+    # n = 300: halving would give 600 > 500 steps, so n moves to (500 + 300) / 2 = 400.
+    assert new_dt(step_rule, 1 / 300, check(0.9, 0.7, 0.9)) == pytest.approx(1 / 400)
+    # At the cap the step stays.
+    assert new_dt(step_rule, 1 / 500, check(0.9, 0.7, 0.9)) == pytest.approx(1 / 500)
+
+
+def test_step_rule_refines_when_the_test_solve_fails(step_rule):
+    assert new_dt(step_rule, 0.1, check(0.9, 0.9, 0.9, ok=False)) == pytest.approx(0.05)
+
+
+def test_step_rule_coarsens(step_rule):
+    assert new_dt(step_rule, 0.1, check(0.9, 0.85, 0.88)) == pytest.approx(0.11)
+    # Capped at h = 1.
+    assert new_dt(step_rule, 0.95, check(0.9, 0.85, 0.88)) == pytest.approx(1.0)
+
+
+def test_step_rule_coarsening_rejected(step_rule):
+    # The test solver agrees with training, but the trial step loses accuracy.
+    assert new_dt(step_rule, 0.1, check(0.9, 0.85, 0.6)) == pytest.approx(0.1)
+
+
+def test_step_rule_threshold_is_inclusive_and_a_field():
+    loose = StepSizeRule(solver("euler"), solver("midpoint"), threshold=0.3)
+    assert new_dt(loose, 0.1, check(0.9, 0.65, 0.9)) == pytest.approx(0.11)
+    strict = StepSizeRule(solver("euler"), solver("midpoint"), threshold=0.01)
+    assert new_dt(strict, 0.1, check(0.9, 0.85, 0.9)) == pytest.approx(0.05)
+
+
+def test_step_rule_init_clips(step_rule):
+    assert float(step_rule.init(5.0).dt) == 1.0
+    assert float(step_rule.init(1e-6).dt) == pytest.approx(1 / 500)
+    assert math.isnan(float(step_rule.init(0.1).test_accuracy))
+
+
+@pytest.mark.parametrize(
+    "train, test, h, expected",
+    [
+        ("euler", "midpoint", 1 / 100, 1 / 100),  # 1/h > 50
+        ("euler", "midpoint", 0.1, math.sqrt(0.1 / 50)),
+        ("midpoint", "rk4", 0.1, 0.1),  # 1/h² = 100 > 50
+        ("midpoint", "rk4", 0.5, (0.25 / 50) ** 0.25),
+        ("euler", "rk4", 0.25, 0.25),  # 1/h³ = 64 > 50
+        ("euler", "rk4", 0.5, (0.5 / 50) ** 0.25),
+    ],
+)
+def test_test_step_size_is_the_papers(train, test, h, expected):
+    p, q = odeness.solvers.order(solver(train)), odeness.solvers.order(solver(test))
+    got = float(adapt.test_step_size(jnp.asarray(h), p, q))
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert got <= float(jnp.asarray(h))
+
+
+def test_test_integrator_steps_fit(step_rule):
+    # Coarse h: the test step is below h, and its steps fit the test integrator.
+    state = step_rule.init(1.0)
+    integ = step_rule.test_integrator(state)
+    assert float(integ.dt) == pytest.approx(math.sqrt(1 / 50))
+    assert integ.steps <= integ.max_steps
+    assert float(step_rule.try_integrator(state).dt) == 1.0
+
+
+def test_default_test_solvers():
+    assert type(rule_for("euler", adaptive=False).test_solver) is type(solver("midpoint"))
+    assert type(rule_for("midpoint", adaptive=False).test_solver) is type(solver("rk4"))
+    r = rule_for("fehlberg2", adaptive=True)
+    assert type(r.test_solver) is type(solver("dopri5"))
+    assert isinstance(r, ToleranceRule) and r.test_factor == 0.2
+    assert rule_for("dopri5", adaptive=True).test_factor == 0.1  # pyright: ignore
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: StepSizeRule(solver("midpoint"), solver("heun")), "higher order"),
+        (lambda: StepSizeRule(solver("euler"), solver("rk4"), threshold=2.0), "threshold"),
+        (lambda: StepSizeRule(solver("euler"), solver("rk4"), interval=0), "interval"),
+        (lambda: StepSizeRule(solver("euler"), solver("rk4"), growth=1.0), "growth"),
+        (lambda: ToleranceRule(solver("euler"), solver("dopri5")), "no error estimate"),
+        (lambda: rule_for("rk4", adaptive=False), "no default test solver"),
+    ],
+)
+def test_bad_rules_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+# --- Initial step size -------------------------------------------------------------
+
+
+def test_initial_step_size_on_a_linear_field():
+    # f(y) = 2y, rows of norm 1: d0 = 1, d1 = 2, h0 = 0.005, d2 = 4,
+    # h1 = (0.01 / 4)^(1/2) = 0.05 (order 1), h = min(0.5, 0.05).
+    y0 = jnp.array([[1.0, 0.0], [0.0, -1.0], [0.6, 0.8]])
+    h = initial_step_size(lambda t, y, args: 2 * y, y0, order=1)
+    assert float(h) == pytest.approx(0.05, rel=1e-5)
+    # Order 4: h1 = (0.01 / 4)^(1/5).
+    h4 = initial_step_size(lambda t, y, args: 2 * y, y0, order=4)
+    assert float(h4) == pytest.approx(0.0025**0.2, rel=1e-5)
+
+
+def test_initial_step_size_on_a_zero_field():
+    y0 = jnp.ones((4, 3))
+    h = initial_step_size(lambda t, y, args: jnp.zeros_like(y), y0, order=1)
+    assert float(h) == pytest.approx(1e-6)
+
+
+# --- Tolerance rule ----------------------------------------------------------------
+
+
+@pytest.fixture
+def tol_rule():
+    return ToleranceRule(solver("dopri5"), solver("dopri5"))
+
+
+def test_tolerance_rule_halves_on_failure(tol_rule):
+    s = tol_rule.update(tol_rule.init(1e-4), check(0.9, 0.7, 0.9))
+    assert float(s.tol) == pytest.approx(5e-5)
+
+
+def test_tolerance_rule_tries_a_looser_tolerance(tol_rule):
+    s = tol_rule.update(tol_rule.init(1e-4), check(0.9, 0.88, 0.9))
+    assert float(s.tol) == pytest.approx(1.1e-4)
+    s = tol_rule.update(tol_rule.init(1e-4), check(0.9, 0.88, 0.7))
+    assert float(s.tol) == pytest.approx(1e-4)
+
+
+def test_tolerance_rule_holds_when_the_nfe_was_constant(tol_rule):
+    state = tol_rule.init(1e-4)
+    for _ in range(4):
+        state = tol_rule.record(state, jnp.asarray(26))
+    # Four equal NFEs are not enough ...
+    assert float(tol_rule.update(state, check(0.9, 0.88, 0.9)).tol) == pytest.approx(1.1e-4)
+    # ... five are: the looser tolerance would not save evaluations.
+    state = tol_rule.record(state, jnp.asarray(26))
+    assert float(tol_rule.update(state, check(0.9, 0.88, 0.9)).tol) == pytest.approx(1e-4)
+    # A different NFE in the window releases the hold; failure still halves.
+    moved = tol_rule.record(state, jnp.asarray(32))
+    assert float(tol_rule.update(moved, check(0.9, 0.88, 0.9)).tol) == pytest.approx(1.1e-4)
+    assert float(tol_rule.update(state, check(0.9, 0.7, 0.9)).tol) == pytest.approx(5e-5)
+
+
+def fake_evaluate(nfe_of_tol, log):
+    """Accuracy encodes -log10(tol) / 100, so a test can tell which solve it came from."""
+
+    def evaluate(integ):
+        tol = integ.rtol if integ.rtol is not None else integ.dt
+        log.append(integ)
+        e = -jnp.log10(tol)
+        return e / 100, jnp.asarray(nfe_of_tol(e)), jnp.asarray(True)
+
+    return evaluate
+
+
+def test_tolerance_rule_tightens_until_the_test_costs_more(tol_rule):
+    # NFE 50 down to tol 1e-8, then 200: from tol = 1e-6 the test solve runs at 1e-7,
+    # 1e-8 and 1e-9, the last costing more than training (NFE 60).
+    nfe_of = lambda e: jnp.where(e < 8.5, 50, 200)  # noqa: E731
+    log = []
+    state = tol_rule.init(1e-6)
+    c = jax.jit(
+        lambda s: tol_rule.check(s, fake_evaluate(nfe_of, log), jnp.asarray(0.9), 60)
+    )(state)
+    assert float(c.test_accuracy) == pytest.approx(0.09, rel=1e-4)  # tol_test = 1e-9
+    assert float(c.try_accuracy) == pytest.approx(-math.log10(1.1e-6) / 100, rel=1e-4)
+    assert int(c.nfe) == 50 + 50 + 200 + 50  # three test solves and the trial
+    # Already more costly at tol / 10: a single test solve.
+    c = tol_rule.check(state, fake_evaluate(lambda e: 100, []), jnp.asarray(0.9), 60)
+    assert float(c.test_accuracy) == pytest.approx(0.07, rel=1e-4)
+
+
+def test_tolerance_tightening_is_bounded(tol_rule):
+    c = tol_rule.check(
+        tol_rule.init(1e-4), fake_evaluate(lambda e: 1, []), jnp.asarray(0.9), 60
+    )
+    # tol/10 and then max_tightenings (4) more: 1e-5 ... 1e-9.
+    assert float(c.test_accuracy) == pytest.approx(0.09, rel=1e-4)
+
+
+def test_adapt_step_checks_only_when_due(step_rule):
+    state = step_rule.init(0.1)
+    log = []
+    ev = fake_evaluate(lambda e: 7, log)
+    s, c = adapt_step(
+        step_rule, state, jnp.asarray(False), ev, jnp.asarray(0.9), jnp.asarray(10)
+    )
+    assert float(s.dt) == pytest.approx(0.1) and math.isnan(float(c.test_accuracy))
+    assert int(c.nfe) == 0
+    s, c = adapt_step(
+        step_rule, state, jnp.asarray(True), ev, jnp.asarray(0.9), jnp.asarray(10)
+    )
+    assert int(c.nfe) == 14
+    assert float(s.dt) != pytest.approx(0.1)
+
+
+# --- Adapted training --------------------------------------------------------------
+
+
+def test_config_adaptation_fields():
+    c = TrainConfig(adapt=True, steps=None)  # Hairer's initial step
+    assert isinstance(c.rule(), StepSizeRule)
+    with pytest.raises(ValueError, match="Hairer"):
+        c.integrator()
+    assert isinstance(TrainConfig(solver="dopri5", steps=None, tol=1e-6, adapt=True).rule(),
+                      ToleranceRule)  # fmt: skip
+    with pytest.raises(ValueError, match="1e-6"):
+        TrainConfig(solver="dopri5", steps=None, adapt=True)
+    with pytest.raises(ValueError, match="unknown test solver 'rk5'"):
+        TrainConfig(adapt=True, test_solver="rk5")
+    with pytest.raises(ValueError, match="higher order"):
+        TrainConfig(adapt=True, test_solver="euler")
+    with pytest.raises(ValueError, match="exactly one of steps and tol"):
+        TrainConfig(steps=None)
+    assert TrainConfig().rule() is None
+
+
+def test_adaptation_never_retraces(tiny_sphere):
+    # Two chunks: the step size changes at the first check, the program stays the same.
+    config = TrainConfig(
+        adapt=True, steps=1, iterations=100, log_every=50, learning_rate=1e-2,
+        seeds=(0,), interval=10,
+    )  # fmt: skip
+    before = eqx.debug.get_num_traces(train_chunk)
+    result = train(config, data=tiny_sphere, progress=False)
+    assert eqx.debug.get_num_traces(train_chunk) - before <= 1
+    assert len({r["dt"] for r in result.metrics}) > 1
+
+
+class CountingRule(StepSizeRule):
+    """Counts how often the check's code runs (through a host callback)."""
+
+    def check(self, state, evaluate, train_accuracy, nfe):
+        jax.debug.callback(lambda: CALLS.append(1))
+        return super().check(state, evaluate, train_accuracy, nfe)
+
+
+CALLS: list = []
+
+
+def test_the_check_stays_a_branch_under_vmap(tiny_sphere):
+    # With the `due` flag shared by every seed, the check is a `cond` that runs on due
+    # iterations only (a per-seed flag would turn it into a select, running it always).
+    config = TrainConfig(adapt=True, steps=4, seeds=(0, 1))
+    state, static = init_state(config, tiny_sphere)
+    x, y = jnp.asarray(tiny_sphere.x_train), jnp.asarray(tiny_sphere.y_train)
+    rule = CountingRule(solver("euler"), solver("midpoint"), interval=3)
+    CALLS.clear()
+    jax.block_until_ready(
+        train_chunk(state, static, rule, optimizer(1e-4), x, y, 128, 6, jnp.asarray(0))
+    )
+    # Checks are due at steps 0 and 3: one call each, or one per seed.
+    assert len(CALLS) in (2, 4)
+
+
+def test_adapted_training_follows_the_rule_and_ends_an_ode(tmp_path, tiny_sphere):
+    config = TrainConfig(
+        adapt=True, steps=1, iterations=500, log_every=50, learning_rate=3e-3,
+        seeds=(0,),
+    )  # fmt: skip
+    result = train(config, run_dir=tmp_path, data=tiny_sphere, progress=False)
+    rule = config.rule()
+    assert isinstance(rule, StepSizeRule)
+    rows = result.metrics
+    assert [r["check_step"] for r in rows] == list(range(0, 500, 50))
+    # Replay the rule on what each check measured: it gives the logged step sizes.
+    dt = 1.0
+    for r in rows:
+        c = check(r["check_train_accuracy"], r["test_accuracy"], r["try_accuracy"])
+        expected = new_dt(rule, dt, c)
+        assert r["dt"] == pytest.approx(expected, rel=1e-5)
+        dt = r["dt"]
+    dts = [r["dt"] for r in rows]
+    assert min(dts) < 1.0  # the rule refined at least once
+    # The final model is an ODE by its own swap check at its final step size.
+    integ = result.integrator_of(0)
+    assert integ.dt is not None and float(integ.dt) == pytest.approx(dts[-1])
+    swap = odeness.evaluate_solver_swap(
+        result.model(0), integ, tiny_sphere.x_test, tiny_sphere.y_test,
+        solvers=("euler", "midpoint", "rk4"),
+    )  # fmt: skip
+    assert swap.train_accuracy > 0.7
+    assert swap.max_gap <= config.threshold
+    # The run folder reloads with its adapted step size.
+    loaded = odeness.load_run(tmp_path, tiny_sphere)
+    assert float(loaded.integrator_of(0).dt) == pytest.approx(dts[-1])  # pyright: ignore
+    np.testing.assert_allclose(loaded.adaptation.dt, result.adaptation.dt)
+
+
+def test_adapted_training_resumes(tmp_path, tiny_sphere):
+    config = TrainConfig(
+        adapt=True, steps=2, iterations=100, log_every=50, learning_rate=3e-3, seeds=(0,),
+        checkpoint_every=50,
+    )  # fmt: skip
+    whole = train(config, data=tiny_sphere, progress=False)
+    train(config.replace(iterations=50), run_dir=tmp_path, data=tiny_sphere, progress=False)
+    resumed = train(config, run_dir=tmp_path, data=tiny_sphere, progress=False)
+    assert [r["dt"] for r in resumed.metrics] == pytest.approx(
+        [r["dt"] for r in whole.metrics]
+    )
+    assert resumed.metrics[-1]["train_nfe_total"] == whole.metrics[-1]["train_nfe_total"]
+
+
+def test_tolerance_adapted_training(tiny_sphere):
+    config = TrainConfig(
+        solver="dopri5", steps=None, tol=1e-3, adapt=True, iterations=100, log_every=50,
+        seeds=(0,), learning_rate=3e-3,
+    )  # fmt: skip
+    result = train(config, data=tiny_sphere, progress=False)
+    rows = result.metrics
+    assert all(r["test_ok"] for r in rows)
+    assert rows[-1]["tol"] != pytest.approx(1e-3)
+    integ = result.integrator_of(0)
+    assert integ.rtol is not None and float(integ.rtol) == pytest.approx(rows[-1]["tol"])
+    assert rows[-1]["check_nfe_total"] > 0

@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 STEPS := 1 2 4 8 16 32 64 128
 
-.PHONY: test sweep-euler sweep-midpoint sweep-rk4 sweep-dopri5 figure1 report bench lint clean
+.PHONY: test sweep-euler sweep-midpoint sweep-rk4 sweep-dopri5 figure1 report bench lint clean \
+	adapt table1
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,38 @@ sweep-rk4: $(STAMP)
 sweep-dopri5: $(STAMP)
 	$(PY) experiments/sweep.py --solver dopri5 --tols 1e-1 1e-2 1e-3 1e-4 1e-5 1e-6 \
 		--test-solvers dopri5 --factors 0.1 1 10 --out results/sweep-dopri5 $(ARGS)
+
+# make adapt DATASET=sphere2 SOLVER=euler (ARGS=--quick for a smoke test)
+DATASET ?= sphere2
+SOLVER ?= euler
+adapt: $(STAMP)
+	$(PY) experiments/adapt.py --dataset $(DATASET) --solver $(SOLVER) \
+		--out results/adapt-$(DATASET)-$(SOLVER) $(ARGS)
+
+# Grid search against adaptation: spheres 2-D (Euler, dopri5) and, with MNIST=1 and
+# $$ODENESS_MNIST_DIR set, MNIST (Euler). TABLE_ARGS go to every sweep and adapted run
+# (e.g. TABLE_ARGS="--seeds 0 1 2 --iterations 3000"); finished runs are reused.
+MNIST ?= 0
+TABLE_ARGS ?=
+MNIST_STEPS := 2 4 8 16 32 64
+table1: $(STAMP)
+	$(PY) experiments/sweep.py --solver euler --steps $(STEPS) --out results/sweep-euler $(TABLE_ARGS)
+	$(PY) experiments/adapt.py --solver euler --out results/adapt-sphere2-euler $(TABLE_ARGS)
+	$(PY) experiments/sweep.py --solver dopri5 --tols 1e-1 1e-2 1e-3 1e-4 1e-5 1e-6 \
+		--test-solvers dopri5 --factors 0.1 1 10 --out results/sweep-dopri5 $(TABLE_ARGS)
+	$(PY) experiments/adapt.py --solver dopri5 --out results/adapt-sphere2-dopri5 $(TABLE_ARGS)
+	if [ "$(MNIST)" = 1 ]; then \
+	  $(PY) experiments/sweep.py --dataset mnist --solver euler --steps $(MNIST_STEPS) \
+	    --reference none --out results/sweep-mnist-euler $(TABLE_ARGS) && \
+	  $(PY) experiments/adapt.py --dataset mnist --solver euler \
+	    --out results/adapt-mnist-euler $(TABLE_ARGS) && \
+	  $(PY) experiments/table1.py --row results/sweep-euler results/adapt-sphere2-euler \
+	    --row results/sweep-dopri5 results/adapt-sphere2-dopri5 \
+	    --row results/sweep-mnist-euler results/adapt-mnist-euler; \
+	else \
+	  $(PY) experiments/table1.py --row results/sweep-euler results/adapt-sphere2-euler \
+	    --row results/sweep-dopri5 results/adapt-sphere2-dopri5; \
+	fi
 
 figure1: $(STAMP)
 	$(PY) experiments/figure1.py --out results/figure1 $(ARGS)

@@ -10,35 +10,19 @@ interrupted sweep resumes from its checkpoints. See `odeness.sweep`.
 import argparse
 import sys
 
+from _cli import add_training_args, training_fields
+
 import odeness
 from odeness.sweep import quick
-from odeness.train import paper_channels
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument(
-        "--dataset",
-        default="sphere2",
-        help="sphere2, sphere3, sphere10, sphere900, three_minima, mnist, fashion_mnist "
-        "or cifar10",
-    )
+    add_training_args(p)
     p.add_argument("--solver", default="euler", help="training solver")
     grid = p.add_mutually_exclusive_group()
     grid.add_argument("--steps", type=int, nargs="+", help="training step counts on [0, 1]")
     grid.add_argument("--tols", type=float, nargs="+", help="training tolerances")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--iterations", type=int, default=10_000)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
-    p.add_argument("--field", default="conv", help="vector field: conv or mlp")
-    p.add_argument(
-        "--channels",
-        type=int,
-        default=None,
-        help="hidden channels C of the field (default: the paper's, 128 for cifar10, "
-        "else 32)",
-    )
     p.add_argument("--test-solvers", nargs="+", default=["euler", "midpoint", "rk4"])
     p.add_argument("--factors", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.5, 2.0])
     p.add_argument(
@@ -51,12 +35,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=float,
         default=0.1,
         help="accuracy drop that marks a model as not an ODE",
-    )
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help="folder with the official archives of mnist, fashion_mnist or cifar10 "
-        "(default: $ODENESS_MNIST_DIR, ...; see the README)",
     )
     p.add_argument(
         "--out", default=None, help="output folder (default results/sweep-SOLVER)"
@@ -98,15 +76,8 @@ def main(argv=None) -> int:
             else {"steps": None, "tol": args.tols[0]}  # pyright: ignore[reportOptionalSubscript]
         )
         base = odeness.TrainConfig(
-            dataset=args.dataset,
             solver=args.solver,
-            seeds=tuple(args.seeds),
-            iterations=args.iterations,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            field=args.field,
-            channels=args.channels or paper_channels(args.dataset),
-            data_dir=args.data_dir,
+            **training_fields(args),
             **first,
         )
         if args.quick:

@@ -187,3 +187,41 @@ def draw_fan(
     ax.set_ylabel(f"$x_{dims[1]}$")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
+
+
+def plot_adaptation(
+    metrics: list[dict], path: str | Path, *, value: str = "dt", title: str = ""
+) -> None:
+    """The paper's Fig. 5: step size (or tolerance) and accuracies over training.
+
+    Top: `value` after each check (`dt` drawn as steps per unit time `1/dt`, or `tol`),
+    per seed, log scale. Bottom: at each check, the accuracy on the batch with the
+    training solver (solid) and with the test solver (dotted): the two the rule compares.
+    """
+    by_seed: dict = defaultdict(list)
+    for r in metrics:
+        if r.get("check_step") is not None:
+            by_seed[r["seed"]].append(r)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (seed, rows) in enumerate(sorted(by_seed.items())):
+        color = colors[k % len(colors)]
+        x = [r["check_step"] for r in rows]
+        v = [r[value] for r in rows]
+        top.plot(x, [1 / a for a in v] if value == "dt" else v, color=color,
+                 drawstyle="steps-post", label=f"seed {seed}")  # fmt: skip
+        bottom.plot(x, [r["check_train_accuracy"] for r in rows], color=color, lw=1,
+                    label=f"seed {seed}: training solver" if k < 3 else None)  # fmt: skip
+        bottom.plot(x, [r["test_accuracy"] for r in rows], color=color, ls=":",
+                    label=f"seed {seed}: test solver" if k < 3 else None)  # fmt: skip
+    top.set_yscale("log")
+    top.set_ylabel("steps per unit time (1/h)" if value == "dt" else "tolerance")
+    top.grid(alpha=0.3, which="both")
+    top.legend(fontsize=7, ncol=3)
+    bottom.set_xlabel("iteration")
+    bottom.set_ylabel("accuracy on the batch")
+    bottom.grid(alpha=0.3)
+    bottom.legend(fontsize=7, ncol=2)
+    if title:
+        top.set_title(title, fontsize=10)
+    save_figure(fig, path)

@@ -22,4 +22,15 @@ def tiny_sphere():
     return odeness.load_dataset("sphere2", seed=0)
 
 
+@pytest.fixture
+def offline(monkeypatch):
+    """No network, whatever the machine: a download is never attempted."""
+    from odeness.data import images
+
+    monkeypatch.setattr(images, "_reachable", lambda url, timeout=5.0: False)
+    for cls in images.BUILDERS.values():
+        monkeypatch.delenv(cls.ENV, raising=False)
+    monkeypatch.delenv("ODENESS_TFDS_DIR", raising=False)
+
+
 __all__ = ["jax"]

@@ -6,91 +6,19 @@ official formats; their digests are registered as the accepted ones for the test
 way tfds registers the checksums of a new dataset.
 """
 
-import gzip
-import hashlib
-import io
 import os
-import pickle
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from archives import accept, write_cifar, write_idx_set
 
 import odeness
 from odeness.data import images
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _idx(array: np.ndarray) -> bytes:
-    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
-    return header + array.astype(np.uint8).tobytes()
-
-
-def _write_idx_set(folder: Path, rng, *, train=30, test=10, compress=True) -> dict:
-    """IDX files like Fashion-MNIST's; returns the arrays and each file's digests."""
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "train_images": rng.integers(0, 256, (train, 28, 28)),
-        "train_labels": rng.integers(0, 10, train),
-        "test_images": rng.integers(0, 256, (test, 28, 28)),
-        "test_labels": rng.integers(0, 10, test),
-    }
-    digests = {}
-    for role, name in images._IDX_FILES.items():
-        raw = _idx(arrays[role])
-        data = gzip.compress(raw, mtime=0) if compress else raw
-        (folder / (f"{name}.gz" if compress else name)).write_bytes(data)
-        digests[role] = frozenset({_sha(data)})
-    return {"arrays": arrays, "digests": digests}
-
-
-def _write_cifar(folder: Path, rng, *, per_batch=4, test=6) -> dict:
-    folder.mkdir(parents=True, exist_ok=True)
-    batches = {}
-    for split, members in images.archives.CIFAR10_MEMBERS.items():
-        for member in members:
-            n = test if split == "test" else per_batch
-            batches[member] = {
-                b"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8),
-                b"labels": rng.integers(0, 10, n).tolist(),
-            }
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for member, batch in batches.items():
-            blob = pickle.dumps(batch, protocol=2)
-            info = tarfile.TarInfo(member)
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-    data = buffer.getvalue()
-    (folder / "cifar-10-python.tar.gz").write_bytes(data)
-    return {"batches": batches, "digests": {"archive": frozenset({_sha(data)})}}
-
-
-def _only(digests: dict) -> classmethod:
-    """A `digests` classmethod accepting exactly `digests[role]`."""
-    return classmethod(lambda cls, role: digests[role])
-
-
-def _accept(monkeypatch, builder, digests: dict) -> None:
-    """Register the digests of generated archives as the accepted ones for a test."""
-    monkeypatch.setattr(builder, "digests", _only(digests))
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    """No network, whatever the machine: a download is never attempted."""
-    monkeypatch.setattr(images, "_reachable", lambda url, timeout=5.0: False)
-    for cls in images.BUILDERS.values():
-        monkeypatch.delenv(cls.ENV, raising=False)
-    monkeypatch.delenv("ODENESS_TFDS_DIR", raising=False)
 
 
 def test_real_mnist_prepares_offline_and_loads(tmp_path_factory):
@@ -121,8 +49,8 @@ def test_real_mnist_prepares_offline_and_loads(tmp_path_factory):
 
 @pytest.mark.parametrize("compress", [True, False])
 def test_fashion_mnist_from_generated_archives(tmp_path, monkeypatch, offline, compress):
-    made = _write_idx_set(tmp_path / "src", np.random.default_rng(0), compress=compress)
-    _accept(monkeypatch, images.OdenessFashionMnist, made["digests"])
+    made = write_idx_set(tmp_path / "src", np.random.default_rng(0), compress=compress)
+    accept(monkeypatch, images.OdenessFashionMnist, made["digests"])
     data = odeness.load_dataset(
         "fashion_mnist", data_dir=str(tmp_path / "src"), cache_dir=str(tmp_path / "tfds")
     )
@@ -134,8 +62,8 @@ def test_fashion_mnist_from_generated_archives(tmp_path, monkeypatch, offline, c
 
 
 def test_cifar10_from_a_generated_archive(tmp_path, monkeypatch, offline):
-    made = _write_cifar(tmp_path / "src", np.random.default_rng(1))
-    _accept(monkeypatch, images.OdenessCifar10, made["digests"])
+    made = write_cifar(tmp_path / "src", np.random.default_rng(1))
+    accept(monkeypatch, images.OdenessCifar10, made["digests"])
     monkeypatch.setenv("ODENESS_CIFAR10_DIR", str(tmp_path / "src"))
     data = odeness.load_dataset("cifar10", cache_dir=str(tmp_path / "tfds"))
     assert data.x_train.shape == (20, 32, 32, 3) and data.x_test.shape == (6, 32, 32, 3)
@@ -151,8 +79,8 @@ def test_cifar10_from_a_generated_archive(tmp_path, monkeypatch, offline):
 def test_truncated_archive_is_rejected_and_nothing_is_written(
     tmp_path, monkeypatch, offline
 ):
-    made = _write_cifar(tmp_path / "src", np.random.default_rng(2))
-    _accept(monkeypatch, images.OdenessCifar10, made["digests"])
+    made = write_cifar(tmp_path / "src", np.random.default_rng(2))
+    accept(monkeypatch, images.OdenessCifar10, made["digests"])
     archive = tmp_path / "src" / "cifar-10-python.tar.gz"
     archive.write_bytes(archive.read_bytes()[:-200])
     with pytest.raises(ValueError, match="cifar10: .* is truncated or corrupt"):
@@ -164,8 +92,8 @@ def test_truncated_archive_is_rejected_and_nothing_is_written(
 
 
 def test_wrong_file_is_rejected(tmp_path, monkeypatch, offline):
-    made = _write_idx_set(tmp_path / "src", np.random.default_rng(3))
-    _accept(monkeypatch, images.OdenessFashionMnist, made["digests"])
+    made = write_idx_set(tmp_path / "src", np.random.default_rng(3))
+    accept(monkeypatch, images.OdenessFashionMnist, made["digests"])
     src = tmp_path / "src"
     # The test labels where the training labels belong: valid IDX, wrong content.
     (src / "train-labels-idx1-ubyte.gz").write_bytes(
@@ -176,7 +104,7 @@ def test_wrong_file_is_rejected(tmp_path, monkeypatch, offline):
 
 
 def test_real_digests_reject_generated_archives(tmp_path, offline):
-    _write_idx_set(tmp_path / "src", np.random.default_rng(4))
+    write_idx_set(tmp_path / "src", np.random.default_rng(4))
     with pytest.raises(ValueError, match="not the official file"):
         odeness.load_dataset(
             "mnist", data_dir=str(tmp_path / "src"), cache_dir=str(tmp_path / "tfds")
@@ -239,16 +167,16 @@ def test_no_tensorflow_after_loading_every_dataset(tmp_path):
         + f"""
 import numpy as np
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-import test_images as t
+import archives as t
 from odeness.data import images
 import odeness
 images._reachable = lambda url, timeout=5.0: False
 rng = np.random.default_rng(0)
 base = {str(tmp_path)!r}
-made = t._write_idx_set(t.Path(base) / "fashion", rng)
-images.OdenessFashionMnist.digests = t._only(made["digests"])
-made = t._write_cifar(t.Path(base) / "cifar", rng)
-images.OdenessCifar10.digests = t._only(made["digests"])
+made = t.write_idx_set(t.Path(base) / "fashion", rng)
+images.OdenessFashionMnist.digests = t.only(made["digests"])
+made = t.write_cifar(t.Path(base) / "cifar", rng)
+images.OdenessCifar10.digests = t.only(made["digests"])
 names = ["fashion_mnist", "cifar10"]
 dirs = {{"fashion_mnist": base + "/fashion", "cifar10": base + "/cifar"}}
 import os

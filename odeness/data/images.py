@@ -141,7 +141,10 @@ def _local(folder: Path, name: str, builder) -> Path:
     """`folder/name`, or its decompressed twin `folder/name` without `.gz`."""
     if not folder.is_dir():
         raise FileNotFoundError(
-            f"{_public_name(builder)}: archive folder {folder} does not exist"
+            f"{_public_name(builder)}: archive folder {folder} does not exist; put the "
+            f"official {', '.join(builder.file_names().values())} (from "
+            f"{next(iter(builder.URLS.values())).rsplit('/', 1)[0]}/) in a folder and "
+            f"pass it as data_dir / --data-dir (or set {builder.ENV})"
         )
     for candidate in (name, name.removesuffix(".gz")):
         if (folder / candidate).is_file():

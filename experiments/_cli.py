@@ -1,0 +1,46 @@
+"""Command-line options shared by the training experiments (sweep.py, adapt.py)."""
+
+import argparse
+
+from odeness.train import paper_channels
+
+DATASETS = (
+    "sphere2, sphere3, sphere10, sphere900, three_minima, mnist, fashion_mnist or cifar10"
+)
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    """Add the dataset, seed and optimisation options every training script takes."""
+    p.add_argument("--dataset", default="sphere2", help=DATASETS)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--iterations", type=int, default=10_000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    p.add_argument("--field", default="conv", help="vector field: conv or mlp")
+    p.add_argument(
+        "--channels",
+        type=int,
+        default=None,
+        help="hidden channels C of the field (default: the paper's, 128 for cifar10, "
+        "else 32)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the official archives of mnist, fashion_mnist or cifar10 "
+        "(default: $ODENESS_MNIST_DIR, ...; see the README)",
+    )
+
+
+def training_fields(args: argparse.Namespace) -> dict:
+    """The `TrainConfig` fields set by `add_training_args`'s options."""
+    return dict(
+        dataset=args.dataset,
+        seeds=tuple(args.seeds),
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        field=args.field,
+        channels=args.channels or paper_channels(args.dataset),
+        data_dir=args.data_dir,
+    )

@@ -1,0 +1,98 @@
+"""Train a Neural ODE with the paper's step-size (or tolerance) adaptation.
+
+    python experiments/adapt.py --dataset sphere2 --solver euler
+    python experiments/adapt.py --dataset cifar10 --solver euler --data-dir ~/data/cifar10
+
+Fixed-step solvers adapt the step size (from Hairer's initial step, or --steps); adaptive
+solvers adapt the tolerance (from --tol, the paper's 1e-6). Writes config.json,
+metrics.jsonl, checkpoint.eqx, swap.jsonl, summary.{json,md} and adaptation.png into
+--out; an interrupted run resumes. See `odeness.adapt` and `odeness.adapt_run`.
+"""
+
+import argparse
+import sys
+
+from _cli import add_training_args, training_fields
+
+import odeness
+from odeness.adapt_run import run_adaptation
+from odeness.solvers import is_adaptive, solver
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    add_training_args(p)
+    p.add_argument("--solver", default="euler", help="training solver (euler, midpoint, "
+                   "dopri5, fehlberg2, ...)")  # fmt: skip
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--steps", type=int, help="initial steps (default: Hairer's rule)")
+    start.add_argument("--tol", type=float, help="initial tolerance of adaptive solvers "
+                       "(default 1e-6)")  # fmt: skip
+    p.add_argument("--test-solver", default=None, help="default: the paper's (euler → "
+                   "midpoint, midpoint → rk4, dopri5 → dopri5, fehlberg2 → dopri5)"
+                   )  # fmt: skip
+    p.add_argument("--threshold", type=float, default=0.1, help="accuracy gap that "
+                   "marks the model as not an ODE")  # fmt: skip
+    p.add_argument("--interval", type=int, default=50, help="iterations between checks")
+    p.add_argument("--max-steps", type=int, default=None, help="cap on the steps "
+                   "(default 500 for fixed steps, 4096 for adaptive solves)")  # fmt: skip
+    p.add_argument("--out", default=None, help="run folder (default "
+                   "results/adapt-DATASET-SOLVER)")  # fmt: skip
+    p.add_argument("--quick", action="store_true", help="smoke test: 200 iterations, the "
+                   "first two seeds")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.interval < 1:
+            raise ValueError(f"--interval must be an integer >= 1, got {args.interval}")
+        adaptive = is_adaptive(solver(args.solver))
+        if adaptive and args.steps is not None:
+            raise ValueError(
+                f"solver {args.solver!r} adapts its tolerance: give --tol, not --steps"
+            )
+        if not adaptive and args.tol is not None:
+            raise ValueError(
+                f"solver {args.solver!r} has fixed steps: give --steps, not --tol"
+            )
+        config = odeness.TrainConfig(
+            solver=args.solver,
+            steps=args.steps,
+            tol=(args.tol if args.tol is not None else 1e-6) if adaptive else None,
+            adapt=True,
+            test_solver=args.test_solver,
+            threshold=args.threshold,
+            interval=args.interval,
+            max_steps=args.max_steps,
+            **training_fields(args),
+            log_every=args.interval,
+            checkpoint_every=args.interval * max(1, 1000 // args.interval),
+        )
+        if args.quick:
+            config = config.replace(
+                seeds=config.seeds[:2], iterations=min(config.iterations, 200)
+            )
+        summary = run_adaptation(
+            config,
+            args.out or f"results/adapt-{args.dataset}-{args.solver}",
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    m = summary["mean_std"]
+    value = "steps" if "steps" in m else "tol"
+    print(
+        f"final {value} {m[value]['mean']:.4g} ± {m[value]['std']:.2g}, test accuracy "
+        f"{m['test_accuracy']['mean']:.3f} ± {m['test_accuracy']['std']:.3f}, max gap "
+        f"{m['max_gap']['mean']:.3f}, training NFE {m['train_nfe_total']['mean']:,.0f} "
+        f"({summary['train_seconds']:.0f} s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -138,6 +138,12 @@ def _conv2d_k3_matmul(h: Float[Array, "N H W C"], kernel: Float[Array, "3 3 C O"
     return sum(taps[:, i : i + height] @ rows[i] for i in range(3))
 
 
+def conv3x3(h: Float[Array, "N H W C"], kernel: Float[Array, "3 3 C O"]):
+    """`Conv2d(kernel=3, padding=1)`, channels last (`HWIO` kernel), without bias: as
+    three matmuls on CPU (`_conv2d_k3_matmul`), XLA's convolution elsewhere."""
+    return jax.lax.platform_dependent(h, kernel, cpu=_conv2d_k3_matmul, default=_conv2d_k3)
+
+
 class ConvField2d(eqx.Module):
     """The image vector field of Ott et al. on the full-resolution image, channels last.
 
@@ -169,7 +175,7 @@ class ConvField2d(eqx.Module):
         h = y.reshape(-1, *y.shape[-3:])
         h = jax.nn.relu(h @ self.w1[:, :, 0, 0].T + self.b1)
         kernel = jnp.transpose(self.w2, (2, 3, 1, 0))  # HWIO
-        h = jax.lax.platform_dependent(h, kernel, cpu=_conv2d_k3_matmul, default=_conv2d_k3)
+        h = conv3x3(h, kernel)
         h = jax.nn.relu(h + self.b2)
         out = h @ self.w3[:, :, 0, 0].T + self.b3
         return out.reshape(*lead, *out.shape[1:])

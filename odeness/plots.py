@@ -11,11 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .io import publish  # noqa: E402
+from .io import publish, writes_files  # noqa: E402
 
 
 def save_figure(fig, path: str | Path) -> None:
-    """Save `fig` as a PNG, atomically, and close it."""
+    """Save `fig` as a PNG, atomically, and close it (on process 0 only)."""
+    if not writes_files():
+        plt.close(fig)
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
@@ -224,4 +227,31 @@ def plot_adaptation(
     bottom.legend(fontsize=7, ncol=2)
     if title:
         top.set_title(title, fontsize=10)
+    save_figure(fig, path)
+
+
+def plot_lines(
+    curves: dict[str, tuple[list, list]],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = True,
+    logy: bool = True,
+) -> None:
+    """One line with markers per `label → (xs, ys)`, log-log by default."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for label, (xs, ys) in curves.items():
+        ax.plot(xs, ys, marker="o", ms=3, label=label)
+    if logx:
+        ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
     save_figure(fig, path)

@@ -1,0 +1,43 @@
+"""ResNets as discretised Neural ODEs (Sander et al., NeurIPS 2022): the five experiments.
+
+    python experiments/resnet_ode.py                      # all five, results/resnet_ode
+    python experiments/resnet_ode.py --only adjoint memory --quick
+
+Writes <experiment>.jsonl, a figure per experiment and summary.md into --out; experiments
+whose rows are already there are reused (delete the .jsonl to run one again). See
+`odeness.resnet_ode` and `odeness.resnet_ode_experiments`.
+"""
+
+import argparse
+import sys
+
+from odeness.resnet_ode_experiments import EXPERIMENTS, run_all
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--only", nargs="+", default=list(EXPERIMENTS), metavar="EXPERIMENT",
+                   help=f"some of: {', '.join(EXPERIMENTS)} (default: all)")  # fmt: skip
+    p.add_argument("--out", default="results/resnet_ode", help="output folder")
+    p.add_argument("--data-dir", default=None, help="folder with the official MNIST "
+                   "archives, for fine-tuning (default: $ODENESS_MNIST_DIR)")  # fmt: skip
+    p.add_argument("--quick", action="store_true", help="smoke test: few, shallow depths "
+                   "and a tiny fine-tuning run")  # fmt: skip
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        results = run_all(
+            args.out, experiments=args.only, quick=args.quick, data_dir=args.data_dir
+        )
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {', '.join(results)} into {args.out} (summary.md)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

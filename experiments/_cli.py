@@ -2,6 +2,7 @@
 
 import argparse
 
+from odeness import parallel
 from odeness.train import paper_channels
 
 DATASETS = (
@@ -44,3 +45,26 @@ def training_fields(args: argparse.Namespace) -> dict:
         channels=args.channels or paper_channels(args.dataset),
         data_dir=args.data_dir,
     )
+
+
+def add_parallel_args(p: argparse.ArgumentParser) -> None:
+    """--parallel and the multi-process options (see `odeness.parallel`)."""
+    p.add_argument(
+        "--parallel",
+        default="seeds",
+        choices=parallel.LAYOUTS,
+        help="use the devices for the seeds (default), for data parallelism within "
+        "each run (every batch split), or use one device",
+    )
+    p.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 "
+                   "(multi-process runs; default $ODENESS_COORDINATOR)")  # fmt: skip
+    p.add_argument("--num-processes", type=int, default=None,
+                   help="processes in the run (default $ODENESS_NUM_PROCESSES)"
+                   )  # fmt: skip
+    p.add_argument("--process-id", type=int, default=None,
+                   help="this process's rank (default $ODENESS_PROCESS_ID)")  # fmt: skip
+
+
+def start_processes(args: argparse.Namespace) -> None:
+    """Join a multi-process run if the options or the environment ask for one."""
+    parallel.initialize(args.coordinator, args.num_processes, args.process_id)

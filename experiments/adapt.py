@@ -12,7 +12,7 @@ metrics.jsonl, checkpoint.eqx, swap.jsonl, summary.{json,md} and adaptation.png 
 import argparse
 import sys
 
-from _cli import add_training_args, training_fields
+from _cli import add_parallel_args, add_training_args, start_processes, training_fields
 
 import odeness
 from odeness.adapt_run import run_adaptation
@@ -40,6 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "results/adapt-DATASET-SOLVER)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="smoke test: 200 iterations, the "
                    "first two seeds")  # fmt: skip
+    add_parallel_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -47,6 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        start_processes(args)
         if args.interval < 1:
             raise ValueError(f"--interval must be an integer >= 1, got {args.interval}")
         adaptive = is_adaptive(solver(args.solver))
@@ -79,6 +81,7 @@ def main(argv=None) -> int:
             config,
             args.out or f"results/adapt-{args.dataset}-{args.solver}",
             progress=not args.no_progress,
+            parallel=args.parallel,
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -10,7 +10,7 @@ interrupted sweep resumes from its checkpoints. See `odeness.sweep`.
 import argparse
 import sys
 
-from _cli import add_training_args, training_fields
+from _cli import add_parallel_args, add_training_args, start_processes, training_fields
 
 import odeness
 from odeness.sweep import quick
@@ -50,6 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=2,
         help="training configurations run at once (threads; default 2)",
     )
+    add_parallel_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p.parse_args(argv)
 
@@ -68,6 +69,7 @@ def parse_reference(text: str) -> tuple[str, int] | None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        start_processes(args)
         if args.steps is None and args.tols is None:
             args.steps = [1, 2, 4, 8, 16, 32, 64, 128]
         first = (
@@ -93,6 +95,7 @@ def main(argv=None) -> int:
             threshold=args.threshold,
             jobs=args.jobs,
             progress=not args.no_progress,
+            parallel=args.parallel,
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -48,6 +48,7 @@ def run_adaptation(
     test_solvers: Sequence[str] | None = None,
     factors: Sequence[float] | None = None,
     progress: bool = True,
+    parallel: str = "seeds",
 ) -> dict:
     """Train `config` (which must have `adapt=True`), then swap solvers for every seed.
 
@@ -55,6 +56,7 @@ def run_adaptation(
 
     - `config`: the adapted training configuration.
     - `out_dir`: the run folder (see the module docstring); resumed if it exists.
+    - `parallel`: the device layout of training (`odeness.parallel`).
     - `test_solvers`, `factors`: the solver swap at each seed's final integrator;
         default: euler, midpoint, rk4 at ×0.5 … ×2 steps for fixed-step training, the
         training solver at tol ×0.1, 1, 10 for adaptive training.
@@ -77,7 +79,7 @@ def run_adaptation(
     if _finished(out, config):
         result = load_run(out, data)
     else:
-        result = train(config, run_dir=out, data=data, progress=progress)
+        result = train(config, run_dir=out, data=data, progress=progress, parallel=parallel)
     trained = time.perf_counter()
     swap_rows, seeds = [], []
     last = {r["seed"]: r for r in result.metrics}

@@ -1,4 +1,8 @@
-"""Run folders: atomic files, JSON lines, checkpoints."""
+"""Run folders: atomic files, JSON lines, checkpoints.
+
+In a multi-process run (`odeness.parallel`) only process 0 writes: every writer here is
+a no-op on the other processes, which read the same (shared) folders.
+"""
 
 import json
 import os
@@ -8,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import equinox as eqx
+import jax
 
 
 def _umask() -> int:
@@ -23,7 +28,14 @@ def publish(tmp: str | Path, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
+def writes_files() -> bool:
+    """False on processes other than 0 of a multi-process run."""
+    return jax.process_index() == 0
+
+
 def _atomic(path: Path, write, mode: str) -> None:
+    if not writes_files():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -52,6 +64,8 @@ def read_json(path: str | Path) -> Any:
 
 def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     """Append rows, one JSON object a line, flushed to disk."""
+    if not writes_files():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:

@@ -20,11 +20,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from . import io
 from .data import load_dataset
 from .integrate import Integrator
+from .parallel import placement
 from .plots import plot_swap_sweep
 from .solvers import solver
 from .swap import SwapResult, critical_step_size, evaluate_solver_swap
@@ -91,6 +93,7 @@ def run_sweep(
     threshold: float = 0.1,
     jobs: int = 1,
     progress: bool = True,
+    parallel: str = "seeds",
 ) -> list[dict]:
     """Train `base` at each step count (or tolerance), swap solvers, and summarise.
 
@@ -104,7 +107,10 @@ def run_sweep(
     - `threshold`: accuracy drop that marks a model as not an ODE (`critical_step_size`).
     - `jobs`: training configurations run at once, in threads (each its own compiled
         program; 2 on a 2-core CPU gives about 1.5× the throughput of 1). Results do not
-        depend on it.
+        depend on it. A multi-process run trains one configuration at a time (all
+        processes must issue the same collectives in the same order).
+    - `parallel`: the device layout of each training program (`odeness.parallel`;
+        default: the seeds split over all devices).
 
     **Returns:** all result rows (also written to `results.jsonl`).
 
@@ -114,6 +120,9 @@ def run_sweep(
         raise ValueError("give exactly one of steps and tols")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    placement(parallel, len(base.seeds), base.batch_size)  # a bad layout fails here
+    if jax.process_count() > 1:
+        jobs = 1
     grid = list(steps if steps is not None else tols)  # pyright: ignore[reportArgumentType]
     if not grid or len(set(grid)) != len(grid):
         raise ValueError(f"the grid must be non-empty and without repeats, got {grid!r}")
@@ -172,6 +181,7 @@ def run_sweep(
                 data=data,
                 progress=progress,
                 progress_position=slot,
+                parallel=parallel,
             )
         t1 = time.perf_counter()
         config_rows = []

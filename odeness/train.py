@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
@@ -32,6 +33,7 @@ from .adapt import (
 from .data import DATASETS, Dataset, load_dataset
 from .integrate import Integrator
 from .models import FIELDS, ODEClassifier, make_classifier
+from .parallel import placement, to_host
 from .solvers import SOLVERS, is_adaptive, order, solver
 
 
@@ -354,8 +356,12 @@ def train_chunk(
     batch_size: int,
     length: int,
     start: Int[Array, ""] | None = None,
+    batch_sharding: NamedSharding | None = None,
 ) -> tuple[TrainState, StepMetrics]:
     """`length` train steps of every seed: `lax.scan` inside, `vmap` over seeds.
+
+    The seed axis may be sharded over devices (the inputs' sharding decides);
+    `batch_sharding` splits every batch along its batch axis (data parallelism).
 
     With an adaptation rule, `start` is the (common) step of every seed: the checks
     are due where `step % rule.interval == 0`, decided from this shared counter, so
@@ -369,12 +375,19 @@ def train_chunk(
         assert start is not None
         due = (start + offsets) % rule.interval == 0
 
+    def batch(idx):
+        xb, yb = x_all[idx], y_all[idx]
+        if batch_sharding is None:
+            return xb, yb
+        return (
+            jax.lax.with_sharding_constraint(xb, batch_sharding),
+            jax.lax.with_sharding_constraint(yb, batch_sharding),
+        )
+
     def run(state):
         idx = chunk_batch_indices(state.key, state.step, length, x_all.shape[0], batch_size)
         return jax.lax.scan(
-            lambda s, xs: train_step(
-                s, static, integ, opt, x_all[xs[0]], y_all[xs[0]], xs[1]
-            ),
+            lambda s, xs: train_step(s, static, integ, opt, *batch(xs[0]), xs[1]),
             state,
             (idx, due),
         )
@@ -529,6 +542,7 @@ def train(
     data: Dataset | None = None,
     progress: bool = True,
     progress_position: int | None = None,
+    parallel: str = "seeds",
 ) -> TrainResult:
     """Train every seed of `config` at once; resume from `run_dir` if it has a checkpoint.
 
@@ -542,11 +556,16 @@ def train(
         checkpoint is resumed; `iterations` may be raised to train further.
     - `data`: the data set, if already loaded (else `load_dataset(config.dataset, ...)`).
     - `progress`: show a progress bar (`progress_position`: its line, for several at once).
+    - `parallel`: how the program uses several devices (`odeness.parallel`): `"seeds"`
+        splits the seeds over the devices, `"data"` every batch, `"none"` uses one
+        device. The results do not depend on it (up to float rounding for `"data"`).
 
-    **Returns:** a `TrainResult`.
+    **Returns:** a `TrainResult` (its arrays on this host's default device).
 
-    **Raises:** `ValueError` if `run_dir` holds a run of another configuration.
+    **Raises:** `ValueError` if `run_dir` holds a run of another configuration, or for a
+    bad `parallel`.
     """
+    place = placement(parallel, len(config.seeds), config.batch_size)
     if data is None:
         data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
     rule = config.rule()
@@ -557,8 +576,9 @@ def train(
     folder = None if run_dir is None else Path(run_dir)
     if folder is not None:
         state, metrics = _resume(folder, config, state)
-    x_all, y_all = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     step = int(state.step[0])
+    x_all, y_all = place.put_data((data.x_train, data.y_train))
+    state = place.put_state(state)
     bar = tqdm(
         total=config.iterations,
         initial=min(step, config.iterations),
@@ -581,8 +601,10 @@ def train(
             config.batch_size,
             length,
             jnp.asarray(step),
+            place.batch,
         )
         step += length
+        m = to_host(m)
         rows = _metric_rows(config, step, m, time.perf_counter() - start, metrics)
         metrics.extend(rows)
         bar.update(length)
@@ -593,9 +615,10 @@ def train(
         if folder is not None:
             io.append_jsonl(folder / METRICS, rows)
             if step % config.checkpoint_every == 0 or step >= config.iterations:
-                io.save_checkpoint(folder / CHECKPOINT, _checkpointable(state))
+                io.save_checkpoint(folder / CHECKPOINT, to_host(_checkpointable(state)))
     bar.close()
-    return _result(config, state, static, metrics)
+    state = jax.tree.map(jnp.asarray, to_host(_checkpointable(state)))
+    return _result(config, _from_checkpointable(state), static, metrics)
 
 
 def _result(config: TrainConfig, state: TrainState, static, metrics) -> TrainResult:

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 STEPS := 1 2 4 8 16 32 64 128
 
 .PHONY: test sweep-euler sweep-midpoint sweep-rk4 sweep-dopri5 figure1 report bench lint clean \
-	adapt table1
+	adapt table1 resnet-ode
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 sweep-euler: $(STAMP)
 	$(PY) experiments/sweep.py --solver euler --steps $(STEPS) --out results/sweep-euler $(ARGS)
@@ -66,6 +66,11 @@ figure1: $(STAMP)
 	$(PY) experiments/figure1.py --out results/figure1 $(ARGS)
 
 # make report RUN=results/sweep-euler/runs/euler-n0002
+# Sander et al.: distance, adjoint error, linear ResNets, memory, MNIST fine-tuning
+# (fine-tuning reads MNIST from $$ODENESS_MNIST_DIR or ARGS="--data-dir DIR")
+resnet-ode: $(STAMP)
+	$(PY) experiments/resnet_ode.py --out results/resnet_ode $(ARGS)
+
 report: $(STAMP)
 	$(PY) experiments/ode_report.py $(RUN) $(ARGS)
 

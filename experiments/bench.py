@@ -11,6 +11,12 @@ step-size rule (`--adapt`): chunks of `interval` (50) iterations, the rule's chu
 exactly one check (on its last iteration, so the step size is fixed throughout). Both
 loops alternate; the ratio of the medians is reported (target <= 1.1).
 
+Devices: a sweep's throughput (run-iterations per second: seeds × iterations / s) with
+the seed axis split over 1 and over 4 devices (`odeness.parallel`, layout "seeds"), each
+in its own process; on CPU the devices are forced with
+`--xla_force_host_platform_device_count` and share this machine's cores. Compilation is
+excluded (a first, identical training run warms up).
+
 Image training step: one iteration of the CIFAR-10 ODE-Net (Conv2d field, C = 128,
 batch 256, Euler 8 steps) on CIFAR-shaped inputs; the time does not depend on pixel
 values, so no archive is needed. Results also go to `results/bench.json`.
@@ -18,7 +24,10 @@ values, so no archive is needed. Results also go to `results/bench.json`.
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -132,7 +141,7 @@ def bench_adaptation(seeds: int, steps: int, rounds: int) -> dict:
         for name, (fn, state) in runs.items():
             times[name] += time_call(fn, state, repeats=2)
     per_iter = {name: statistics.median(t) / length for name, t in times.items()}
-    checks = runs["adapted"][0](runs["adapted"][1])[1]
+    checks = runs["adapted"][0](runs["adapted"][1])[1].check
     assert int(np.sum(~np.isnan(np.asarray(checks.test_accuracy)))) == seeds  # one each
     return {
         "setting": f"spheres 2-D, Euler {steps} steps, batch 128, C=32, {seeds} seed(s), "
@@ -169,6 +178,54 @@ def bench_image_step(channels: int, batch: int, steps: int, repeats: int) -> dic
     }
 
 
+DEVICE_RUN = """
+import json, time, jax, odeness
+config = odeness.TrainConfig(dataset="sphere2", solver="euler", steps=16, channels=32,
+                             seeds=tuple(range({seeds})), iterations={iterations},
+                             log_every={iterations})
+data = odeness.load_dataset("sphere2", seed=0)
+odeness.train(config, data=data, progress=False)  # compiles
+start = time.perf_counter()
+odeness.train(config, data=data, progress=False)
+seconds = time.perf_counter() - start
+print("RESULT", json.dumps({{"devices": len(jax.devices()), "seconds": seconds}}))
+"""
+
+
+def bench_devices(counts: tuple[int, ...], seeds: int, iterations: int) -> dict:
+    """Sweep throughput with the seeds split over each device count (own processes).
+    CPU devices are forced; on accelerators only the counts that exist are measured."""
+    rows = []
+    if jax.default_backend() != "cpu":
+        counts = tuple(c for c in counts if c <= len(jax.devices())) or (1,)
+    for count in counts:
+        env = dict(os.environ)
+        if jax.default_backend() == "cpu":
+            env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={count}"
+        code = DEVICE_RUN.format(seeds=seeds, iterations=iterations)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env
+        )
+        if proc.returncode:
+            raise RuntimeError(f"device benchmark failed:\n{proc.stderr[-2000:]}")
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+        r = json.loads(line[len("RESULT ") :])
+        rows.append(
+            {
+                "devices": r["devices"],
+                "run_iterations_per_second": seeds * iterations / r["seconds"],
+            }
+        )
+    base = rows[0]["run_iterations_per_second"]
+    for r in rows:
+        r["relative_to_first"] = r["run_iterations_per_second"] / base
+    return {
+        "setting": f"sphere2 euler n=16, {seeds} seeds x {iterations} iterations",
+        "platform": jax.default_backend(),
+        "rows": rows,
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=5, help="alternations of the two loops")
@@ -177,7 +234,16 @@ def main(argv=None) -> int:
     p.add_argument(
         "--adapt-only", action="store_true", help="only the adaptation overhead (no file)"
     )
+    p.add_argument(
+        "--devices-only",
+        action="store_true",
+        help="only the 1- vs 4-device sweep (no file)",
+    )
     args = p.parse_args(argv)
+    if args.devices_only:
+        r = bench_devices((1, 4), 8, 100 if args.quick else 500)
+        print(json.dumps(r, indent=2))
+        return 0
     length, rounds = (20, 2) if args.quick else (100, args.rounds)
     results = {"device": str(jax.devices()[0]), "train_step": []}
     for seeds in (1, 5):
@@ -202,6 +268,15 @@ def main(argv=None) -> int:
     if args.adapt_only:
         print(json.dumps(results, indent=2))
         return 0
+    r = bench_devices((1, 4), 8, 100 if args.quick else 500)
+    results["devices"] = r
+    for row in r["rows"]:
+        print(
+            f"{r['setting']}, {row['devices']} device(s): "
+            f"{row['run_iterations_per_second']:.0f} run-iterations/s "
+            f"({row['relative_to_first']:.2f} x 1 device; target >= 0.9 on CPU)",
+            flush=True,
+        )
     r = bench_image_step(128, 256, 8, repeats=1 if args.quick else 3)
     results["image_train_step"] = r
     print(

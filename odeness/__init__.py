@@ -2,10 +2,13 @@
 with the solver it was trained with?
 
 Solver-swap evaluation, the critical step size and training tools for Neural ODEs
+and the step-size / tolerance adaptation that keeps training in the ODE regime
 (Ott et al., ICLR 2021), in JAX with equinox, diffrax and optax.
 """
 
-from . import diagnostics, io, plots, solvers
+from . import adapt, diagnostics, io, plots, resnet_ode, solvers
+from .adapt import StepSizeRule, ToleranceRule
+from .adapt_run import run_adaptation
 from .data import Dataset, load_dataset
 from .diagnostics import (
     count_crossings,
@@ -47,9 +50,12 @@ __all__ = [
     "ODEClassifier",
     "ResNetClassifier",
     "SolveStats",
+    "StepSizeRule",
     "SwapResult",
     "TrainConfig",
     "TrainResult",
+    "ToleranceRule",
+    "adapt",
     "accuracy",
     "count_crossings",
     "diagnostics",
@@ -67,6 +73,8 @@ __all__ = [
     "load_run",
     "make_classifier",
     "plots",
+    "resnet_ode",
+    "run_adaptation",
     "run_sweep",
     "scaled_steps",
     "solve",

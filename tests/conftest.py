@@ -1,6 +1,9 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The tests are compile-bound (many small programs, few iterations each): without LLVM's
+# optimisation passes XLA compiles about twice as fast. Semantics do not change.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 import jax  # noqa: E402
 import jax.random as jr  # noqa: E402

@@ -24,7 +24,7 @@ from typing import ClassVar
 from urllib.parse import urlparse
 
 import numpy as np
-import tensorflow_datasets as tfds
+from tensorflow_datasets import core as tfds_core, data_source, features as tfds_features
 
 from . import archives
 
@@ -46,10 +46,10 @@ def _reachable(url: str, timeout: float = 5.0) -> bool:
     return True
 
 
-class OfficialImages(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class OfficialImages(tfds_core.GeneratorBasedBuilder, skip_registration=True):
     """An image classification set prepared from its official archives (base class)."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds_core.Version("1.0.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "uint8 Tensor images, no PNG."}
     SHAPE: ClassVar[tuple[int, int, int]]
     NUM_CLASSES: ClassVar[int] = 10
@@ -80,14 +80,14 @@ class OfficialImages(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """The official file name of each archive, by role."""
         return {role: url.rsplit("/", 1)[-1] for role, url in cls.URLS.items()}
 
-    def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
+    def _info(self) -> tfds_core.DatasetInfo:
+        return tfds_core.DatasetInfo(
             builder=self,
             description=f"{self.name}: official archives, images as uint8 tensors.",
-            features=tfds.features.FeaturesDict(
+            features=tfds_features.FeaturesDict(
                 {
-                    "image": tfds.features.Tensor(shape=self.SHAPE, dtype=np.uint8),
-                    "label": tfds.features.ClassLabel(num_classes=self.NUM_CLASSES),
+                    "image": tfds_features.Tensor(shape=self.SHAPE, dtype=np.uint8),
+                    "label": tfds_features.ClassLabel(num_classes=self.NUM_CLASSES),
                 }
             ),
             supervised_keys=("image", "label"),
@@ -241,7 +241,7 @@ def prepare(
 def load_split(builder: OfficialImages, split: str) -> tuple[np.ndarray, np.ndarray]:
     """All of `split` as `(images float32 in [0, 1] (N, H, W, C), labels int32 (N,))`,
     read with `tfds.data_source`."""
-    source = tfds.data_source(
+    source = data_source(
         builder.name, split=split, data_dir=builder.data_dir_root, download=False
     )
     # One batched read of every record (tfds's random-access sources take `__getitems__`).

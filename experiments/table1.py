@@ -4,8 +4,9 @@
         --row results/sweep-euler results/adapt-sphere2-euler \
         --row results/sweep-dopri5 results/adapt-sphere2-dopri5 --out results/table1.md
 
-Each --row pairs a sweep folder (`experiments/sweep.py`) with an adapted run folder
-(`experiments/adapt.py`) of the same data set and solver. `make table1` runs them all.
+Each --row gives a sweep folder (`experiments/sweep.py`) and one or more adapted run
+folders (`experiments/adapt.py`, e.g. from several starting tolerances) of the same data
+set and solver. `make table1` runs them all.
 """
 
 import argparse
@@ -18,20 +19,31 @@ from odeness.table1 import adapted_row, grid_row, table_markdown
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--row", nargs=2, action="append", required=True,
-                   metavar=("SWEEP_DIR", "ADAPT_DIR"))  # fmt: skip
+    p.add_argument("--row", nargs="+", action="append", required=True,
+                   metavar="DIR", help="SWEEP_DIR ADAPT_DIR [ADAPT_DIR ...]")  # fmt: skip
     p.add_argument("--out", default="results/table1.md")
     args = p.parse_args(argv)
     try:
         entries = []
-        for sweep_dir, adapt_dir in args.row:
-            grid, adapted = grid_row(sweep_dir), adapted_row(adapt_dir)
-            if (grid["dataset"], grid["solver"]) != (adapted["dataset"], adapted["solver"]):
+        for sweep_dir, *adapt_dirs in args.row:
+            if not adapt_dirs:
                 raise ValueError(
-                    f"{sweep_dir} ({grid['dataset']}, {grid['solver']}) and {adapt_dir} "
-                    f"({adapted['dataset']}, {adapted['solver']}) are not the same task"
+                    f"--row {sweep_dir} names no adapted run; expected SWEEP_DIR "
+                    "ADAPT_DIR [ADAPT_DIR ...]"
                 )
-            entries.append((grid, adapted))
+            grid = grid_row(sweep_dir)
+            adapteds = [adapted_row(d) for d in adapt_dirs]
+            for adapt_dir, adapted in zip(adapt_dirs, adapteds, strict=True):
+                if (grid["dataset"], grid["solver"]) != (
+                    adapted["dataset"],
+                    adapted["solver"],
+                ):
+                    raise ValueError(
+                        f"{sweep_dir} ({grid['dataset']}, {grid['solver']}) and "
+                        f"{adapt_dir} ({adapted['dataset']}, {adapted['solver']}) are "
+                        "not the same task"
+                    )
+            entries.append((grid, adapteds))
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

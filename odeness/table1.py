@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io
-from .train import METRICS, TrainConfig
+from .train import CONFIG, METRICS, TrainConfig
 
 
 def _ms(values, fmt: str) -> str:
@@ -90,12 +90,22 @@ def grid_row(sweep_dir: str | Path) -> dict:
     return out
 
 
+def _start(config: TrainConfig) -> str:
+    if config.tol is not None:
+        return f"tol {config.tol:g}"
+    return "Hairer's h0" if config.steps is None else f"h 1/{config.steps}"
+
+
 def adapted_row(adapt_dir: str | Path) -> dict:
     """The adaptation entry of a run folder written by `odeness.adapt_run`."""
-    path = Path(adapt_dir) / "summary.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; run experiments/adapt.py first")
-    summary = io.read_json(path)
+    folder = Path(adapt_dir)
+    for name in ("summary.json", CONFIG):
+        if not (folder / name).exists():
+            raise FileNotFoundError(
+                f"{folder / name} does not exist; run experiments/adapt.py first"
+            )
+    summary = io.read_json(folder / "summary.json")
+    config = TrainConfig.from_dict(io.read_json(folder / CONFIG))
     seeds = summary["seeds"]
     fixed = "dt" in seeds[0]
     return {
@@ -103,6 +113,7 @@ def adapted_row(adapt_dir: str | Path) -> dict:
         "solver": summary["solver"],
         "iterations": summary["iterations"],
         "fixed": fixed,
+        "start": _start(config),
         "final": [s["dt"] if fixed else s["tol"] for s in seeds],
         "test_accuracy": [s["test_accuracy"] for s in seeds],
         "nfe_per_forward": [s["nfe_per_forward"] for s in seeds],
@@ -112,47 +123,57 @@ def adapted_row(adapt_dir: str | Path) -> dict:
     }
 
 
-def table_markdown(entries: list[tuple[dict, dict]]) -> str:
-    """The table from `(grid_row, adapted_row)` pairs."""
+def table_markdown(entries: list[tuple[dict, list[dict]]]) -> str:
+    """The table from `(grid_row, [adapted_row, ...])` pairs: each grid search followed
+    by the adapted runs of the same data set and solver (e.g. from several starts)."""
     lines = [
         "# Grid search against step-size / tolerance adaptation",
         "",
         "Mean ± std over seeds. Grid search: the sweep's run at the critical step size "
         "h* (tolerance tol*), the coarsest grid value that stays an ODE under solver "
         "swap; 'whole grid' is the training NFE of every grid run together. Adapted: "
-        "one run of the paper's rule (odeness.adapt). NFE per forward: vector-field "
-        "evaluations of one forward solve at the end of training (test set); training "
-        "NFE: forward evaluations summed over all training iterations (the adapted "
-        "runs' checks listed separately).",
+        "one run of the paper's rule (odeness.adapt) from the start given. NFE per "
+        "forward: vector-field evaluations of one forward solve at the end of training "
+        "(test set); training NFE: forward evaluations summed over all training "
+        "iterations (the adapted runs' checks listed separately); '÷ h*': the adapted "
+        "run's training NFE over that of the run at h* (tol*).",
         "",
         "| data set | solver | method | iterations | final h / tol | NFE per forward | "
-        "test accuracy | training NFE | checks' NFE |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "test accuracy | training NFE | ÷ h* | checks' NFE |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for grid, adapted in entries:
+    for grid, adapteds in entries:
         ds, solver = grid["dataset"], grid["solver"]
         name = "h" if grid["fixed"] else "tol"
+        star_nfe = None
         if grid["star"] is None:
             lines.append(
                 f"| {ds} | {solver} | grid search | {grid['iterations']} | no ODE on "
-                f"the grid {grid['grid']} | – | – | – | – |"
+                f"the grid {grid['grid']} | – | – | – | – | – |"
             )
         else:
             star = f"1/{grid['star']}" if grid["fixed"] else f"{grid['star']:g}"
+            star_nfe = float(np.mean(grid["training_nfe"]))
             lines.append(
                 f"| {ds} | {solver} | grid search ({name}*) | {grid['iterations']} | "
                 f"{star} | {_ms(grid['nfe_per_forward'], '.1f')} | "
                 f"{_ms(grid['test_accuracy'], '.3f')} | "
                 f"{_ms(grid['training_nfe'], ',.0f')} (whole grid "
-                f"{np.mean(grid['grid_training_nfe']):,.0f}) | – |"
+                f"{np.mean(grid['grid_training_nfe']):,.0f}) | 1 | – |"
             )
-        final = _ms(adapted["final"], ".3g" if adapted["fixed"] else ".2g")
-        lines.append(
-            f"| {adapted['dataset']} | {adapted['solver']} | adapted | "
-            f"{adapted['iterations']} | {final} | "
-            f"{_ms(adapted['nfe_per_forward'], '.1f')} | "
-            f"{_ms(adapted['test_accuracy'], '.3f')} | "
-            f"{_ms(adapted['training_nfe'], ',.0f')} | "
-            f"{_ms(adapted['check_nfe'], ',.0f')} |"
-        )
+        for adapted in adapteds:
+            final = _ms(adapted["final"], ".3g" if adapted["fixed"] else ".2g")
+            ratio = (
+                "–"
+                if star_nfe is None
+                else f"{np.mean(adapted['training_nfe']) / star_nfe:.2f}"
+            )
+            lines.append(
+                f"| {adapted['dataset']} | {adapted['solver']} | adapted from "
+                f"{adapted['start']} | {adapted['iterations']} | {final} | "
+                f"{_ms(adapted['nfe_per_forward'], '.1f')} | "
+                f"{_ms(adapted['test_accuracy'], '.3f')} | "
+                f"{_ms(adapted['training_nfe'], ',.0f')} | {ratio} | "
+                f"{_ms(adapted['check_nfe'], ',.0f')} |"
+            )
     return "\n".join(lines) + "\n"

@@ -283,19 +283,28 @@ class CountingRule(StepSizeRule):
 CALLS: list = []
 
 
-def test_the_check_stays_a_branch_under_vmap(tiny_sphere):
-    # With the `due` flag shared by every seed, the check is a `cond` that runs on due
-    # iterations only (a per-seed flag would turn it into a select, running it always).
-    config = TrainConfig(adapt=True, steps=4, seeds=(0, 1))
+@pytest.mark.parametrize(
+    "start, length, checked", [(0, 6, [0, 3]), (5, 8, [1, 4, 7]), (4, 2, [])]
+)
+def test_the_check_stays_a_branch_under_vmap(tiny_sphere, start, length, checked):
+    # With the `due` flag shared by every seed, the check is a `cond` that runs on the
+    # steps that are multiples of the interval only (a per-seed flag would turn it into
+    # a select, running it always): once each, or once per seed.
+    config = TrainConfig(adapt=True, steps=4, seeds=(0, 1), channels=4)
     state, static = init_state(config, tiny_sphere)
     x, y = jnp.asarray(tiny_sphere.x_train), jnp.asarray(tiny_sphere.y_train)
     rule = CountingRule(solver("euler"), solver("midpoint"), interval=3)
     CALLS.clear()
-    jax.block_until_ready(
-        train_chunk(state, static, rule, optimizer(1e-4), x, y, 128, 6, jnp.asarray(0))
+    _, m = train_chunk(
+        state, static, rule, optimizer(1e-4), x, y, 128, length, jnp.asarray(start)
     )
-    # Checks are due at steps 0 and 3: one call each, or one per seed.
-    assert len(CALLS) in (2, 4)
+    checks = jax.block_until_ready(m.check)
+    assert checks is not None
+    ran = ~np.isnan(np.asarray(checks.test_accuracy))
+    assert ran.shape == (2, length)
+    assert [list(np.flatnonzero(r)) for r in ran] == [checked, checked]
+    assert len(CALLS) in (len(checked), 2 * len(checked))
+    assert np.all(np.asarray(checks.nfe)[~ran] == 0)
 
 
 def test_adapted_training_follows_the_rule_and_ends_an_ode(tmp_path, tiny_sphere):

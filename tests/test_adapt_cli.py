@@ -124,12 +124,16 @@ def test_table1_from_a_sweep_and_an_adapted_run(tmp_path, capsys):
     argv = ["--row", str(sweep_dir), str(adapt_dir), "--out", str(out)]
     assert table1_cli.main(argv) == 0
     text = out.read_text()
-    assert "| sphere2 | euler | adapted | 50 |" in text
+    assert "| sphere2 | euler | adapted from h 1/4 | 50 |" in text
     critical = json.loads((sweep_dir / "critical_step.json").read_text())
     if critical["steps_star"] is not None:
         n = critical["steps_star"]
         assert f"grid search (h*) | 50 | 1/{n} | {n:.1f} ± 0.0" in text
         assert f"{n * 50:,} ± 0" in text  # training NFE of the run at h*
+        adapted_nfe = json.loads((adapt_dir / "summary.json").read_text())["seeds"][0][
+            "train_nfe_total"
+        ]
+        assert f"| {adapted_nfe:,} ± 0 | {adapted_nfe / (n * 50):.2f} |" in text
     else:
         assert "no ODE on the grid" in text
     capsys.readouterr()
@@ -138,4 +142,6 @@ def test_table1_from_a_sweep_and_an_adapted_run(tmp_path, capsys):
     assert table1_cli.main(["--row", str(sweep_dir), str(tmp_path / "x"),
                             "--out", str(out)]) == 2  # fmt: skip
     assert "run experiments/adapt.py first" in capsys.readouterr().err
+    assert table1_cli.main(["--row", str(sweep_dir), "--out", str(out)]) == 2
+    assert "names no adapted run" in capsys.readouterr().err
     assert not out.exists()

@@ -38,8 +38,9 @@ adapt: $(STAMP)
 		--out results/adapt-$(DATASET)-$(SOLVER) $(ARGS)
 
 # Grid search against adaptation: spheres 2-D (Euler; dopri5 from the paper's tol 1e-6
-# and from 1e-4 and 1e-3) and, with MNIST=1 and $$ODENESS_MNIST_DIR set, MNIST (Euler). TABLE_ARGS go to every sweep and adapted run
-# (e.g. TABLE_ARGS="--seeds 0 1 2 --iterations 3000"); finished runs are reused.
+# and from 1e-4 and 1e-3) and, with MNIST=1 and $$ODENESS_MNIST_DIR set, MNIST (Euler).
+# TABLE_ARGS go to every sweep and adapted run (e.g. TABLE_ARGS="--seeds 0 1 2
+# --iterations 3000"); finished runs are reused.
 MNIST ?= 0
 TABLE_ARGS ?=
 MNIST_STEPS := 2 4 8 16 32 64

@@ -87,11 +87,6 @@ def initialize(
     return True
 
 
-def is_main_process() -> bool:
-    """True on process 0, the one that writes files."""
-    return jax.process_index() == 0
-
-
 def _largest_divisor(n: int, at_most: int) -> int:
     return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
 

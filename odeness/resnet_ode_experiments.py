@@ -49,9 +49,9 @@ def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
 def _curves(rows: list[dict], keys: Sequence[str], x: str, y: str) -> dict:
     out: dict = {}
     for r in rows:
-        out.setdefault(", ".join(str(r[k]) for k in keys), ([], []))
-        out[", ".join(str(r[k]) for k in keys)][0].append(r[x])
-        out[", ".join(str(r[k]) for k in keys)][1].append(r[y])
+        xs, ys = out.setdefault(", ".join(str(r[k]) for k in keys), ([], []))
+        xs.append(r[x])
+        ys.append(r[y])
     return out
 
 

@@ -1,9 +1,60 @@
-"""Command-line options shared by the training experiments (sweep.py, adapt.py)."""
+"""What the command-line scripts share: the parser, the error path, training options."""
 
 import argparse
+import re
+import sys
+from collections.abc import Callable
 
 from odeness import parallel
+from odeness.errors import RunFailed
+from odeness.solvers import SOLVERS
 from odeness.train import paper_channels
+
+# Negative numbers in any notation (-1, -1.5, -1e-3, -inf) are values, never options.
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan)$", re.I)
+
+
+class Parser(argparse.ArgumentParser):
+    """`argparse` with whole option names only (no abbreviations), negative numbers read
+    as values, and errors as one line with exit status 2."""
+
+    def __init__(self, doc: str | None, **kwargs):
+        super().__init__(
+            description=(doc or "").split("\n\n")[0], allow_abbrev=False, **kwargs
+        )
+        self._negative_number_matcher = _NEGATIVE_NUMBER
+
+    def error(self, message: str):  # pyright: ignore[reportIncompatibleMethodOverride]
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+EXPECTED = (ValueError, OSError, RunFailed)
+"""Failures a script reports as one line: bad input, a file it cannot use, a run that
+diverged or a solve that failed."""
+
+
+def report(error: BaseException) -> int:
+    """Print `error: ...` as one line on stderr; return the exit status, 2."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(main: Callable[[], int]) -> int:
+    """Call `main`; an expected failure (`EXPECTED`) is reported and returns 2."""
+    try:
+        return main()
+    except EXPECTED as e:
+        return report(e)
+
+
+def check_solver(option: str, name: str) -> None:
+    """**Raises:** `ValueError` naming `option` if `name` is not a solver."""
+    if name not in SOLVERS:
+        raise ValueError(
+            f"{option}: unknown solver {name!r}; expected one of {', '.join(SOLVERS)}"
+        )
+
 
 DATASETS = (
     "sphere2, sphere3, sphere10, sphere900, three_minima, mnist, fashion_mnist or cifar10"
@@ -42,7 +93,7 @@ def training_fields(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         field=args.field,
-        channels=args.channels or paper_channels(args.dataset),
+        channels=paper_channels(args.dataset) if args.channels is None else args.channels,
         data_dir=args.data_dir,
     )
 

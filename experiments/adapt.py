@@ -12,7 +12,15 @@ metrics.jsonl, checkpoint.eqx, swap.jsonl, summary.{json,md} and adaptation.png 
 import argparse
 import sys
 
-from _cli import add_parallel_args, add_training_args, start_processes, training_fields
+from _cli import (
+    Parser,
+    add_parallel_args,
+    add_training_args,
+    check_solver,
+    run,
+    start_processes,
+    training_fields,
+)
 
 import odeness
 from odeness.adapt_run import run_adaptation
@@ -20,7 +28,7 @@ from odeness.solvers import is_adaptive, solver
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p = Parser(__doc__)
     add_training_args(p)
     p.add_argument("--solver", default="euler", help="training solver (euler, midpoint, "
                    "dopri5, fehlberg2, ...)")  # fmt: skip
@@ -34,6 +42,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threshold", type=float, default=0.1, help="accuracy gap that "
                    "marks the model as not an ODE")  # fmt: skip
     p.add_argument("--interval", type=int, default=50, help="iterations between checks")
+    p.add_argument("--test-solvers", nargs="+", default=None, help="the final solver "
+                   "swap's solvers (default: euler, midpoint, rk4 for fixed steps, the "
+                   "training solver for tolerances)")  # fmt: skip
+    p.add_argument("--factors", type=float, nargs="+", default=None, help="the final "
+                   "swap's factors (default: 0.5 0.75 1 1.5 2 for fixed steps, 0.1 1 10 "
+                   "for tolerances)")  # fmt: skip
     p.add_argument("--max-steps", type=int, default=None, help="cap on the steps "
                    "(default 500 for fixed steps, 4096 for adaptive solves)")  # fmt: skip
     p.add_argument("--out", default=None, help="run folder (default "
@@ -47,45 +61,50 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        start_processes(args)
-        if args.interval < 1:
-            raise ValueError(f"--interval must be an integer >= 1, got {args.interval}")
-        adaptive = is_adaptive(solver(args.solver))
-        if adaptive and args.steps is not None:
-            raise ValueError(
-                f"solver {args.solver!r} adapts its tolerance: give --tol, not --steps"
-            )
-        if not adaptive and args.tol is not None:
-            raise ValueError(
-                f"solver {args.solver!r} has fixed steps: give --steps, not --tol"
-            )
-        config = odeness.TrainConfig(
-            solver=args.solver,
-            steps=args.steps,
-            tol=(args.tol if args.tol is not None else 1e-6) if adaptive else None,
-            adapt=True,
-            test_solver=args.test_solver,
-            threshold=args.threshold,
-            interval=args.interval,
-            max_steps=args.max_steps,
-            **training_fields(args),
-            log_every=args.interval,
-            checkpoint_every=args.interval * max(1, 1000 // args.interval),
+    return run(lambda: adapt(args))
+
+
+def adapt(args: argparse.Namespace) -> int:
+    start_processes(args)
+    check_solver("--solver", args.solver)
+    if args.test_solver is not None:
+        check_solver("--test-solver", args.test_solver)
+    for name in args.test_solvers or ():
+        check_solver("--test-solvers", name)
+    if args.interval < 1:
+        raise ValueError(f"--interval must be an integer >= 1, got {args.interval}")
+    adaptive = is_adaptive(solver(args.solver))
+    if adaptive and args.steps is not None:
+        raise ValueError(
+            f"solver {args.solver!r} adapts its tolerance: give --tol, not --steps"
         )
-        if args.quick:
-            config = config.replace(
-                seeds=config.seeds[:2], iterations=min(config.iterations, 200)
-            )
-        summary = run_adaptation(
-            config,
-            args.out or f"results/adapt-{args.dataset}-{args.solver}",
-            progress=not args.no_progress,
-            parallel=args.parallel,
+    if not adaptive and args.tol is not None:
+        raise ValueError(f"solver {args.solver!r} has fixed steps: give --steps, not --tol")
+    config = odeness.TrainConfig(
+        solver=args.solver,
+        steps=args.steps,
+        tol=(args.tol if args.tol is not None else 1e-6) if adaptive else None,
+        adapt=True,
+        test_solver=args.test_solver,
+        threshold=args.threshold,
+        interval=args.interval,
+        max_steps=args.max_steps,
+        **training_fields(args),
+        log_every=args.interval,
+        checkpoint_every=args.interval * max(1, 1000 // args.interval),
+    )
+    if args.quick:
+        config = config.replace(
+            seeds=config.seeds[:2], iterations=min(config.iterations, 200)
         )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    summary = run_adaptation(
+        config,
+        args.out or f"results/adapt-{args.dataset}-{args.solver}",
+        test_solvers=args.test_solvers,
+        factors=args.factors,
+        progress=not args.no_progress,
+        parallel=args.parallel,
+    )
     m = summary["mean_std"]
     value = "steps" if "steps" in m else "tol"
     print(

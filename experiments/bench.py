@@ -24,7 +24,6 @@ batch 256, Euler 8 steps) on CIFAR-shaped inputs; the time does not depend on pi
 values, so no archive is needed. Results also go to `results/bench.json`.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -38,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _cli import Parser
 
 import odeness
 from odeness import io
@@ -236,7 +236,7 @@ def bench_devices(counts: tuple[int, ...], seeds: int, iterations: int) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p = Parser(__doc__)
     p.add_argument("--rounds", type=int, default=5, help="alternations of the two loops")
     p.add_argument("--quick", action="store_true", help="fewer iterations and rounds")
     p.add_argument("--out", default="results/bench.json")

@@ -10,12 +10,12 @@ figure1.png, fan.png, figure1.md and figure1.json into --out; the two training r
 in --out/runs/ and resume if interrupted.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _cli import EXPECTED, Parser, report
 
 import odeness
 from odeness import io
@@ -25,7 +25,7 @@ TEST_STEPS = [2**k for k in range(12)]  # 1 ... 2048
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p = Parser(__doc__)
     p.add_argument(
         "--steps",
         type=int,
@@ -44,9 +44,8 @@ def main(argv=None) -> int:
         args.iterations, args.points = min(args.iterations, 200), min(args.points, 300)
     try:
         return run(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except EXPECTED as e:
+        return report(e)
 
 
 def run(args) -> int:
@@ -54,15 +53,25 @@ def run(args) -> int:
     data = odeness.load_dataset("sphere2")
     x, y = data.x_test[: args.points], data.y_test[: args.points]
     euler = odeness.solver("euler")
-    models, numbers = {}, {}
-    for n in args.steps:
-        config = odeness.TrainConfig(
+    configs = {
+        n: odeness.TrainConfig(
             dataset="sphere2",
             solver="euler",
             steps=n,
             seeds=(args.seed,),
             iterations=args.iterations,
         )
+        for n in args.steps
+    }
+    if args.steps[0] == args.steps[1]:
+        raise ValueError(f"--steps must be two different step counts, got {args.steps}")
+    if args.points < 1:
+        raise ValueError(f"--points must be an integer >= 1, got {args.points}")
+    io.check_folder(out, "--out")
+    for n, config in configs.items():  # both, before either trains
+        odeness.check_run_folder(out / "runs" / f"euler-n{n:04d}", config)
+    models, numbers = {}, {}
+    for n, config in configs.items():
         run_dir = out / "runs" / f"euler-n{n:04d}"
         print(
             f"training Euler with {n} steps ({args.iterations} iterations) in {run_dir}",

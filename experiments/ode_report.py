@@ -6,17 +6,19 @@ Loads the run's checkpoint and writes report.md (swap table, crossings, folding 
 global error, round trip) with its figures into RUN_FOLDER/report/ (or --out).
 """
 
-import argparse
 import sys
 from pathlib import Path
 
+from _cli import EXPECTED, Parser, report
+
 import odeness
+from odeness import io
 from odeness.report import ode_report
 from odeness.train import integ_label
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p = Parser(__doc__)
     p.add_argument("run_dir", help="a run folder written by odeness.train")
     p.add_argument(
         "--seed-index",
@@ -45,7 +47,9 @@ def main(argv=None) -> int:
         data = odeness.load_dataset(
             run.config.dataset, seed=run.config.data_seed, data_dir=run.config.data_dir
         )
-        out = Path(args.out) if args.out else Path(args.run_dir) / "report"
+        out = io.check_folder(args.out or Path(args.run_dir) / "report", "--out")
+        if args.points < 1:
+            raise ValueError(f"--points must be an integer >= 1, got {args.points}")
         title = (
             f"{run.config.dataset}, {run.config.solver} "
             f"{integ_label(run.config)}, seed {seeds[args.seed_index]}"
@@ -59,9 +63,8 @@ def main(argv=None) -> int:
             max_points=args.points,
             det_points=args.det_points,
         )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except EXPECTED as e:
+        return report(e)
     print(
         f"wrote {out / 'report.md'}: accuracy {numbers['train_accuracy']:.3f}, "
         f"max gap {numbers['max_gap']:.3f}, {numbers['crossings']['pairs']} crossing "

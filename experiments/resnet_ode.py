@@ -11,11 +11,13 @@ whose rows are already there are reused (delete the .jsonl to run one again). Se
 import argparse
 import sys
 
+from _cli import EXPECTED, Parser, report
+
 from odeness.resnet_ode_experiments import EXPERIMENTS, run_all
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p = Parser(__doc__)
     p.add_argument("--only", nargs="+", default=list(EXPERIMENTS), metavar="EXPERIMENT",
                    help=f"some of: {', '.join(EXPERIMENTS)} (default: all)")  # fmt: skip
     p.add_argument("--out", default="results/resnet_ode", help="output folder")
@@ -32,9 +34,8 @@ def main(argv=None) -> int:
         results = run_all(
             args.out, experiments=args.only, quick=args.quick, data_dir=args.data_dir
         )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except EXPECTED as e:
+        return report(e)
     print(f"wrote {', '.join(results)} into {args.out} (summary.md)")
     return 0
 

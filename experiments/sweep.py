@@ -10,14 +10,22 @@ interrupted sweep resumes from its checkpoints. See `odeness.sweep`.
 import argparse
 import sys
 
-from _cli import add_parallel_args, add_training_args, start_processes, training_fields
+from _cli import (
+    Parser,
+    add_parallel_args,
+    add_training_args,
+    check_solver,
+    run,
+    start_processes,
+    training_fields,
+)
 
 import odeness
 from odeness.sweep import quick
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p = Parser(__doc__)
     add_training_args(p)
     p.add_argument("--solver", default="euler", help="training solver")
     grid = p.add_mutually_exclusive_group()
@@ -63,43 +71,46 @@ def parse_reference(text: str) -> tuple[str, int] | None:
         raise ValueError(
             f"--reference must be SOLVER:STEPS (e.g. rk4:256) or none, got {text!r}"
         )
+    check_solver("--reference", name)
     return name, int(steps)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        start_processes(args)
-        if args.steps is None and args.tols is None:
-            args.steps = [1, 2, 4, 8, 16, 32, 64, 128]
-        first = (
-            {"steps": args.steps[0], "tol": None}
-            if args.steps
-            else {"steps": None, "tol": args.tols[0]}  # pyright: ignore[reportOptionalSubscript]
-        )
-        base = odeness.TrainConfig(
-            solver=args.solver,
-            **training_fields(args),
-            **first,
-        )
-        if args.quick:
-            base = quick(base)
-        odeness.run_sweep(
-            base,
-            args.out or f"results/sweep-{args.solver}",
-            steps=args.steps,
-            tols=args.tols,
-            test_solvers=args.test_solvers,
-            factors=args.factors,
-            reference=parse_reference(args.reference),
-            threshold=args.threshold,
-            jobs=args.jobs,
-            progress=not args.no_progress,
-            parallel=args.parallel,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run(lambda: sweep(args))
+
+
+def sweep(args: argparse.Namespace) -> int:
+    start_processes(args)
+    for name in args.test_solvers:
+        check_solver("--test-solvers", name)
+    if args.steps is None and args.tols is None:
+        args.steps = [1, 2, 4, 8, 16, 32, 64, 128]
+    first = (
+        {"steps": args.steps[0], "tol": None}
+        if args.steps
+        else {"steps": None, "tol": args.tols[0]}  # pyright: ignore[reportOptionalSubscript]
+    )
+    base = odeness.TrainConfig(
+        solver=args.solver,
+        **training_fields(args),
+        **first,
+    )
+    if args.quick:
+        base = quick(base)
+    odeness.run_sweep(
+        base,
+        args.out or f"results/sweep-{args.solver}",
+        steps=args.steps,
+        tols=args.tols,
+        test_solvers=args.test_solvers,
+        factors=args.factors,
+        reference=parse_reference(args.reference),
+        threshold=args.threshold,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+        parallel=args.parallel,
+    )
     return 0
 
 

@@ -9,16 +9,17 @@ folders (`experiments/adapt.py`, e.g. from several starting tolerances) of the s
 set and solver. `make table1` runs them all.
 """
 
-import argparse
 import sys
 from pathlib import Path
+
+from _cli import EXPECTED, Parser, report
 
 from odeness import io
 from odeness.table1 import adapted_row, grid_row, table_markdown
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p = Parser(__doc__)
     p.add_argument("--row", nargs="+", action="append", required=True,
                    metavar="DIR", help="SWEEP_DIR ADAPT_DIR [ADAPT_DIR ...]")  # fmt: skip
     p.add_argument("--out", default="results/table1.md")
@@ -44,11 +45,14 @@ def main(argv=None) -> int:
                         "not the same task"
                     )
             entries.append((grid, adapteds))
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    text = table_markdown(entries)
-    io.atomic_write_text(Path(args.out), text)
+        out = Path(args.out)
+        if out.is_dir():
+            raise ValueError(f"--out {out} is a folder; give the path of a file")
+        io.check_folder(out.parent, "the folder of --out")
+        text = table_markdown(entries)
+        io.atomic_write_text(out, text)
+    except EXPECTED as e:
+        return report(e)
     print(text)
     return 0
 

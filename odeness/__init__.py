@@ -6,7 +6,7 @@ and the step-size / tolerance adaptation that keeps training in the ODE regime
 (Ott et al., ICLR 2021), in JAX with equinox, diffrax and optax.
 """
 
-from . import adapt, diagnostics, io, plots, resnet_ode, solvers
+from . import adapt, diagnostics, errors, io, plots, resnet_ode, solvers
 from .adapt import StepSizeRule, ToleranceRule
 from .adapt_run import run_adaptation
 from .data import Dataset, load_dataset
@@ -18,6 +18,7 @@ from .diagnostics import (
     round_trip_error,
     trajectories,
 )
+from .errors import Diverged, RunFailed, SolveFailed
 from .integrate import Integrator, SolveStats, solve, trajectory
 from .models import (
     ConvField1d,
@@ -36,49 +37,56 @@ from .swap import (
     critical_step_size,
     evaluate_solver_swap,
     scaled_steps,
+    swap_configurations,
 )
 from .sweep import run_sweep
-from .train import TrainConfig, TrainResult, load_run, train
+from .train import TrainConfig, TrainResult, check_run_folder, load_run, train
 
 __all__ = [
+    "accuracy",
+    "adapt",
+    "at_least_as_accurate",
+    "check_run_folder",
     "ConvField1d",
     "ConvField2d",
-    "Dataset",
-    "Integrator",
-    "Linear",
-    "MLPField",
-    "ODEClassifier",
-    "ResNetClassifier",
-    "SolveStats",
-    "StepSizeRule",
-    "SwapResult",
-    "TrainConfig",
-    "TrainResult",
-    "ToleranceRule",
-    "adapt",
-    "accuracy",
     "count_crossings",
-    "diagnostics",
-    "global_error",
-    "lady_windermere_fan",
-    "nonpositive_det_fraction",
-    "round_trip_error",
-    "trajectories",
-    "trajectory",
-    "at_least_as_accurate",
     "critical_step_size",
+    "Dataset",
+    "diagnostics",
+    "Diverged",
+    "errors",
     "evaluate_solver_swap",
+    "global_error",
+    "Integrator",
     "io",
+    "lady_windermere_fan",
+    "Linear",
     "load_dataset",
     "load_run",
     "make_classifier",
+    "MLPField",
+    "nonpositive_det_fraction",
+    "ODEClassifier",
     "plots",
     "resnet_ode",
+    "ResNetClassifier",
+    "round_trip_error",
     "run_adaptation",
     "run_sweep",
+    "RunFailed",
     "scaled_steps",
     "solve",
+    "SolveFailed",
     "solver",
     "solvers",
+    "SolveStats",
+    "StepSizeRule",
+    "swap_configurations",
+    "SwapResult",
+    "ToleranceRule",
     "train",
+    "TrainConfig",
+    "TrainResult",
+    "trajectories",
+    "trajectory",
 ]

@@ -305,11 +305,13 @@ class ToleranceRule(eqx.Module):
     def value(self, state: ToleranceState) -> Float[Array, ""]:
         return state.tol
 
-    def _at(self, s: diffrax.AbstractSolver, tol, *, throw: bool) -> Integrator:
-        return Integrator(s, rtol=tol, atol=tol, max_steps=self.max_steps, throw=throw)
+    def _at(self, s: diffrax.AbstractSolver, tol) -> Integrator:
+        # Failures are reported in `success`: a failed check counts as not an ODE, a
+        # failed training solve stops `odeness.train`.
+        return Integrator(s, rtol=tol, atol=tol, max_steps=self.max_steps, throw=False)
 
     def integrator(self, state: ToleranceState) -> Integrator:
-        return self._at(self.solver, state.tol, throw=True)
+        return self._at(self.solver, state.tol)
 
     def record(self, state: ToleranceState, nfe: Int[Array, ""]) -> ToleranceState:
         """Remember the forward NFE of this iteration."""
@@ -326,7 +328,7 @@ class ToleranceRule(eqx.Module):
         """Run the (tightened) test solve and the trial solve on the batch."""
 
         def test_at(tol):
-            return evaluate(self._at(self.test_solver, tol, throw=False))
+            return evaluate(self._at(self.test_solver, tol))
 
         # carry: (tightenings, tol_test, (accuracy, NFE, success) of the last test
         # solve, NFE of all test solves so far)
@@ -345,9 +347,7 @@ class ToleranceRule(eqx.Module):
         _, _, (test_acc, _, ok), test_nfe = jax.lax.while_loop(
             more, tighter, (jnp.asarray(0), tol0, first, first[1])
         )
-        try_acc, try_nfe, _ = evaluate(
-            self._at(self.solver, state.tol * self.growth, throw=False)
-        )
+        try_acc, try_nfe, _ = evaluate(self._at(self.solver, state.tol * self.growth))
         return Check(train_accuracy, test_acc, try_acc, ok, test_nfe + try_nfe)
 
     def update(self, state: ToleranceState, check: Check) -> ToleranceState:

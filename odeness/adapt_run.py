@@ -15,7 +15,6 @@ Folder layout of `run_adaptation(config, out_dir)`:
 Every file is written atomically.
 """
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,18 +22,14 @@ import numpy as np
 
 from . import io
 from .data import load_dataset
+from .adapt import StepSizeRule
+from .integrate import Integrator
 from .plots import plot_adaptation
-from .swap import evaluate_solver_swap
-from .train import CHECKPOINT, METRICS, TrainConfig, load_run, train
+from .solvers import solver
+from .swap import evaluate_solver_swap, swap_configurations
+from .train import TrainConfig, check_data, check_run_folder, train
 
 FIGURE = "adaptation.png"
-
-
-def _finished(folder: Path, config: TrainConfig) -> bool:
-    if not (folder / CHECKPOINT).exists():
-        return False
-    rows = io.read_jsonl(folder / METRICS)
-    return bool(rows) and rows[-1]["step"] >= config.iterations
 
 
 def _mean_std(values) -> dict:
@@ -63,8 +58,11 @@ def run_adaptation(
 
     **Returns:** the summary (also written to `summary.json`).
 
-    **Raises:** `ValueError` if `config` does not adapt or the folder holds another run;
-    `FileNotFoundError` if the data set's files are missing (before anything is written).
+    **Raises:** before anything is written, `ValueError` if `config` does not adapt, for
+    a bad swap plan or data set, or if the folder holds a run of another configuration
+    (finished or not), `FileNotFoundError` if the data set's files are missing; then
+    what `odeness.train` and `evaluate_solver_swap` raise (a diverged run, a failed
+    solve).
     """
     if not config.adapt:
         raise ValueError("run_adaptation needs a configuration with adapt=True")
@@ -73,14 +71,21 @@ def run_adaptation(
         test_solvers = ("euler", "midpoint", "rk4") if fixed else (config.solver,)
     if factors is None:
         factors = (0.5, 0.75, 1.0, 1.5, 2.0) if fixed else (0.1, 1.0, 10.0)
+    # The final step size or tolerance is known after training: check the plan against
+    # the strictest, the rule's largest step count (any tolerance is as strict).
+    rule = config.rule()
+    like = (
+        Integrator(solver(config.solver), steps=rule.max_steps)
+        if isinstance(rule, StepSizeRule)
+        else Integrator(solver(config.solver), rtol=config.tol, atol=config.tol)
+    )
+    swap_configurations(like, test_solvers, factors)
+    out = io.check_folder(out_dir, "run folder")
+    check_run_folder(out, config)
     data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
-    out = Path(out_dir)
-    start = time.perf_counter()
-    if _finished(out, config):
-        result = load_run(out, data)
-    else:
-        result = train(config, run_dir=out, data=data, progress=progress, parallel=parallel)
-    trained = time.perf_counter()
+    check_data(config, data)
+    # A finished run resumes with nothing left to train.
+    result = train(config, run_dir=out, data=data, progress=progress, parallel=parallel)
     swap_rows, seeds = [], []
     last = {r["seed"]: r for r in result.metrics}
     for i, seed in enumerate(config.seeds):
@@ -118,7 +123,8 @@ def run_adaptation(
         "threshold": config.threshold,
         "seeds": seeds,
         "mean_std": {k: _mean_std([s[k] for s in seeds]) for k in keys},
-        "train_seconds": round(trained - start, 1),
+        # Training time summed over every process that trained the run.
+        "train_seconds": round(result.metrics[-1]["seconds"], 1),
     }
     io.write_json(out / "summary.json", summary)
     io.atomic_write_text(out / "summary.md", summary_markdown(summary))

@@ -483,6 +483,10 @@ def _figures(name: str, rows: list[dict], out: Path) -> None:
 EXPERIMENTS = ("distance", "adjoint", "linear", "memory", "finetune")
 
 
+SPEC = "resnet_ode.json"
+"""What the folder's experiments were run with (`quick`), checked when it is reused."""
+
+
 def run_all(
     out_dir: str | Path,
     *,
@@ -493,14 +497,28 @@ def run_all(
 ) -> dict[str, list[dict]]:
     """Run the named experiments into `out_dir` (see the module docstring).
 
-    **Raises:** `ValueError` for an unknown experiment name (before anything runs).
+    **Raises:** before anything runs, `ValueError` for an unknown experiment name or a
+    folder holding experiments run with another `quick`, `FileNotFoundError` if
+    fine-tuning's MNIST is missing.
     """
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown:
         raise ValueError(
             f"unknown experiment {unknown[0]!r}; expected some of {', '.join(EXPERIMENTS)}"
         )
-    out = Path(out_dir)
+    out = io.check_folder(out_dir, "output folder")
+    spec = {"quick": quick}
+    if (out / SPEC).exists():
+        difference = io.first_difference(io.read_json(out / SPEC), spec)
+        if difference is not None:
+            raise ValueError(
+                f"{out} holds the experiments of another run ({difference}); choose "
+                "another folder"
+            )
+    mnist = None
+    if "finetune" in experiments and not (out / "finetune.jsonl").exists():
+        mnist = load_dataset("mnist", data_dir=data_dir)  # missing data fails here
+    io.write_json(out / SPEC, spec)
     depths = (4, 8) if quick else (4, 8, 16, 32, 64, 128, 256, 512)
     jobs: dict[str, Callable[[], list[dict]]] = {
         "distance": lambda: _x64(
@@ -527,15 +545,10 @@ def run_all(
         ),
         "finetune": lambda: (
             finetune_rows(
-                data_dir=data_dir,
-                depth=8,
-                width=16,
-                pretrain=20,
-                iterations=20,
-                seeds=(0, 1),
-            )  # fmt: skip
+                data=mnist, depth=8, width=16, pretrain=20, iterations=20, seeds=(0, 1)
+            )
             if quick
-            else finetune_rows(data_dir=data_dir)
+            else finetune_rows(data=mnist)
         ),
     }
     results = {}

@@ -6,6 +6,7 @@ when the test solver is at least as accurate as the training one; a discrete net
 that only works with its training solver does not.
 """
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from .errors import RunFailed, SolveFailed
 from .integrate import Integrator
 from .models import ODEClassifier
 from .solvers import order, solver
@@ -25,7 +27,17 @@ from .solvers import order, solver
 @eqx.filter_jit
 def _count_correct(model: ODEClassifier, integ: Integrator, x, y):
     logits, stats = model(x, integ)
-    return jnp.sum(jnp.argmax(logits, axis=-1) == y), jnp.max(stats.nfe)
+    return (
+        jnp.sum(jnp.argmax(logits, axis=-1) == y),
+        jnp.max(stats.nfe),
+        jnp.all(stats.success),
+        jnp.all(jnp.isfinite(logits)),
+    )
+
+
+def _label(integ: Integrator) -> str:
+    items = integ.describe().items()
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
 
 
 def accuracy(
@@ -43,20 +55,35 @@ def accuracy(
     full batch size). Batches are solved as one ODE state each (with adaptive solvers the
     step sizes depend on the batch; `integ.per_sample` avoids that). The NFE is the mean
     over batches of each batch's forward-pass NFE.
+
+    **Raises:** `odeness.errors.SolveFailed` if a solve does not reach `t1` (an adaptive
+    solver at its `max_steps`); `odeness.errors.RunFailed` if the model's outputs are not
+    finite (a diverged model has no accuracy to compare).
     """
     n = len(y)
     if n == 0:
         raise ValueError("cannot evaluate on an empty data set")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    quiet = dataclasses.replace(integ, throw=False)  # failures are raised below
     correct, nfes = 0, []
     for start in range(0, n, batch_size):
-        c, f = _count_correct(
+        c, f, success, finite = _count_correct(
             model,
-            integ,
+            quiet,
             jnp.asarray(x[start : start + batch_size]),
             jnp.asarray(y[start : start + batch_size]),
         )
+        if not success:
+            raise SolveFailed(
+                f"the solve with {_label(integ)} did not reach t1 within max_steps="
+                f"{integ.max_steps} on the evaluation data; raise max_steps"
+            )
+        if not finite:
+            raise RunFailed(
+                f"the model's outputs with {_label(integ)} are not finite; a diverged "
+                "model is not evaluated"
+            )
         correct += int(c)
         nfes.append(int(f))
     return correct / n, float(np.mean(nfes))
@@ -137,31 +164,10 @@ def evaluate_solver_swap(
 
     **Returns:** a `SwapResult`.
 
-    **Raises:** `ValueError` for an unknown solver, a non-positive factor, or a solver
-    that cannot run adaptively when the training integrator is adaptive.
+    **Raises:** as `swap_configurations` and `accuracy`.
     """
-    if not factors or any(not (math.isfinite(f) and f > 0) for f in factors):
-        raise ValueError(f"factors must be finite numbers > 0, got {tuple(factors)!r}")
-    test_solvers = [solver(s) if isinstance(s, str) else s for s in solvers]
+    configs = swap_configurations(integrator, solvers, factors, reference)
     train_acc, train_nfe = accuracy(model, integrator, x, y, batch_size=batch_size)
-    configs: list[tuple[float | None, Integrator]] = []
-    for s in test_solvers:
-        for f in factors:
-            if integrator.rtol is not None and integrator.atol is not None:
-                test = Integrator(
-                    s,
-                    rtol=integrator.rtol * f,
-                    atol=integrator.atol * f,
-                    t0=integrator.t0,
-                    t1=integrator.t1,
-                    max_steps=integrator.max_steps,
-                    per_sample=integrator.per_sample,
-                )
-            else:
-                test = _eval_integrator(s, scaled_steps(integrator.steps, f), integrator)
-            configs.append((f, test))
-    if reference is not None:
-        configs.append((None, reference))
     cache: dict[tuple, tuple[float, float]] = {}
     rows = []
     for f, test in configs:
@@ -184,6 +190,58 @@ def evaluate_solver_swap(
     return SwapResult(integrator.describe(), train_acc, train_nfe, rows, max_gap)
 
 
+def swap_configurations(
+    integrator: Integrator,
+    solvers: Sequence[str | diffrax.AbstractSolver],
+    factors: Sequence[float],
+    reference: Integrator | None = None,
+) -> list[tuple[float | None, Integrator]]:
+    """The test configurations of `evaluate_solver_swap`: `(factor, integrator)` for each
+    solver and factor, then `(None, reference)`. Cheap: nothing is solved, so callers
+    can check a plan before training.
+
+    **Raises:** `ValueError` for an unknown solver, a factor that is not a finite number
+    > 0, a solver that cannot run adaptively when `integrator` is adaptive, or a plan in
+    which no test configuration is at least as accurate as `integrator` (its `max_gap`
+    would be undefined).
+    """
+    if not factors or any(not (math.isfinite(f) and f > 0) for f in factors):
+        raise ValueError(f"factors must be finite numbers > 0, got {tuple(factors)!r}")
+    test_solvers = [solver(s) if isinstance(s, str) else s for s in solvers]
+    configs: list[tuple[float | None, Integrator]] = []
+    for s in test_solvers:
+        for f in factors:
+            if integrator.rtol is not None and integrator.atol is not None:
+                test = Integrator(
+                    s,
+                    rtol=integrator.rtol * f,
+                    atol=integrator.atol * f,
+                    t0=integrator.t0,
+                    t1=integrator.t1,
+                    max_steps=integrator.max_steps,
+                    per_sample=integrator.per_sample,
+                )
+            else:
+                test = _eval_integrator(s, scaled_steps(integrator.steps, f), integrator)
+            configs.append((f, test))
+    if reference is not None:
+        configs.append((None, reference))
+    if not any(at_least_as_accurate(test, integrator) for _, test in configs):
+        more = "≤ 1" if integrator.adaptive else "≥ 1"
+        raise ValueError(
+            f"no test configuration is at least as accurate as the training one "
+            f"({_label(integrator)}) among factors {tuple(factors)!r}; add a factor "
+            f"{more} with a test solver of order ≥ {integrator.order}"
+        )
+    return configs
+
+
+def check_threshold(threshold: float) -> None:
+    """**Raises:** `ValueError` unless `threshold` (an accuracy drop) lies in `[0, 1]`."""
+    if not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
+        raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
+
+
 def critical_step_size(
     results: Iterable[SwapResult] | Mapping[float, Sequence[float]], threshold: float = 0.1
 ) -> float | None:
@@ -203,8 +261,7 @@ def critical_step_size(
 
     **Returns:** `h*`, or None if even the smallest step size fails.
     """
-    if not (math.isfinite(threshold) and threshold >= 0):
-        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
+    check_threshold(threshold)
     gaps: dict[float, list[float]] = defaultdict(list)
     if isinstance(results, Mapping):
         for h, g in cast(Mapping[float, Sequence[float]], results).items():

@@ -13,24 +13,38 @@ Every file is written atomically; an interrupted sweep resumes where it stopped.
 
 import dataclasses
 import json
+import math
 import queue
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
 
 from . import io
 from .data import load_dataset
+from .errors import RunFailed
 from .integrate import Integrator
 from .parallel import placement
 from .plots import plot_swap_sweep
 from .solvers import solver
-from .swap import SwapResult, critical_step_size, evaluate_solver_swap
-from .train import CHECKPOINT, TrainConfig, load_run, train
+from .swap import (
+    SwapResult,
+    check_threshold,
+    critical_step_size,
+    evaluate_solver_swap,
+    swap_configurations,
+)
+from .train import (
+    TrainConfig,
+    check_data,
+    check_run_folder,
+    train,
+)
 
 FIGURE = "accuracy_vs_test_steps.png"
 
@@ -74,11 +88,14 @@ def _swap_rows(config: TrainConfig, seed: int, swap: SwapResult) -> list[dict]:
     return rows
 
 
-def _finished(run_dir: Path, config: TrainConfig) -> bool:
-    if not (run_dir / CHECKPOINT).exists():
-        return False
-    metrics = io.read_jsonl(run_dir / "metrics.jsonl")
-    return bool(metrics) and metrics[-1]["step"] >= config.iterations
+class Failure(NamedTuple):
+    """A training configuration of a sweep that gave no result (it diverged, or a solve
+    failed): reported, never evaluated, and never counted as an ODE."""
+
+    label: str
+    train_value: float
+    """The training step count or tolerance."""
+    message: str
 
 
 def run_sweep(
@@ -114,7 +131,10 @@ def run_sweep(
 
     **Returns:** all result rows (also written to `results.jsonl`).
 
-    **Raises:** `ValueError` for a bad grid or a folder holding another sweep.
+    **Raises:** `ValueError` for a bad grid, factor, threshold, data set or batch size,
+    or a folder holding another sweep, before anything is written;
+    `odeness.errors.RunFailed` after the sweep if a configuration diverged or a solve
+    failed (the summary reports it; the other configurations still run).
     """
     if (steps is None) == (tols is None):
         raise ValueError("give exactly one of steps and tols")
@@ -126,8 +146,7 @@ def run_sweep(
     grid = list(steps if steps is not None else tols)  # pyright: ignore[reportArgumentType]
     if not grid or len(set(grid)) != len(grid):
         raise ValueError(f"the grid must be non-empty and without repeats, got {grid!r}")
-    for s in test_solvers:
-        solver(s)  # unknown names fail here, before any training
+    check_threshold(threshold)
     if reference is not None:
         ref_solver, ref_steps = reference
         ref_integ = Integrator(solver(ref_solver), steps=ref_steps)
@@ -139,7 +158,9 @@ def run_sweep(
         else base.replace(steps=None, tol=g)
         for g in grid
     ]  # validates each value
-    out = Path(out_dir)
+    for config in configs:  # unknown solvers and bad factors fail here, before training
+        swap_configurations(config.integrator(), test_solvers, factors, ref_integ)
+    out = io.check_folder(out_dir, "sweep folder")
     base_fields = {k: v for k, v in base.to_dict().items() if k not in ("steps", "tol")}
     spec = {
         "base": base_fields,
@@ -152,29 +173,31 @@ def run_sweep(
     }
     spec = json.loads(json.dumps(spec))  # as it reads back from disk
     if (out / "sweep.json").exists():
-        saved = io.read_json(out / "sweep.json")
-        if saved != spec:
-            diff = sorted(k for k in spec if spec[k] != saved.get(k))
+        difference = io.first_difference(io.read_json(out / "sweep.json"), spec)
+        if difference is not None:
             raise ValueError(
-                f"{out} holds another sweep (differs in {', '.join(diff)}); "
-                "choose another --out"
+                f"{out} holds another sweep ({difference}); choose another --out"
             )
-    io.write_json(out / "sweep.json", spec)
     data = load_dataset(base.dataset, seed=base.data_seed, data_dir=base.data_dir)
+    check_data(base, data)
+    for config in configs:
+        check_run_folder(out / "runs" / _label(config), config)
+    io.remove_stale_temporaries(out)
+    io.write_json(out / "sweep.json", spec)
     start = time.perf_counter()
 
-    def run_one(i: int, slot: int) -> list[dict]:
+    def run_one(i: int, slot: int) -> list[dict] | Failure:
         config = configs[i]
         run_dir = out / "runs" / _label(config)
         swap_path = run_dir / "swap.jsonl"
         header = f"[{i + 1}/{len(configs)}] {_label(config)}"
-        if swap_path.exists() and _finished(run_dir, config):
+        # The swap is written once training has finished and saved its checkpoint.
+        if swap_path.exists():
             print(f"{header}: done earlier, skipped", flush=True)
             return io.read_jsonl(swap_path)
         t0 = time.perf_counter()
-        if _finished(run_dir, config):
-            result = load_run(run_dir, data)
-        else:
+        try:
+            # Resumes from the checkpoint; a finished run returns at once.
             result = train(
                 config,
                 run_dir=run_dir,
@@ -183,29 +206,28 @@ def run_sweep(
                 progress_position=slot,
                 parallel=parallel,
             )
-        t1 = time.perf_counter()
-        config_rows = []
-        for j, seed in enumerate(config.seeds):
-            swap = evaluate_solver_swap(
-                result.model(j),
-                result.integrator,
-                data.x_test,
-                data.y_test,
-                solvers=test_solvers,
-                factors=factors,
-                reference=ref_integ,
-            )
-            config_rows.extend(_swap_rows(config, seed, swap))
+            t1 = time.perf_counter()
+            config_rows, swaps = [], []
+            for j, seed in enumerate(config.seeds):
+                swap = evaluate_solver_swap(
+                    result.model(j),
+                    result.integrator,
+                    data.x_test,
+                    data.y_test,
+                    solvers=test_solvers,
+                    factors=factors,
+                    reference=ref_integ,
+                )
+                swaps.append(swap)
+                config_rows.extend(_swap_rows(config, seed, swap))
+        except RunFailed as e:
+            print(f"{header}: FAILED: {e}", flush=True)
+            return Failure(_label(config), grid[i], str(e))
         io.write_jsonl(swap_path, config_rows)
-        accs = [
-            r["train_accuracy"]
-            for r in config_rows
-            if r["factor"] == 1.0 and r["test_solver"] == config.solver
-        ]
-        gaps = list({r["seed"]: r["max_gap"] for r in config_rows}.values())
         print(
             f"{header}: trained in {t1 - t0:.0f}s, swap in {time.perf_counter() - t1:.0f}s;"
-            f" test acc {np.mean(accs):.3f}, max gap {np.mean(gaps):.3f} "
+            f" test acc {np.mean([sw.train_accuracy for sw in swaps]):.3f}, max gap "
+            f"{np.mean([sw.max_gap for sw in swaps]):.3f} "
             f"(elapsed {time.perf_counter() - start:.0f}s)",
             flush=True,
         )
@@ -214,7 +236,7 @@ def run_sweep(
     # Costliest first (most steps / tightest tolerance), so that `jobs` threads finish
     # together; XLA releases the GIL, so the threads' programs run on separate cores.
     by_cost = sorted(range(len(configs)), key=lambda i: -grid[i] if steps else grid[i])
-    results: dict[int, list[dict]] = {}
+    results: dict[int, list[dict] | Failure] = {}
     if jobs == 1:
         for i in by_cost:
             results[i] = run_one(i, 0)
@@ -223,7 +245,7 @@ def run_sweep(
         for slot in range(jobs):
             free.put(slot)
 
-        def in_slot(i: int) -> list[dict]:
+        def in_slot(i: int) -> list[dict] | Failure:
             slot = free.get()
             try:
                 return run_one(i, slot)
@@ -234,8 +256,27 @@ def run_sweep(
             futures = {i: pool.submit(in_slot, i) for i in by_cost}
             for i, future in futures.items():
                 results[i] = future.result()
-    rows = [row for i in range(len(configs)) for row in results[i]]
-    write_summary(rows, out, threshold=threshold)
+    rows, failures = [], []
+    for i in range(len(configs)):
+        result = results[i]
+        if isinstance(result, Failure):
+            failures.append(result)
+        else:
+            rows.extend(result)
+    write_summary(
+        rows,
+        out,
+        threshold=threshold,
+        fixed=steps is not None,
+        train_solver=base.solver,
+        failures=failures,
+    )
+    if failures:
+        raise RunFailed(
+            f"{len(failures)} of {len(configs)} training configurations gave no result "
+            f"(see {out / 'summary.md'}): "
+            + "; ".join(f"{f.label}: {f.message}" for f in failures)
+        )
     return rows
 
 
@@ -243,22 +284,33 @@ def _mean_std(values) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
-def write_summary(rows: list[dict], out_dir: str | Path, *, threshold: float) -> None:
-    """Write `results.jsonl`, `summary.md`, `critical_step.json` and the figure."""
+def write_summary(
+    rows: list[dict],
+    out_dir: str | Path,
+    *,
+    threshold: float,
+    fixed: bool,
+    train_solver: str,
+    failures: Sequence[Failure] = (),
+) -> None:
+    """Write `results.jsonl`, `summary.md`, `critical_step.json` and the figure.
+
+    `fixed`: the grid is of step counts (else of tolerances). A failed configuration
+    (`failures`) has no rows; it is listed as such and counts as not an ODE.
+    """
     out = Path(out_dir)
     io.write_jsonl(out / "results.jsonl", rows)
-    fixed = "train_steps" in rows[0]
     key = "train_steps" if fixed else "train_tol"
     by_train: dict = defaultdict(list)
     for r in rows:
         by_train[r[key]].append(r)
-    trains = sorted(by_train, reverse=not fixed)
-    train_solver = rows[0]["train_solver"]
+    failed = {f.train_value: f for f in failures}
+    trains = sorted(set(by_train) | set(failed), reverse=not fixed)
 
     def per_seed(rs, field):
         return list({r["seed"]: r[field] for r in rs}.values())
 
-    gaps = {t: per_seed(by_train[t], "max_gap") for t in trains}
+    gaps = {t: per_seed(by_train[t], "max_gap") for t in trains if t not in failed}
     lines = [
         f"# Solver swap: {train_solver} on {len(trains)} training "
         f"{'step counts' if fixed else 'tolerances'}",
@@ -289,6 +341,10 @@ def write_summary(rows: list[dict], out_dir: str | Path, *, threshold: float) ->
         cells = [str(t) if fixed else f"{t:g}"]
         if fixed:
             cells.append(f"{1 / t:.4g}")
+        if t in failed:
+            cells += ["—"] * (len(head) - len(cells) - 1) + ["no result (below)"]
+            lines.append("| " + " | ".join(cells) + " |")
+            continue
         cells += [
             f"{np.mean(per_seed(rs, 'train_nfe')):.0f}",
             _mean_std(per_seed(rs, "train_accuracy")),
@@ -310,6 +366,10 @@ def write_summary(rows: list[dict], out_dir: str | Path, *, threshold: float) ->
             "|---|" + "---|" * len(factors),
         ]
         for t in trains:
+            if t in failed:
+                cells = ["—"] * len(factors)
+                lines.append(f"| {t if fixed else f'{t:g}'} | " + " | ".join(cells) + " |")
+                continue
             cells = []
             for f in factors:
                 accs = [
@@ -319,8 +379,12 @@ def write_summary(rows: list[dict], out_dir: str | Path, *, threshold: float) ->
                 ]
                 cells.append(_mean_std(accs))
             lines.append(f"| {t if fixed else f'{t:g}'} | " + " | ".join(cells) + " |")
+    # A configuration without a result is not an ODE.
+    gaps_or_failed = {t: gaps.get(t, [math.inf]) for t in trains}
     if fixed:
-        h_star = critical_step_size({1 / t: g for t, g in gaps.items()}, threshold)
+        h_star = critical_step_size(
+            {1 / t: g for t, g in gaps_or_failed.items()}, threshold
+        )
         critical = {
             "threshold": threshold,
             "h_star": h_star,
@@ -334,7 +398,7 @@ def write_summary(rows: list[dict], out_dir: str | Path, *, threshold: float) ->
             f"trained with h ≤ h* keeps its accuracy under more accurate solvers"
         )
     else:
-        tol_star = critical_step_size({t: g for t, g in gaps.items()}, threshold)
+        tol_star = critical_step_size(gaps_or_failed, threshold)
         critical = {
             "threshold": threshold,
             "tol_star": tol_star,
@@ -347,11 +411,20 @@ def write_summary(rows: list[dict], out_dir: str | Path, *, threshold: float) ->
             "its accuracy under more accurate solvers"
         )
     lines += ["", f"**Critical {'step size' if fixed else 'tolerance'}:** {verdict}.", ""]
+    if failures:
+        critical["failed"] = {f.label: f.message for f in failures}
+        lines += [
+            "## Configurations without a result (counted as not an ODE)",
+            "",
+            *(f"- `{f.label}`: {f.message}" for f in failures),
+            "",
+        ]
     io.write_json(out / "critical_step.json", critical)
     io.atomic_write_text(out / "summary.md", "\n".join(lines))
-    plot_swap_sweep(
-        rows, out / FIGURE, title=f"trained with {train_solver}; mean over seeds"
-    )
+    if rows:
+        plot_swap_sweep(
+            rows, out / FIGURE, title=f"trained with {train_solver}; mean over seeds"
+        )
 
 
 def quick(config: TrainConfig) -> TrainConfig:

@@ -31,9 +31,10 @@ from .adapt import (
     rule_for,
 )
 from .data import DATASETS, Dataset, load_dataset
+from .errors import Diverged, SolveFailed
 from .integrate import Integrator
 from .models import FIELDS, ODEClassifier, make_classifier
-from .parallel import placement, to_host
+from .parallel import Placement, placement, to_host
 from .solvers import SOLVERS, is_adaptive, order, solver
 
 
@@ -44,6 +45,14 @@ def _check(cond: bool, message: str) -> None:
 
 def _is_int(x) -> bool:
     return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+
+MAX_SEED = 2**32 - 1
+"""The largest seed: JAX's PRNG keys hold 32 bits, so larger seeds would alias."""
+
+
+def _is_seed(x) -> bool:
+    return _is_int(x) and 0 <= x <= MAX_SEED
 
 
 def paper_channels(dataset: str) -> int:
@@ -138,8 +147,12 @@ class TrainConfig:
                 "tol; give steps instead",
             )
         _check(
-            len(self.seeds) >= 1 and all(_is_int(s) and s >= 0 for s in self.seeds),
-            f"seeds must be one or more integers >= 0, got {self.seeds!r}",
+            len(self.seeds) >= 1 and all(_is_seed(s) for s in self.seeds),
+            f"seeds must be one or more integers in [0, 2**32 - 1], got {self.seeds!r}",
+        )
+        _check(
+            _is_seed(self.data_seed),
+            f"data_seed must be an integer in [0, 2**32 - 1], got {self.data_seed!r}",
         )
         _check(
             len(set(self.seeds)) == len(self.seeds),
@@ -172,7 +185,14 @@ class TrainConfig:
             isinstance(self.adapt, bool), f"adapt must be true or false, got {self.adapt!r}"
         )
         if self.adapt:
-            self.rule()  # validates threshold, interval, test_solver and max_steps
+            rule = self.rule()  # validates threshold, interval, test_solver and max_steps
+            if isinstance(rule, StepSizeRule) and self.steps is not None:
+                _check(
+                    self.steps <= rule.max_steps,
+                    f"steps {self.steps} exceeds the adaptation's cap of "
+                    f"max_steps={rule.max_steps}; raise max_steps or start from fewer "
+                    "steps",
+                )
 
     def rule(self) -> Rule | None:
         """The adaptation rule (`odeness.adapt`), or None without `adapt`."""
@@ -241,6 +261,11 @@ class StepMetrics(NamedTuple):
     accuracy: Float[Array, ""]
     nfe: Int[Array, ""]
     num_steps: Int[Array, ""]
+    finite: Bool[Array, ""]
+    """The loss and every parameter after the update are finite."""
+    success: Bool[Array, ""]
+    """The training solve reached `t1` (it may not, for an adaptive solver at its
+    `max_steps`)."""
     value: Float[Array, ""] | None = None
     """Adapted runs: the step size or tolerance after this iteration."""
     check: Check | None = None
@@ -324,7 +349,14 @@ def train_step(
         state.params
     )
     nfe = jnp.max(stats.nfe)
-    metrics = StepMetrics(loss, accuracy, nfe, jnp.max(stats.num_steps))
+    metrics = StepMetrics(
+        loss,
+        accuracy,
+        nfe,
+        jnp.max(stats.num_steps),
+        jnp.isfinite(loss),
+        jnp.all(stats.success),
+    )
     adapt = state.adapt
     if rule is not None:
         model = eqx.combine(state.params, static)
@@ -341,7 +373,13 @@ def train_step(
         metrics = metrics._replace(value=rule.value(adapt), check=check)
     updates, opt_state = opt.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    metrics = metrics._replace(finite=metrics.finite & _all_finite(params))
     return TrainState(params, opt_state, state.key, state.step + 1, adapt), metrics
+
+
+def _all_finite(tree: PyTree[Array]) -> Bool[Array, ""]:
+    leaves = jax.tree.leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
 
 
 @eqx.filter_jit
@@ -448,13 +486,29 @@ def init_models(config: TrainConfig, data: Dataset) -> ODEClassifier:
     )(keys)
 
 
-def init_state(config: TrainConfig, data: Dataset) -> tuple[TrainState, PyTree]:
-    """Initial train state of every seed, and the static part of the model."""
+def check_data(config: TrainConfig, data: Dataset) -> None:
+    """Check that `config` can train on `data`: finite inputs, a batch that fits.
+
+    **Raises:** `ValueError` naming the problem.
+    """
     _check(
         config.batch_size <= data.x_train.shape[0],
         f"batch_size {config.batch_size} exceeds the {data.x_train.shape[0]} training "
         f"examples of {config.dataset}",
     )
+    for split, x in (("training", data.x_train), ("test", data.x_test)):
+        bad = ~np.isfinite(x)
+        if bad.any():
+            first = int(np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))[0])
+            raise ValueError(
+                f"the {split} inputs hold {int(bad.sum())} non-finite values (the first "
+                f"in example {first}); odeness trains and evaluates on finite inputs only"
+            )
+
+
+def init_state(config: TrainConfig, data: Dataset) -> tuple[TrainState, PyTree]:
+    """Initial train state of every seed, and the static part of the model."""
+    check_data(config, data)
     models = init_models(config, data)
     params, static = eqx.partition(models, eqx.is_array)
     opt_state = jax.vmap(optimizer(config.learning_rate).init)(params)
@@ -505,32 +559,51 @@ def _from_checkpointable(state) -> TrainState:
     return state._replace(key=jax.random.wrap_key_data(state.key))
 
 
+def check_run_folder(run_dir: str | Path, config: TrainConfig) -> None:
+    """Check that `run_dir` is a folder that can hold the run of `config`: absent, empty,
+    or holding a run of the same configuration (`iterations` may be raised).
+
+    Reads only; call it before writing anything.
+
+    **Raises:** `ValueError` naming the first differing field and both values, or if the
+    path is not a folder.
+    """
+    folder = io.check_folder(run_dir, "run folder")
+    saved_path = folder / CONFIG
+    if not saved_path.exists():
+        return
+    saved = TrainConfig.from_dict(io.read_json(saved_path))
+    difference = io.first_difference(
+        saved.replace(iterations=config.iterations).to_dict(), config.to_dict()
+    )
+    if difference is not None:
+        raise ValueError(
+            f"run folder {folder} holds a run with another configuration ({difference}); "
+            "choose another folder"
+        )
+
+
 def _resume(run_dir: Path, config: TrainConfig, state: TrainState):
-    """Load the run folder's checkpoint and metrics if present; check the config."""
-    saved_path = run_dir / CONFIG
-    if saved_path.exists():
-        saved = TrainConfig.from_dict(io.read_json(saved_path))
-        if saved.replace(iterations=config.iterations) != config:
-            ours, theirs = config.to_dict(), saved.to_dict()
-            diff = {
-                k: (theirs[k], ours[k])
-                for k in ours
-                if ours[k] != theirs[k] and k != "iterations"
-            }
-            raise ValueError(
-                f"run folder {run_dir} holds a run with another configuration "
-                f"(saved, requested): {diff}; choose another folder"
-            )
-    io.write_json(saved_path, config.to_dict())
+    """Load the run folder's checkpoint and metrics, if any (after `check_run_folder`)."""
+    io.remove_stale_temporaries(run_dir)
     if not (run_dir / CHECKPOINT).exists():
+        io.write_json(run_dir / CONFIG, config.to_dict())
         io.write_jsonl(run_dir / METRICS, [])
         return state, []
     state = _from_checkpointable(
         io.load_checkpoint(run_dir / CHECKPOINT, _checkpointable(state))
     )
     step = int(state.step[0])
-    # Metrics written after the checkpoint belong to iterations that will run again.
-    metrics = [r for r in io.read_jsonl(run_dir / METRICS) if r["step"] <= step]
+    _check(
+        step <= config.iterations,
+        f"run folder {run_dir} has trained {step} iterations, more than the "
+        f"{config.iterations} asked for; ask for at least {step} or choose another folder",
+    )
+    io.write_json(run_dir / CONFIG, config.to_dict())
+    # Metrics written after the checkpoint belong to iterations that will run again (a
+    # line cut off by a crash among them).
+    rows = io.read_jsonl(run_dir / METRICS, torn_tail=True)
+    metrics = [r for r in rows if r["step"] <= step]
     io.write_jsonl(run_dir / METRICS, metrics)
     return state, metrics
 
@@ -562,20 +635,63 @@ def train(
 
     **Returns:** a `TrainResult` (its arrays on this host's default device).
 
-    **Raises:** `ValueError` if `run_dir` holds a run of another configuration, or for a
-    bad `parallel`.
+    **Raises:** `ValueError` if `run_dir` holds a run of another configuration, for
+    non-finite training data or a bad `parallel`; `odeness.errors.Diverged` if a loss or
+    parameter becomes non-finite, `odeness.errors.SolveFailed` if a training solve fails
+    (an adaptive solver at its `max_steps`). Those two stop training before the failing
+    chunk is logged or saved: the folder keeps its last (finite) checkpoint, and a fresh
+    folder is left as it was.
     """
     place = placement(parallel, len(config.seeds), config.batch_size)
     if data is None:
         data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
-    rule = config.rule()
-    integ: Integrator | Rule = config.integrator() if rule is None else rule
-    opt = optimizer(config.learning_rate)
-    state, static = init_state(config, data)
-    metrics: list[dict] = []
     folder = None if run_dir is None else Path(run_dir)
     if folder is not None:
+        check_run_folder(folder, config)
+    state, static = init_state(config, data)
+    if folder is None:
+        return _train(config, state, static, data, progress=progress,
+                      progress_position=progress_position, place=place)  # fmt: skip
+    fresh = not (folder / CHECKPOINT).exists()
+    existed = {p.name for p in folder.iterdir()} if folder.is_dir() else None
+    try:
         state, metrics = _resume(folder, config, state)
+        return _train(config, state, static, data, metrics=metrics, folder=folder,
+                      progress=progress, progress_position=progress_position, place=place
+                      )  # fmt: skip
+    except BaseException:
+        if fresh and io.writes_files() and not (folder / CHECKPOINT).exists():
+            _remove_new_files(folder, existed)
+        raise
+
+
+def _remove_new_files(folder: Path, existed: set[str] | None) -> None:
+    # A run that failed before its first checkpoint leaves the folder as it found it.
+    for name in (CONFIG, METRICS):
+        if existed is None or name not in existed:
+            (folder / name).unlink(missing_ok=True)
+    if existed is None and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _train(
+    config: TrainConfig,
+    state: TrainState,
+    static: PyTree,
+    data: Dataset,
+    *,
+    metrics: list[dict] | None = None,
+    folder: Path | None = None,
+    progress: bool,
+    progress_position: int | None,
+    place: Placement,
+) -> TrainResult:
+    metrics = [] if metrics is None else metrics
+    rule = config.rule()
+    integ: Integrator | Rule = (
+        dataclasses.replace(config.integrator(), throw=False) if rule is None else rule
+    )
+    opt = optimizer(config.learning_rate)
     step = int(state.step[0])
     x_all, y_all = place.put_data((data.x_train, data.y_train))
     state = place.put_state(state)
@@ -588,37 +704,74 @@ def train(
         unit="it",
         leave=False,
     )
-    start = time.perf_counter()
-    while step < config.iterations:
-        length = min(config.log_every - step % config.log_every, config.iterations - step)
-        state, m = train_chunk(
-            state,
-            static,
-            integ,
-            opt,
-            x_all,
-            y_all,
-            config.batch_size,
-            length,
-            jnp.asarray(step),
-            place.batch,
-        )
-        step += length
-        m = to_host(m)
-        rows = _metric_rows(config, step, m, time.perf_counter() - start, metrics)
-        metrics.extend(rows)
-        bar.update(length)
-        bar.set_postfix(
-            loss=f"{np.mean([r['loss'] for r in rows]):.3f}",
-            acc=f"{np.mean([r['train_accuracy'] for r in rows]):.3f}",
-        )
-        if folder is not None:
-            io.append_jsonl(folder / METRICS, rows)
-            if step % config.checkpoint_every == 0 or step >= config.iterations:
-                io.save_checkpoint(folder / CHECKPOINT, to_host(_checkpointable(state)))
-    bar.close()
+    # The time columns count every process that trained this run.
+    start = time.perf_counter() - (metrics[-1]["seconds"] if metrics else 0.0)
+    with bar:
+        while step < config.iterations:
+            length = min(
+                config.log_every - step % config.log_every, config.iterations - step
+            )
+            state, m = train_chunk(
+                state,
+                static,
+                integ,
+                opt,
+                x_all,
+                y_all,
+                config.batch_size,
+                length,
+                jnp.asarray(step),
+                place.batch,
+            )
+            m = to_host(m)
+            _check_chunk(config, step, m)
+            step += length
+            rows = _metric_rows(config, step, m, time.perf_counter() - start, metrics)
+            metrics.extend(rows)
+            bar.update(length)
+            bar.set_postfix(
+                loss=f"{np.mean([r['loss'] for r in rows]):.3f}",
+                acc=f"{np.mean([r['train_accuracy'] for r in rows]):.3f}",
+            )
+            if folder is not None:
+                io.append_jsonl(folder / METRICS, rows)
+                if step % config.checkpoint_every == 0 or step >= config.iterations:
+                    io.save_checkpoint(folder / CHECKPOINT, to_host(_checkpointable(state)))
     state = jax.tree.map(jnp.asarray, to_host(_checkpointable(state)))
     return _result(config, _from_checkpointable(state), static, metrics)
+
+
+def _check_chunk(config: TrainConfig, start: int, m: StepMetrics) -> None:
+    """Raise if an iteration of the chunk that began at step `start` failed."""
+    finite, success = np.asarray(m.finite), np.asarray(m.success)
+    bad = ~(finite & success)  # (seed, iteration of the chunk)
+    if not bad.any():
+        return
+    j = int(np.flatnonzero(bad.any(axis=0))[0])  # the first failing iteration
+    i = int(np.flatnonzero(bad[:, j])[0])
+    # A failed solve comes first: a loss computed from it may be non-finite too.
+    failed = _solve_failed if not success[i, j] else _diverged
+    failed(config, config.seeds[i], start + j + 1)
+
+
+def _diverged(config: TrainConfig, seed: int, iteration: int):
+    raise Diverged(
+        f"training diverged: seed {seed} has a non-finite loss or parameter at iteration "
+        f"{iteration} (learning rate {config.learning_rate:g}, the likely cause); "
+        "nothing after the last checkpoint was saved",
+        seed=seed,
+        iteration=iteration,
+    )
+
+
+def _solve_failed(config: TrainConfig, seed: int, iteration: int):
+    rule = config.rule()
+    max_steps = config.integrator().max_steps if rule is None else rule.max_steps
+    raise SolveFailed(
+        f"the training solve of seed {seed} did not reach t1 within max_steps="
+        f"{max_steps} at iteration {iteration} ({config.solver}, {integ_label(config)}); "
+        "raise max_steps or loosen the tolerance"
+    )
 
 
 def _result(config: TrainConfig, state: TrainState, static, metrics) -> TrainResult:
@@ -700,5 +853,10 @@ def load_run(run_dir: str | Path, data: Dataset | None = None) -> TrainResult:
     state, static = init_state(config, data)
     state = _from_checkpointable(
         io.load_checkpoint(folder / CHECKPOINT, _checkpointable(state))
+    )
+    _check(
+        bool(_all_finite(state.params)),
+        f"{folder / CHECKPOINT} holds non-finite parameters (a diverged run); delete the "
+        "run folder and train again",
     )
     return _result(config, state, static, io.read_jsonl(folder / METRICS))

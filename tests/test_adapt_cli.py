@@ -70,7 +70,7 @@ def test_adapt_tolerance_quick(tmp_path):
     "args, message",
     [
         (["--dataset", "cifar100"], "error: unknown dataset 'cifar100'"),
-        (["--solver", "rk5"], "error: unknown solver 'rk5'"),
+        (["--solver", "rk5"], "error: --solver: unknown solver 'rk5'"),
         (["--solver", "dopri5", "--steps", "4"], "adapts its tolerance: give --tol"),
         (["--tol", "1e-3"], "has fixed steps: give --steps"),
         (["--test-solver", "euler"], "must be of higher order"),

@@ -138,8 +138,9 @@ def test_critical_step_size():
     assert odeness.critical_step_size({0.1: [0.0], 0.2: [0.5], 0.4: [0.0]}, 0.1) == 0.1
     with pytest.raises(ValueError, match="at least one result"):
         odeness.critical_step_size({}, threshold=0.1)
-    with pytest.raises(ValueError, match="threshold must be a finite number >= 0"):
-        odeness.critical_step_size(gaps, threshold=float("nan"))
+    for bad in (float("nan"), -0.1, 1.5):
+        with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\], got"):
+            odeness.critical_step_size(gaps, threshold=bad)
 
 
 def test_critical_step_size_from_swap_results():

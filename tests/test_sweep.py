@@ -55,7 +55,9 @@ def test_quick_sweep_writes_its_folder_and_resumes(tmp_path, capsys):
     # A different sweep in the same folder is refused, and nothing is overwritten.
     before = (out / "results.jsonl").read_bytes()
     assert sweep_cli.main([*argv[:-3], "--threshold", "0.2", "--out", str(out)]) == 2
-    assert "holds another sweep (differs in threshold)" in capsys.readouterr().err
+    assert (
+        "holds another sweep (threshold is 0.1 there, 0.2 here)" in capsys.readouterr().err
+    )
     assert (out / "results.jsonl").read_bytes() == before
     # Sequential and threaded sweeps give the same rows.
     serial = tmp_path / "serial"
@@ -69,7 +71,7 @@ def test_quick_sweep_writes_its_folder_and_resumes(tmp_path, capsys):
         (["--solver", "rk5"], "error: unknown solver 'rk5'; expected one of"),
         (["--steps", "0"], "error: steps must be an integer >= 1, got 0"),
         (["--reference", "rk4"], "error: --reference must be SOLVER:STEPS"),
-        (["--test-solvers", "foo"], "error: unknown solver 'foo'"),
+        (["--test-solvers", "foo"], "error: --test-solvers: unknown solver 'foo'"),
         (
             ["--solver", "rk4", "--tols", "1e-3"],
             "error: solver 'rk4' has no error estimate",

@@ -41,7 +41,7 @@ def without_time(metrics):
         (dict(tol=1e-3), "give exactly one of steps and tol"),
         (dict(steps=None, tol=1e-3), "solver 'euler' has no error estimate"),
         (dict(solver="dopri5", steps=None, tol=-1.0), "tol must be a finite number > 0"),
-        (dict(seeds=()), "seeds must be one or more integers >= 0"),
+        (dict(seeds=()), "seeds must be one or more integers in"),
         (dict(seeds=(1, 1)), "seeds must be distinct, got \\(1, 1\\)"),
         (dict(iterations=0), "iterations must be an integer >= 1, got 0"),
         (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
@@ -139,7 +139,9 @@ def test_run_folder_of_another_config_is_refused(tiny_sphere, tmp_path):
     config = odeness.TrainConfig(**{**SMALL, "iterations": 20})
     odeness.train(config, run_dir=tmp_path, data=tiny_sphere, progress=False)
     before = (tmp_path / "checkpoint.eqx").read_bytes()
-    with pytest.raises(ValueError, match=r"another configuration.*'steps': \(2, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"another configuration \(steps is 2 there, 4 here\)"
+    ):
         odeness.train(
             config.replace(steps=4), run_dir=tmp_path, data=tiny_sphere, progress=False
         )

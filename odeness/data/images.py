@@ -16,6 +16,8 @@ Where the official archives come from:
 The examples keep the order of the official files (no shuffling when prepared).
 """
 
+import contextlib
+import logging
 import os
 import socket
 from collections.abc import Mapping
@@ -95,12 +97,21 @@ class OfficialImages(tfds_core.GeneratorBasedBuilder, skip_registration=True):
             disable_shuffling=True,  # keep the official files' order
         )
 
-    def _archives(self, dl_manager) -> dict[str, Path]:
+    def local_archives(self) -> dict[str, Path] | None:
+        """The local archive of each role, verified (`archives.verify`); None without
+        `archive_dir`, once the official URLs are found reachable.
+
+        **Raises:** `FileNotFoundError` saying where to put the archives, `ValueError` for
+        an archive that is not the official one.
+        """
         if self._archive_dir is not None:
-            return {
+            local = {
                 role: _local(self._archive_dir, name, self)
                 for role, name in self.file_names().items()
             }
+            for role, path in local.items():
+                archives.verify(path, self.digests(role), what=self.archive_name(role))
+            return local
         first = next(iter(self.URLS.values()))
         if not _reachable(first):
             raise FileNotFoundError(
@@ -108,6 +119,16 @@ class OfficialImages(tfds_core.GeneratorBasedBuilder, skip_registration=True):
                 f"is unreachable; put {', '.join(self.file_names().values())} in a folder "
                 f"and pass it as data_dir (--data-dir) or set {self.ENV}"
             )
+        return None
+
+    def archive_name(self, role: str) -> str:
+        """How errors name the archive `role`."""
+        return f"{_public_name(self)} {role}" if len(self.URLS) > 1 else _public_name(self)
+
+    def _archives(self, dl_manager) -> dict[str, Path]:
+        local = self.local_archives()
+        if local is not None:
+            return local
         return {role: Path(p) for role, p in dl_manager.download(self.URLS).items()}
 
     def _split_generators(self, dl_manager):
@@ -159,9 +180,8 @@ class _IdxImages(OfficialImages, skip_registration=True):
     SHAPE = (28, 28, 1)
 
     def _read(self, paths):
-        name = _public_name(self)
         arrays = {
-            role: archives.read_idx(path, self.digests(role), what=f"{name} {role}")
+            role: archives.read_idx(path, self.digests(role), what=self.archive_name(role))
             for role, path in paths.items()
         }
         return {
@@ -230,12 +250,28 @@ def prepare(
     cls = BUILDERS[name]
     archive_dir = archive_dir or os.environ.get(cls.ENV) or None
     cache_dir = cache_dir or os.environ.get("ODENESS_TFDS_DIR") or None
-    builder = cls(
-        data_dir=None if cache_dir is None else str(cache_dir), archive_dir=archive_dir
-    )
-    if not builder.is_prepared():
+    with _quiet_tfds():
+        builder = cls(
+            data_dir=None if cache_dir is None else str(cache_dir), archive_dir=archive_dir
+        )
+        prepared = builder.is_prepared()
+    if not prepared:
+        builder.local_archives()  # missing archives fail here, before tfds says anything
         builder.download_and_prepare()
     return builder
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+    # A folder left by an interrupted preparation makes tfds warn about a missing
+    # dataset_info.json while it looks for prepared versions; it is prepared again.
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def load_split(builder: OfficialImages, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -6,13 +6,14 @@
 Fixed-step solvers adapt the step size (from Hairer's initial step, or --steps); adaptive
 solvers adapt the tolerance (from --tol, the paper's 1e-6). Writes config.json,
 metrics.jsonl, checkpoint.eqx, swap.jsonl, summary.{json,md} and adaptation.png into
---out; an interrupted run resumes. See `odeness.adapt` and `odeness.adapt_run`.
+--out; an interrupted run resumes. See `odeness.adapt` and `experiments.ott2021.adaptation`.
 """
 
 import argparse
 import sys
 
-from _cli import (
+import odeness
+from experiments._cli import (
     Parser,
     add_parallel_args,
     add_training_args,
@@ -21,9 +22,7 @@ from _cli import (
     start_processes,
     training_fields,
 )
-
-import odeness
-from odeness.adapt_run import run_adaptation
+from experiments.ott2021.adaptation import run_adaptation
 from odeness.solvers import is_adaptive, solver
 
 

@@ -37,9 +37,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _cli import Parser
 
 import odeness
+from experiments._cli import Parser
 from odeness import io
 from odeness.integrate import Integrator
 from odeness.train import (

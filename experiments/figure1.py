@@ -15,11 +15,16 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from _cli import EXPECTED, Parser, report
 
 import odeness
+from experiments._cli import EXPECTED, Parser, report
+from experiments.plots import (
+    draw_accuracy_vs_steps,
+    draw_fan,
+    draw_trajectories,
+    save_figure,
+)
 from odeness import io
-from odeness.plots import draw_accuracy_vs_steps, draw_fan, draw_trajectories, save_figure
 
 TEST_STEPS = [2**k for k in range(12)]  # 1 ... 2048
 

@@ -9,11 +9,10 @@ global error, round trip) with its figures into RUN_FOLDER/report/ (or --out).
 import sys
 from pathlib import Path
 
-from _cli import EXPECTED, Parser, report
-
 import odeness
+from experiments._cli import EXPECTED, Parser, report
+from experiments.ott2021.report import ode_report
 from odeness import io
-from odeness.report import ode_report
 from odeness.train import integ_label
 
 

@@ -5,15 +5,14 @@
 
 Writes <experiment>.jsonl, a figure per experiment and summary.md into --out; experiments
 whose rows are already there are reused (delete the .jsonl to run one again). See
-`odeness.resnet_ode` and `odeness.resnet_ode_experiments`.
+`odeness.resnet_ode` and `experiments.sander2022`.
 """
 
 import argparse
 import sys
 
-from _cli import EXPECTED, Parser, report
-
-from odeness.resnet_ode_experiments import EXPERIMENTS, run_all
+from experiments._cli import EXPECTED, Parser, report
+from experiments.sander2022.resnet_ode import EXPERIMENTS, run_all
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -4,13 +4,14 @@
         --out results/sweep-euler
 
 Writes results.jsonl, summary.md, critical_step.json and a figure into --out; an
-interrupted sweep resumes from its checkpoints. See `odeness.sweep`.
+interrupted sweep resumes from its checkpoints. See `experiments.ott2021.sweep`.
 """
 
 import argparse
 import sys
 
-from _cli import (
+import odeness
+from experiments._cli import (
     Parser,
     add_parallel_args,
     add_training_args,
@@ -19,9 +20,7 @@ from _cli import (
     start_processes,
     training_fields,
 )
-
-import odeness
-from odeness.sweep import quick
+from experiments.ott2021.sweep import quick, run_sweep
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -98,7 +97,7 @@ def sweep(args: argparse.Namespace) -> int:
     )
     if args.quick:
         base = quick(base)
-    odeness.run_sweep(
+    run_sweep(
         base,
         args.out or f"results/sweep-{args.solver}",
         steps=args.steps,

@@ -12,10 +12,9 @@ set and solver. `make table1` runs them all.
 import sys
 from pathlib import Path
 
-from _cli import EXPECTED, Parser, report
-
+from experiments._cli import EXPECTED, Parser, report
+from experiments.ott2021.table1 import adapted_row, grid_row, table_markdown
 from odeness import io
-from odeness.table1 import adapted_row, grid_row, table_markdown
 
 
 def main(argv=None) -> int:

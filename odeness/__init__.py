@@ -6,9 +6,8 @@ and the step-size / tolerance adaptation that keeps training in the ODE regime
 (Ott et al., ICLR 2021), in JAX with equinox, diffrax and optax.
 """
 
-from . import adapt, diagnostics, errors, io, plots, resnet_ode, solvers
+from . import adapt, diagnostics, errors, io, resnet_ode, solvers
 from .adapt import StepSizeRule, ToleranceRule
-from .adapt_run import run_adaptation
 from .data import Dataset, load_dataset
 from .diagnostics import (
     count_crossings,
@@ -39,7 +38,6 @@ from .swap import (
     scaled_steps,
     swap_configurations,
 )
-from .sweep import run_sweep
 from .train import TrainConfig, TrainResult, check_run_folder, load_run, train
 
 __all__ = [
@@ -67,12 +65,9 @@ __all__ = [
     "MLPField",
     "nonpositive_det_fraction",
     "ODEClassifier",
-    "plots",
     "resnet_ode",
     "ResNetClassifier",
     "round_trip_error",
-    "run_adaptation",
-    "run_sweep",
     "RunFailed",
     "scaled_steps",
     "solve",

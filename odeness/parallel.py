@@ -12,7 +12,7 @@ Two layouts of one training program (`train(..., parallel=...)`):
 
 Several hosts: call `initialize()` first (the experiment scripts do), then every process
 runs the same program on the global mesh. Results are gathered to every host after each
-chunk of iterations, and only process 0 writes files (`odeness.io`, `odeness.plots`).
+chunk of iterations, and only process 0 writes files (`odeness.io`).
 """
 
 import os

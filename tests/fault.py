@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 
 def die() -> None:
@@ -46,7 +47,7 @@ def install(point: str, n: str) -> None:
     import odeness.io
     import odeness.swap
 
-    train_module = sys.modules["odeness.train"]
+    train_module: Any = sys.modules["odeness.train"]  # `odeness.train` is the function
     count = int(float(n))
     if point == "compile":
         timer = threading.Timer(float(n), die)

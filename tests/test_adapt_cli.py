@@ -1,21 +1,17 @@
 """experiments/adapt.py and experiments/table1.py from the command line's side."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from archives import accept, write_cifar
 
+from experiments import adapt as adapt_cli, sweep as sweep_cli, table1 as table1_cli
 from odeness.data import images
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "experiments"))
 
-import adapt as adapt_cli  # noqa: E402
-import sweep as sweep_cli  # noqa: E402
-import table1 as table1_cli  # noqa: E402
 
 SMALL = ["--channels", "8", "--no-progress", "--seeds", "0", "1"]
 

@@ -12,16 +12,18 @@ import numpy as np
 import pytest
 
 import odeness
+from experiments import (
+    adapt as adapt_cli,
+    figure1 as figure1_cli,
+    resnet_ode as resnet_ode_cli,
+    sweep as sweep_cli,
+    table1 as table1_cli,
+)
+from experiments.ott2021 import sweep as ott2021_sweep
 from odeness import io
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "experiments"))
 
-import adapt as adapt_cli  # noqa: E402
-import figure1 as figure1_cli  # noqa: E402
-import resnet_ode as resnet_ode_cli  # noqa: E402
-import sweep as sweep_cli  # noqa: E402
-import table1 as table1_cli  # noqa: E402
 
 SMALL = ["--channels", "4", "--seeds", "0", "--no-progress"]
 
@@ -36,7 +38,7 @@ def command(script: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def main(module, argv: list[str], capsys) -> tuple[int, str]:
+def main(module, argv: list[str], capsys) -> tuple[object, str]:
     """A script's `main` in this process: its exit status and what it printed on stderr."""
     try:
         code = module.main(argv)
@@ -94,8 +96,8 @@ def test_a_failed_configuration_is_not_an_ode_in_the_critical_step_size(tmp_path
            "test_solver": "midpoint", "factor": 1.0, "accuracy": 1.0, "nfe": 2,
            "reference": False, "at_least_as_accurate": True, "max_gap": 0.0}  # fmt: skip
     rows = [{**row, "train_steps": n, "train_dt": 1 / n, "test_steps": n} for n in (2, 8)]
-    failure = odeness.sweep.Failure("euler-n0004", 4, "training diverged: ...")
-    odeness.sweep.write_summary(rows, tmp_path, threshold=0.1, fixed=True,
+    failure = ott2021_sweep.Failure("euler-n0004", 4, "training diverged: ...")
+    ott2021_sweep.write_summary(rows, tmp_path, threshold=0.1, fixed=True,
                                 train_solver="euler", failures=[failure])  # fmt: skip
     critical = json.loads((tmp_path / "critical_step.json").read_text())
     # n = 8 passes; n = 4 has no result, so h* cannot reach 1/4 or 1/2.

@@ -22,6 +22,7 @@ FOUR_DEVICES = textwrap.dedent(
     import odeness
     from odeness import parallel
     from odeness.train import init_state, optimizer, train_chunk
+    from experiments.ott2021 import run_sweep
 
     out = {"devices": len(jax.devices())}
     data = odeness.load_dataset("sphere2", seed=0)
@@ -56,7 +57,7 @@ FOUR_DEVICES = textwrap.dedent(
                             jax.tree.leaves(runs[p].models)) if hasattr(a, "shape"))
         out[p + "_loss"] = max(abs(a["loss"] - b["loss"]) for a, b in
                                zip(runs["none"].metrics, runs[p].metrics))
-    sweeps = {p: odeness.run_sweep(config, f"{DIR}/sweep-{p}", steps=[2],
+    sweeps = {p: run_sweep(config, f"{DIR}/sweep-{p}", steps=[2],
                                    test_solvers=("euler", "midpoint"), factors=(1.0, 2.0),
                                    reference=None, progress=False, parallel=p)
               for p in ("none", "seeds")}

@@ -87,7 +87,7 @@ def test_fan_and_trajectories_of_an_image_model_plot(tmp_path, getkey):
     import jax
     import matplotlib.pyplot as plt
 
-    from odeness.plots import draw_fan, save_figure
+    from experiments.plots import draw_fan, save_figure
 
     model = odeness.make_classifier("conv", (6, 5, 2), 3, channels=4, key=getkey())
     x = jax.random.uniform(getkey(), (2, 6, 5, 2))

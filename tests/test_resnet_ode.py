@@ -1,7 +1,6 @@
 """odeness.resnet_ode: residual stages, distance to the ODE, smoothness, the adjoint."""
 
 import os
-import sys
 from pathlib import Path
 
 import equinox as eqx
@@ -10,6 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments import resnet_ode as resnet_ode_cli
+from experiments.sander2022.resnet_ode import finetune_rows, loglog_slope
 from odeness.data import Dataset
 from odeness.resnet_ode import (
     IID,
@@ -25,12 +26,9 @@ from odeness.resnet_ode import (
     ode_distance,
     smoothness,
 )
-from odeness.resnet_ode_experiments import finetune_rows, loglog_slope
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "experiments"))
 
-import resnet_ode as resnet_ode_cli  # noqa: E402
 
 DEPTHS = (8, 32)
 

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "experiments"))
+from experiments import sweep as sweep_cli
 
-import sweep as sweep_cli  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_quick_sweep_writes_its_folder_and_resumes(tmp_path, capsys):

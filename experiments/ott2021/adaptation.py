@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
-from .data import load_dataset
-from .adapt import StepSizeRule
-from .integrate import Integrator
-from .plots import plot_adaptation
-from .solvers import solver
-from .swap import evaluate_solver_swap, swap_configurations
-from .train import TrainConfig, check_data, check_run_folder, train
+from experiments.plots import plot_adaptation
+from odeness import io
+from odeness.adapt import StepSizeRule
+from odeness.data import load_dataset
+from odeness.integrate import Integrator
+from odeness.solvers import solver
+from odeness.swap import evaluate_solver_swap, swap_configurations
+from odeness.train import TrainConfig, check_data, check_run_folder, train
 
 FIGURE = "adaptation.png"
 

@@ -6,9 +6,15 @@ from pathlib import Path
 import numpy as np
 from matplotlib import pyplot as plt
 
-from . import io
-from .data import Dataset
-from .diagnostics import (
+from experiments.plots import (
+    draw_accuracy_vs_steps,
+    draw_fan,
+    draw_trajectories,
+    save_figure,
+)
+from odeness import io
+from odeness.data import Dataset
+from odeness.diagnostics import (
     count_crossings,
     global_error,
     lady_windermere_fan,
@@ -16,11 +22,10 @@ from .diagnostics import (
     step_determinants,
     trajectories,
 )
-from .integrate import Integrator
-from .models import ODEClassifier
-from .plots import draw_accuracy_vs_steps, draw_fan, draw_trajectories, save_figure
-from .solvers import solver
-from .swap import evaluate_solver_swap
+from odeness.integrate import Integrator
+from odeness.models import ODEClassifier
+from odeness.solvers import solver
+from odeness.swap import evaluate_solver_swap
 
 
 def _stats(values: np.ndarray) -> dict[str, float]:

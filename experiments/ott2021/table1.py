@@ -5,15 +5,15 @@ step size `h*` (or tolerance `tol*`): the coarsest grid value whose models keep 
 accuracy under more accurate solvers, i.e. the cheapest training the grid search found
 to be an ODE. Its training cost is that of the run at `h*` alone; the cost of the whole
 grid (every grid value trained) is given beside it. The **adapted** row is
-`odeness.adapt_run`'s summary. Both are mean ± std over seeds.
+`experiments.ott2021.adaptation`'s summary. Both are mean ± std over seeds.
 """
 
 from pathlib import Path
 
 import numpy as np
 
-from . import io
-from .train import CONFIG, METRICS, TrainConfig
+from odeness import io
+from odeness.train import CONFIG, METRICS, TrainConfig
 
 
 def _ms(values, fmt: str) -> str:
@@ -21,7 +21,7 @@ def _ms(values, fmt: str) -> str:
 
 
 def _label(config: TrainConfig) -> str:
-    # As `odeness.sweep` names its run folders.
+    # As `experiments.ott2021.sweep` names its run folders.
     if config.steps is not None:
         return f"{config.solver}-n{config.steps:04d}"
     return f"{config.solver}-tol{config.tol:.0e}"
@@ -41,7 +41,7 @@ def _training_nfe(run_dir: Path, config: TrainConfig) -> dict[int, int]:
 
 
 def grid_row(sweep_dir: str | Path) -> dict:
-    """The grid-search entry of a sweep folder written by `odeness.run_sweep`.
+    """The grid-search entry of a sweep folder written by `run_sweep`.
 
     **Raises:** `FileNotFoundError` if the sweep is not finished.
     """
@@ -97,7 +97,7 @@ def _start(config: TrainConfig) -> str:
 
 
 def adapted_row(adapt_dir: str | Path) -> dict:
-    """The adaptation entry of a run folder written by `odeness.adapt_run`."""
+    """The adaptation entry of a run folder written by `run_adaptation`."""
     folder = Path(adapt_dir)
     for name in ("summary.json", CONFIG):
         if not (folder / name).exists():

@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import io
-from .data import load_dataset
-from .plots import plot_lines
-from .resnet_ode import (
+from experiments.plots import plot_lines
+from odeness import io
+from odeness.data import load_dataset
+from odeness.resnet_ode import (
     IID,
     LinearInTheta,
     LinearMap,

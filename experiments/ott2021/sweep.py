@@ -25,21 +25,21 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from . import io
-from .data import load_dataset
-from .errors import RunFailed
-from .integrate import Integrator
-from .parallel import placement
-from .plots import plot_swap_sweep
-from .solvers import solver
-from .swap import (
+from experiments.plots import plot_swap_sweep
+from odeness import io
+from odeness.data import load_dataset
+from odeness.errors import RunFailed
+from odeness.integrate import Integrator
+from odeness.parallel import placement
+from odeness.solvers import solver
+from odeness.swap import (
     SwapResult,
     check_threshold,
     critical_step_size,
     evaluate_solver_swap,
     swap_configurations,
 )
-from .train import (
+from odeness.train import (
     TrainConfig,
     check_data,
     check_run_folder,

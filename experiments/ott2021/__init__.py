@@ -1,0 +1,8 @@
+"""Ott et al., "ResNet After All? Neural ODEs and Their Numerical Solution" (ICLR 2021):
+the studies that odeness's core runs for the paper."""
+
+from .adaptation import run_adaptation as run_adaptation
+from .report import ode_report as ode_report
+from .sweep import run_sweep as run_sweep
+
+__all__ = ["ode_report", "run_adaptation", "run_sweep"]

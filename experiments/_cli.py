@@ -6,9 +6,9 @@ import sys
 from collections.abc import Callable
 
 from odeness import parallel
+from odeness.config import paper_channels
 from odeness.errors import RunFailed
 from odeness.solvers import SOLVERS
-from odeness.train import paper_channels
 
 # Negative numbers in any notation (-1, -1.5, -1e-3, -inf) are values, never options.
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan)$", re.I)

@@ -41,14 +41,10 @@ import optax
 import odeness
 from experiments._cli import Parser
 from odeness import io
+from odeness.batching import chunk_batch_indices
 from odeness.integrate import Integrator
-from odeness.train import (
-    TrainState,
-    chunk_batch_indices,
-    init_state,
-    optimizer,
-    train_chunk,
-)
+from odeness.step import TrainState, optimizer, train_chunk
+from odeness.training import init_state
 
 
 def bare_chunk(static, steps: int, opt, x_all, y_all, batch_size: int, length: int):

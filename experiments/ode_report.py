@@ -13,7 +13,7 @@ import odeness
 from experiments._cli import EXPECTED, Parser, report
 from experiments.ott2021.report import ode_report
 from odeness import io
-from odeness.train import integ_label
+from odeness.config import integ_label
 
 
 def main(argv=None) -> int:

@@ -22,6 +22,7 @@ array, so adapting it never recompiles: `odeness.train` threads the state throug
 compiled loop and runs the check under `lax.cond`.
 """
 
+import abc
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -100,6 +101,64 @@ DEFAULT_TEST_SOLVER = {"euler": "midpoint", "midpoint": "rk4", "heun": "rk4"}
 euler → rk4), and rk4 for heun as for midpoint, the other 2nd-order method."""
 
 
+class AbstractRule(eqx.Module):
+    """An adaptation rule: how training's step size or tolerance changes as it goes.
+
+    Subclass it to write a rule of your own; `odeness.train` (through `adapt_step`)
+    calls only these methods. The state is a pytree of arrays (a `NamedTuple`), so that
+    it rides in the compiled training loop's carry: every method is pure.
+
+    - `init(value)`: the state at a starting step size or tolerance;
+    - `value(state)`: the current step size or tolerance;
+    - `integrator(state)`: the training integrator (traced values; report failure in
+      `success`, do not throw);
+    - `final_integrator(state)`: the concrete integrator of a state on the host;
+    - `record(state, nfe)`: remember each iteration's forward NFE;
+    - `check(state, evaluate, train_accuracy, nfe)` every `interval` iterations, then
+      `update(state, check)`.
+    """
+
+    solver: eqx.AbstractVar[diffrax.AbstractSolver]
+    """The training solver."""
+    test_solver: eqx.AbstractVar[diffrax.AbstractSolver]
+    """The more accurate solver the checks compare with."""
+    threshold: eqx.AbstractVar[float]
+    """The accuracy gap that marks the model as not an ODE."""
+    interval: eqx.AbstractVar[int]
+    """Iterations between checks (static)."""
+    growth: eqx.AbstractVar[float]
+    """The factor a passed check tries on the step size or tolerance."""
+    max_steps: eqx.AbstractVar[int]
+    """The cap on the training solve's steps (static)."""
+
+    @abc.abstractmethod
+    def init(self, value: float | Float[Array, ""]) -> PyTree: ...
+
+    @abc.abstractmethod
+    def value(self, state: PyTree) -> Float[Array, ""]: ...
+
+    @abc.abstractmethod
+    def integrator(self, state: PyTree) -> Integrator: ...
+
+    @abc.abstractmethod
+    def final_integrator(self, state: PyTree) -> Integrator: ...
+
+    @abc.abstractmethod
+    def record(self, state: PyTree, nfe: Int[Array, ""]) -> PyTree: ...
+
+    @abc.abstractmethod
+    def check(
+        self,
+        state: PyTree,
+        evaluate: Evaluate,
+        train_accuracy: Float[Array, ""],
+        nfe: Int[Array, ""],
+    ) -> Check: ...
+
+    @abc.abstractmethod
+    def update(self, state: PyTree, check: Check) -> PyTree: ...
+
+
 class StepSizeState(NamedTuple):
     dt: Float[Array, ""]
     """The training step size in use."""
@@ -124,7 +183,7 @@ def test_step_size(
     )
 
 
-class StepSizeRule(eqx.Module):
+class StepSizeRule(AbstractRule):
     """The paper's step-size adaptation for fixed-step training solvers.
 
     Every `interval` iterations, on the current training batch: if the test solver's
@@ -178,6 +237,9 @@ class StepSizeRule(eqx.Module):
 
     def value(self, state: StepSizeState) -> Float[Array, ""]:
         return state.dt
+
+    def final_integrator(self, state: StepSizeState) -> Integrator:
+        return Integrator(self.solver, dt=float(self.value(state)))
 
     def integrator(self, state: StepSizeState) -> Integrator:
         """The training integrator at the state's step size."""
@@ -251,7 +313,7 @@ class ToleranceState(NamedTuple):
     """Test-solver accuracy at the last check (NaN before the first)."""
 
 
-class ToleranceRule(eqx.Module):
+class ToleranceRule(AbstractRule):
     """The paper's tolerance adaptation for adaptive training solvers (rtol = atol = tol).
 
     Every `interval` iterations: the test solver runs at `test_factor · tol`, tightened by
@@ -310,6 +372,10 @@ class ToleranceRule(eqx.Module):
         # failed training solve stops `odeness.train`.
         return Integrator(s, rtol=tol, atol=tol, max_steps=self.max_steps, throw=False)
 
+    def final_integrator(self, state: ToleranceState) -> Integrator:
+        tol = float(self.value(state))
+        return Integrator(self.solver, rtol=tol, atol=tol, max_steps=self.max_steps)
+
     def integrator(self, state: ToleranceState) -> Integrator:
         return self._at(self.solver, state.tol)
 
@@ -367,10 +433,8 @@ class ToleranceRule(eqx.Module):
 
 # --- Shared ------------------------------------------------------------------------
 
-Rule = StepSizeRule | ToleranceRule
 
-
-def _check_constants(rule: Rule) -> None:
+def _check_constants(rule: AbstractRule) -> None:
     if not 0 <= rule.threshold <= 1:
         raise ValueError(f"threshold must lie in [0, 1], got {rule.threshold!r}")
     if isinstance(rule.interval, bool) or not isinstance(rule.interval, int):
@@ -395,7 +459,7 @@ def rule_for(
     threshold: float = 0.1,
     interval: int = 50,
     max_steps: int | None = None,
-) -> Rule:
+) -> AbstractRule:
     """The paper's rule for a training solver name: a `ToleranceRule` if `adaptive`,
     else a `StepSizeRule`, with the paper's test solver unless `test_solver` is given.
 
@@ -427,7 +491,7 @@ def rule_for(
 
 
 def adapt_step(
-    rule: Rule,
+    rule: AbstractRule,
     state: PyTree,
     due: Bool[Array, ""],
     evaluate: Evaluate,

@@ -17,7 +17,6 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 
 def die() -> None:
@@ -46,8 +45,8 @@ def install(point: str, n: str) -> None:
 
     import odeness.io
     import odeness.swap
+    import odeness.training as train_module
 
-    train_module: Any = sys.modules["odeness.train"]  # `odeness.train` is the function
     count = int(float(n))
     if point == "compile":
         timer = threading.Timer(float(n), die)

@@ -1,7 +1,9 @@
 """The adaptation rules (odeness.adapt) and adapted training."""
 
 import math
+from typing import NamedTuple
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -18,9 +20,11 @@ from odeness.adapt import (
     initial_step_size,
     rule_for,
 )
+from odeness.config import TrainConfig
 from odeness.solvers import solver
+from odeness.step import optimizer, train_chunk
 from odeness.swap import accuracy
-from odeness.train import TrainConfig, init_state, optimizer, train, train_chunk, unstack
+from odeness.training import init_state, train, unstack
 
 
 def check(train, test, try_, ok=True):
@@ -376,3 +380,56 @@ def test_tolerance_adapted_training(tiny_sphere):
     integ = result.integrator_of(0)
     assert integ.rtol is not None and float(integ.rtol) == pytest.approx(rows[-1]["tol"])
     assert rows[-1]["check_nfe_total"] > 0
+
+
+class HalvingState(NamedTuple):
+    dt: jax.Array
+
+
+class HalvingRule(odeness.AbstractRule):
+    """A rule of a user's own: halve the step size at every check, whatever it finds."""
+
+    solver: diffrax.AbstractSolver
+    test_solver: diffrax.AbstractSolver
+    threshold: float = eqx.field(static=True, default=0.1)
+    interval: int = eqx.field(static=True, default=2)
+    growth: float = eqx.field(static=True, default=1.1)
+    max_steps: int = eqx.field(static=True, default=64)
+
+    def init(self, value):
+        return HalvingState(jnp.asarray(value, dtype=float))
+
+    def value(self, state):
+        return state.dt
+
+    def integrator(self, state):
+        return odeness.Integrator(self.solver, dt=state.dt, max_steps=self.max_steps)
+
+    def final_integrator(self, state):
+        return odeness.Integrator(self.solver, dt=float(state.dt))
+
+    def record(self, state, nfe):
+        return state
+
+    def check(self, state, evaluate, train_accuracy, nfe):
+        test = odeness.Integrator(self.test_solver, dt=state.dt, max_steps=self.max_steps)
+        accuracy, cost, ok = evaluate(test)
+        return adapt.Check(train_accuracy, accuracy, accuracy, ok, cost)
+
+    def update(self, state, check):
+        return HalvingState(state.dt / 2)
+
+
+def test_training_takes_a_rule_written_against_the_abstract_interface(tiny_sphere):
+    config = TrainConfig(steps=4, seeds=(0, 1), channels=4)
+    state, static = init_state(config, tiny_sphere)
+    rule = HalvingRule(solver("euler"), solver("midpoint"))
+    state = state._replace(adapt=jax.vmap(rule.init)(jnp.full(2, 0.25)))
+    x, y = jnp.asarray(tiny_sphere.x_train), jnp.asarray(tiny_sphere.y_train)
+    state, m = train_chunk(
+        state, static, rule, optimizer(1e-4), x, y, 128, 5, jnp.asarray(0)
+    )
+    # Checks at steps 0, 2 and 4: three halvings, each seed on its own.
+    assert np.allclose(np.asarray(state.adapt.dt), 0.25 / 8)
+    assert np.asarray(m.value).shape == (2, 5)
+    assert rule.final_integrator(unstack(state.adapt, 0)).steps == 32

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -21,6 +22,8 @@ from experiments import (
 )
 from experiments.ott2021 import sweep as ott2021_sweep
 from odeness import io
+from odeness.runs import _checkpointable
+from odeness.training import init_state
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -160,12 +163,9 @@ def test_a_diverged_checkpoint_is_not_loaded(tmp_path, tiny_sphere):
                                  checkpoint_every=10)  # fmt: skip
     odeness.train(config, run_dir=tmp_path, data=tiny_sphere, progress=False)
     # Overwrite the checkpoint with NaN parameters, as an older odeness could have saved.
-    train_module = sys.modules["odeness.train"]
-    init, _ = train_module.init_state(config, tiny_sphere)
-    import jax
-
+    init, _ = init_state(config, tiny_sphere)
     nan = init._replace(params=jax.tree.map(lambda a: a * np.nan, init.params))
-    io.save_checkpoint(tmp_path / "checkpoint.eqx", train_module._checkpointable(nan))
+    io.save_checkpoint(tmp_path / "checkpoint.eqx", _checkpointable(nan))
     with pytest.raises(ValueError, match="holds non-finite parameters"):
         odeness.load_run(tmp_path, data=tiny_sphere)
 

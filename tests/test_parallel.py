@@ -21,7 +21,8 @@ FOUR_DEVICES = textwrap.dedent(
     from jax.sharding import PartitionSpec
     import odeness
     from odeness import parallel
-    from odeness.train import init_state, optimizer, train_chunk
+    from odeness.training import init_state
+    from odeness.step import optimizer, train_chunk
     from experiments.ott2021 import run_sweep
 
     out = {"devices": len(jax.devices())}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import odeness
-from odeness.train import batch_indices, chunk_batch_indices
+from odeness.batching import batch_indices, chunk_batch_indices
 
 SMALL: dict[str, Any] = dict(
     dataset="sphere2",

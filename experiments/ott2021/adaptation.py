@@ -22,12 +22,13 @@ import numpy as np
 
 from experiments.plots import plot_adaptation
 from odeness import io
-from odeness.adapt import StepSizeRule
+from odeness.config import TrainConfig
 from odeness.data import load_dataset
 from odeness.integrate import Integrator
+from odeness.runs import check_run_folder
 from odeness.solvers import solver
 from odeness.swap import evaluate_solver_swap, swap_configurations
-from odeness.train import TrainConfig, check_data, check_run_folder, train
+from odeness.training import check_data, train
 
 FIGURE = "adaptation.png"
 
@@ -74,9 +75,10 @@ def run_adaptation(
     # The final step size or tolerance is known after training: check the plan against
     # the strictest, the rule's largest step count (any tolerance is as strict).
     rule = config.rule()
+    assert rule is not None
     like = (
         Integrator(solver(config.solver), steps=rule.max_steps)
-        if isinstance(rule, StepSizeRule)
+        if fixed
         else Integrator(solver(config.solver), rtol=config.tol, atol=config.tol)
     )
     swap_configurations(like, test_solvers, factors)

@@ -27,10 +27,12 @@ import numpy as np
 
 from experiments.plots import plot_swap_sweep
 from odeness import io
+from odeness.config import TrainConfig
 from odeness.data import load_dataset
 from odeness.errors import RunFailed
 from odeness.integrate import Integrator
 from odeness.parallel import placement
+from odeness.runs import check_run_folder
 from odeness.solvers import solver
 from odeness.swap import (
     SwapResult,
@@ -39,12 +41,7 @@ from odeness.swap import (
     evaluate_solver_swap,
     swap_configurations,
 )
-from odeness.train import (
-    TrainConfig,
-    check_data,
-    check_run_folder,
-    train,
-)
+from odeness.training import check_data, train
 
 FIGURE = "accuracy_vs_test_steps.png"
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from odeness import io
-from odeness.train import CONFIG, METRICS, TrainConfig
+from odeness.config import TrainConfig
+from odeness.runs import CONFIG, METRICS
 
 
 def _ms(values, fmt: str) -> str:

@@ -1,0 +1,232 @@
+"""The training configuration: everything that defines a run, saved as `config.json`."""
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from .adapt import AbstractRule, rule_for
+from .data import DATASETS
+from .integrate import Integrator
+from .models import FIELDS
+from .solvers import SOLVERS, is_adaptive, solver
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValueError(message)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+
+MAX_SEED = 2**32 - 1
+"""The largest seed: JAX's PRNG keys hold 32 bits, so larger seeds would alias."""
+
+
+def _is_seed(x) -> bool:
+    return _is_int(x) and 0 <= x <= MAX_SEED
+
+
+def paper_channels(dataset: str) -> int:
+    """The paper's hidden channels C of the vector field: 128 for CIFAR-10, else 32."""
+    return 128 if dataset == "cifar10" else 32
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; saved as `config.json` in its run folder.
+
+    Fixed-step training gives `steps` (the step size is `1/steps` on `[0, 1]`); adaptive
+    training gives `tol` (rtol = atol = tol). Defaults are the paper's (Adam, lr 1e-4,
+    batch 128, 10,000 iterations, C = 32). Every seed trains on the same data set
+    (`data_seed`), from its own initialisation and batch order.
+
+    With `adapt=True` the step size (or tolerance) is adapted during training by the
+    paper's rule (`odeness.adapt`, see `rule()`), each seed on its own: `steps` / `tol`
+    are the starting values. A fixed-step solver without `steps` starts at Hairer's
+    initial step size; an adaptive solver must be given `tol` (the paper's is 1e-6).
+    `threshold`, `interval` and `test_solver` (default: the paper's for the solver) are
+    the rule's; `max_steps` caps its step count (default 500, the paper's).
+
+    **Raises:** `ValueError` at construction, naming the bad field and value.
+    """
+
+    dataset: str = "sphere2"
+    solver: str = "euler"
+    steps: int | None = 2
+    tol: float | None = None
+    field: str = "conv"
+    channels: int = 32
+    seeds: tuple[int, ...] = (0,)
+    iterations: int = 10_000
+    batch_size: int = 128
+    learning_rate: float = 1e-4
+    log_every: int = 100
+    checkpoint_every: int = 1000
+    data_seed: int = 0
+    data_dir: str | None = None
+    max_steps: int | None = None
+    adapt: bool = False
+    threshold: float = 0.1
+    interval: int = 50
+    test_solver: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        _check(
+            self.dataset in DATASETS,
+            f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}",
+        )
+        _check(
+            self.solver in SOLVERS,
+            f"unknown solver {self.solver!r}; expected one of {', '.join(SOLVERS)}",
+        )
+        _check(
+            self.field in FIELDS,
+            f"unknown field {self.field!r}; expected one of {', '.join(FIELDS)}",
+        )
+        _check(
+            self.steps is None or self.tol is None,
+            f"give exactly one of steps and tol, got steps={self.steps!r}, "
+            f"tol={self.tol!r}",
+        )
+        _check(
+            (self.steps is not None or self.tol is not None)
+            or (self.adapt and not is_adaptive(solver(self.solver))),
+            f"give exactly one of steps and tol, got steps={self.steps!r}, "
+            f"tol={self.tol!r}"
+            + (
+                " (adaptive solvers start from a tol, the paper's is 1e-6)"
+                if self.adapt
+                else ""
+            ),
+        )
+        if self.steps is not None:
+            _check(
+                _is_int(self.steps) and self.steps >= 1,
+                f"steps must be an integer >= 1, got {self.steps!r}",
+            )
+        if self.tol is not None:
+            _check(
+                isinstance(self.tol, int | float)
+                and math.isfinite(self.tol)
+                and self.tol > 0,
+                f"tol must be a finite number > 0, got {self.tol!r}",
+            )
+            _check(
+                is_adaptive(solver(self.solver)),
+                f"solver {self.solver!r} has no error estimate and cannot train with "
+                "tol; give steps instead",
+            )
+        _check(
+            len(self.seeds) >= 1 and all(_is_seed(s) for s in self.seeds),
+            f"seeds must be one or more integers in [0, 2**32 - 1], got {self.seeds!r}",
+        )
+        _check(
+            _is_seed(self.data_seed),
+            f"data_seed must be an integer in [0, 2**32 - 1], got {self.data_seed!r}",
+        )
+        _check(
+            len(set(self.seeds)) == len(self.seeds),
+            f"seeds must be distinct, got {self.seeds!r}",
+        )
+        for name in (
+            "channels",
+            "iterations",
+            "batch_size",
+            "log_every",
+            "checkpoint_every",
+        ):
+            value = getattr(self, name)
+            _check(
+                _is_int(value) and value >= 1,
+                f"{name} must be an integer >= 1, got {value!r}",
+            )
+        _check(
+            self.checkpoint_every % self.log_every == 0,
+            f"checkpoint_every ({self.checkpoint_every}) must be a multiple of "
+            f"log_every ({self.log_every})",
+        )
+        _check(
+            isinstance(self.learning_rate, int | float)
+            and math.isfinite(self.learning_rate)
+            and self.learning_rate > 0,
+            f"learning_rate must be a finite number > 0, got {self.learning_rate!r}",
+        )
+        _check(
+            isinstance(self.adapt, bool), f"adapt must be true or false, got {self.adapt!r}"
+        )
+        if self.adapt:
+            rule = self.rule()  # validates threshold, interval, test_solver and max_steps
+            if rule is not None and self.steps is not None:
+                _check(
+                    self.steps <= rule.max_steps,
+                    f"steps {self.steps} exceeds the adaptation's cap of "
+                    f"max_steps={rule.max_steps}; raise max_steps or start from fewer "
+                    "steps",
+                )
+
+    def rule(self) -> AbstractRule | None:
+        """The adaptation rule (`odeness.adapt`), or None without `adapt`."""
+        if not self.adapt:
+            return None
+        if self.test_solver is not None:
+            _check(
+                self.test_solver in SOLVERS,
+                f"unknown test solver {self.test_solver!r}; expected one of "
+                f"{', '.join(SOLVERS)}",
+            )
+        return rule_for(
+            self.solver,
+            adaptive=self.tol is not None,
+            test_solver=self.test_solver,
+            threshold=self.threshold,
+            interval=self.interval,
+            max_steps=self.max_steps,
+        )
+
+    def integrator(self) -> Integrator:
+        """The training integrator on `[0, 1]` (the starting one of an adapted run).
+
+        **Raises:** `ValueError` for an adapted run that starts at Hairer's step size,
+        which depends on the initial model (see `TrainResult.integrator_of`).
+        """
+        _check(
+            self.steps is not None or self.tol is not None,
+            "this adapted run starts at Hairer's step size, known once the model is "
+            "initialised",
+        )
+        if self.steps is not None:
+            return Integrator(
+                solver(self.solver), steps=self.steps, max_steps=self.max_steps
+            )
+        return Integrator(
+            solver(self.solver), rtol=self.tol, atol=self.tol, max_steps=self.max_steps
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        _check(not unknown, f"unknown config keys {sorted(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def integ_label(config: TrainConfig) -> str:
+    label = (
+        f"n={config.steps}"
+        if config.steps is not None
+        else f"tol={config.tol:g}"
+        if config.tol is not None
+        else "Hairer h0"
+    )
+    return f"adapted from {label}" if config.adapt else label

@@ -1,0 +1,381 @@
+"""`train`: every seed of a configuration at once, resumed from its run folder.
+
+The host sees the loop once per chunk (`log_every` iterations): to check that the chunk
+stayed finite, log metrics, write checkpoints and move the progress bar.
+"""
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import PRNGKeyArray, PyTree
+from tqdm.auto import tqdm
+
+from . import io
+from .adapt import AbstractRule, initial_step_size
+from .batching import batch_indices
+from .config import TrainConfig, _check, integ_label
+from .data import Dataset, load_dataset
+from .errors import Diverged, SolveFailed
+from .integrate import Integrator
+from .models import ODEClassifier, make_classifier
+from .parallel import Placement, placement, to_host
+from .runs import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    _checkpointable,
+    _from_checkpointable,
+    _remove_new_files,
+    _resume,
+    check_run_folder,
+)
+from .solvers import order
+from .step import StepMetrics, TrainState, _all_finite, optimizer, train_chunk
+
+
+class TrainResult(NamedTuple):
+    """A finished (or resumed-and-finished) training run."""
+
+    config: TrainConfig
+    models: ODEClassifier
+    """The trained models of all seeds, stacked along axis 0 of every array."""
+    integrator: Integrator
+    """The training integrator (of an adapted run: the first seed's final one)."""
+    metrics: list[dict]
+    adaptation: PyTree = None
+    """Adapted runs: the rule's final states, stacked over seeds."""
+
+    def model(self, i: int) -> ODEClassifier:
+        """The trained model of the `i`-th seed of `config.seeds`."""
+        return unstack(self.models, i)
+
+    def integrator_of(self, i: int) -> Integrator:
+        """The integrator the `i`-th seed ended training with (its adapted step size or
+        tolerance, as a concrete integrator); `integrator` for runs without adaptation."""
+        if self.adaptation is None:
+            return self.integrator
+        return final_integrator(self.config, unstack(self.adaptation, i))
+
+
+def final_integrator(config: TrainConfig, adapt_state: PyTree) -> Integrator:
+    """The concrete training integrator of one seed's adaptation state."""
+    rule = config.rule()
+    assert rule is not None
+    return rule.final_integrator(adapt_state)
+
+
+def unstack(stacked: PyTree, i: int) -> PyTree:
+    """Index `i` along axis 0 of every array of a stacked pytree."""
+    return jax.tree.map(lambda a: a[i] if eqx.is_array(a) else a, stacked)
+
+
+def init_models(config: TrainConfig, data: Dataset) -> ODEClassifier:
+    """The seeds' initial models, stacked (one `vmap`-ed init)."""
+    keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 0) for s in config.seeds])
+    return eqx.filter_vmap(
+        lambda k: make_classifier(
+            config.field,
+            data.input_shape,
+            data.num_classes,
+            channels=config.channels,
+            key=k,
+        )
+    )(keys)
+
+
+def check_data(config: TrainConfig, data: Dataset) -> None:
+    """Check that `config` can train on `data`: finite inputs, a batch that fits.
+
+    **Raises:** `ValueError` naming the problem.
+    """
+    _check(
+        config.batch_size <= data.x_train.shape[0],
+        f"batch_size {config.batch_size} exceeds the {data.x_train.shape[0]} training "
+        f"examples of {config.dataset}",
+    )
+    for split, x in (("training", data.x_train), ("test", data.x_test)):
+        bad = ~np.isfinite(x)
+        if bad.any():
+            first = int(np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))[0])
+            raise ValueError(
+                f"the {split} inputs hold {int(bad.sum())} non-finite values (the first "
+                f"in example {first}); odeness trains and evaluates on finite inputs only"
+            )
+
+
+def init_state(config: TrainConfig, data: Dataset) -> tuple[TrainState, PyTree]:
+    """Initial train state of every seed, and the static part of the model."""
+    check_data(config, data)
+    models = init_models(config, data)
+    params, static = eqx.partition(models, eqx.is_array)
+    opt_state = jax.vmap(optimizer(config.learning_rate).init)(params)
+    data_keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in config.seeds])
+    steps = jnp.zeros(len(config.seeds), dtype=jnp.int32)
+    adapt = init_adaptation(config, models, data_keys, data)
+    return TrainState(params, opt_state, data_keys, steps, adapt), static
+
+
+def init_adaptation(
+    config: TrainConfig, models: ODEClassifier, data_keys: PRNGKeyArray, data: Dataset
+) -> PyTree:
+    """The rule's initial state of every seed (None without adaptation).
+
+    Starts at `config.steps` / `config.tol`; a fixed-step run without `steps` starts at
+    Hairer's step size for the seed's initial field on its first training batch.
+    """
+    rule = config.rule()
+    if rule is None:
+        return None
+    n = len(config.seeds)
+    if config.tol is not None:
+        return jax.vmap(rule.init)(jnp.full(n, config.tol))
+    if config.steps is not None:
+        return jax.vmap(rule.init)(jnp.full(n, 1.0 / config.steps))
+    x_all = jnp.asarray(data.x_train)
+
+    @eqx.filter_vmap
+    def hairer(model, key):
+        idx = batch_indices(key, jnp.asarray(0), x_all.shape[0], config.batch_size)
+        return rule.init(initial_step_size(model.field, x_all[idx], order(rule.solver)))
+
+    return hairer(models, data_keys)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    data: Dataset | None = None,
+    progress: bool = True,
+    progress_position: int | None = None,
+    parallel: str = "seeds",
+) -> TrainResult:
+    """Train every seed of `config` at once; resume from `run_dir` if it has a checkpoint.
+
+    **Arguments:**
+
+    - `config`: the `TrainConfig`.
+    - `run_dir`: if given, the run folder: `config.json`, `metrics.jsonl` (one row per
+        seed every `log_every` iterations: step, seed, loss, training accuracy, NFE per
+        forward pass, solver steps, seconds), `checkpoint.eqx` (written every
+        `checkpoint_every` iterations and at the end, atomically). A folder with a
+        checkpoint is resumed; `iterations` may be raised to train further.
+    - `data`: the data set, if already loaded (else `load_dataset(config.dataset, ...)`).
+    - `progress`: show a progress bar (`progress_position`: its line, for several at once).
+    - `parallel`: how the program uses several devices (`odeness.parallel`): `"seeds"`
+        splits the seeds over the devices, `"data"` every batch, `"none"` uses one
+        device. The results do not depend on it (up to float rounding for `"data"`).
+
+    **Returns:** a `TrainResult` (its arrays on this host's default device).
+
+    **Raises:** `ValueError` if `run_dir` holds a run of another configuration, for
+    non-finite training data or a bad `parallel`; `odeness.errors.Diverged` if a loss or
+    parameter becomes non-finite, `odeness.errors.SolveFailed` if a training solve fails
+    (an adaptive solver at its `max_steps`). Those two stop training before the failing
+    chunk is logged or saved: the folder keeps its last (finite) checkpoint, and a fresh
+    folder is left as it was.
+    """
+    place = placement(parallel, len(config.seeds), config.batch_size)
+    if data is None:
+        data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
+    folder = None if run_dir is None else Path(run_dir)
+    if folder is not None:
+        check_run_folder(folder, config)
+    state, static = init_state(config, data)
+    if folder is None:
+        return _train(config, state, static, data, progress=progress,
+                      progress_position=progress_position, place=place)  # fmt: skip
+    fresh = not (folder / CHECKPOINT).exists()
+    existed = {p.name for p in folder.iterdir()} if folder.is_dir() else None
+    try:
+        state, metrics = _resume(folder, config, state)
+        return _train(config, state, static, data, metrics=metrics, folder=folder,
+                      progress=progress, progress_position=progress_position, place=place
+                      )  # fmt: skip
+    except BaseException:
+        if fresh and io.writes_files() and not (folder / CHECKPOINT).exists():
+            _remove_new_files(folder, existed)
+        raise
+
+
+def _train(
+    config: TrainConfig,
+    state: TrainState,
+    static: PyTree,
+    data: Dataset,
+    *,
+    metrics: list[dict] | None = None,
+    folder: Path | None = None,
+    progress: bool,
+    progress_position: int | None,
+    place: Placement,
+) -> TrainResult:
+    metrics = [] if metrics is None else metrics
+    rule = config.rule()
+    integ: Integrator | AbstractRule = (
+        dataclasses.replace(config.integrator(), throw=False) if rule is None else rule
+    )
+    opt = optimizer(config.learning_rate)
+    step = int(state.step[0])
+    x_all, y_all = place.put_data((data.x_train, data.y_train))
+    state = place.put_state(state)
+    bar = tqdm(
+        total=config.iterations,
+        initial=min(step, config.iterations),
+        disable=not progress,
+        position=progress_position,
+        desc=f"{config.solver} {integ_label(config)}",
+        unit="it",
+        leave=False,
+    )
+    # The time columns count every process that trained this run.
+    start = time.perf_counter() - (metrics[-1]["seconds"] if metrics else 0.0)
+    with bar:
+        while step < config.iterations:
+            length = min(
+                config.log_every - step % config.log_every, config.iterations - step
+            )
+            state, m = train_chunk(
+                state,
+                static,
+                integ,
+                opt,
+                x_all,
+                y_all,
+                config.batch_size,
+                length,
+                jnp.asarray(step),
+                place.batch,
+            )
+            m = to_host(m)
+            _check_chunk(config, step, m)
+            step += length
+            rows = _metric_rows(config, step, m, time.perf_counter() - start, metrics)
+            metrics.extend(rows)
+            bar.update(length)
+            bar.set_postfix(
+                loss=f"{np.mean([r['loss'] for r in rows]):.3f}",
+                acc=f"{np.mean([r['train_accuracy'] for r in rows]):.3f}",
+            )
+            if folder is not None:
+                io.append_jsonl(folder / METRICS, rows)
+                if step % config.checkpoint_every == 0 or step >= config.iterations:
+                    io.save_checkpoint(folder / CHECKPOINT, to_host(_checkpointable(state)))
+    state = jax.tree.map(jnp.asarray, to_host(_checkpointable(state)))
+    return _result(config, _from_checkpointable(state), static, metrics)
+
+
+def _check_chunk(config: TrainConfig, start: int, m: StepMetrics) -> None:
+    """Raise if an iteration of the chunk that began at step `start` failed."""
+    finite, success = np.asarray(m.finite), np.asarray(m.success)
+    bad = ~(finite & success)  # (seed, iteration of the chunk)
+    if not bad.any():
+        return
+    j = int(np.flatnonzero(bad.any(axis=0))[0])  # the first failing iteration
+    i = int(np.flatnonzero(bad[:, j])[0])
+    # A failed solve comes first: a loss computed from it may be non-finite too.
+    failed = _solve_failed if not success[i, j] else _diverged
+    failed(config, config.seeds[i], start + j + 1)
+
+
+def _diverged(config: TrainConfig, seed: int, iteration: int):
+    raise Diverged(
+        f"training diverged: seed {seed} has a non-finite loss or parameter at iteration "
+        f"{iteration} (learning rate {config.learning_rate:g}, the likely cause); "
+        "nothing after the last checkpoint was saved",
+        seed=seed,
+        iteration=iteration,
+    )
+
+
+def _solve_failed(config: TrainConfig, seed: int, iteration: int):
+    rule = config.rule()
+    max_steps = config.integrator().max_steps if rule is None else rule.max_steps
+    raise SolveFailed(
+        f"the training solve of seed {seed} did not reach t1 within max_steps="
+        f"{max_steps} at iteration {iteration} ({config.solver}, {integ_label(config)}); "
+        "raise max_steps or loosen the tolerance"
+    )
+
+
+def _result(config: TrainConfig, state: TrainState, static, metrics) -> TrainResult:
+    models = eqx.combine(state.params, static)
+    if state.adapt is None:
+        return TrainResult(config, models, config.integrator(), metrics)
+    first = final_integrator(config, unstack(state.adapt, 0))
+    return TrainResult(config, models, first, metrics, state.adapt)
+
+
+def _metric_rows(
+    config: TrainConfig, step: int, m: StepMetrics, seconds: float, previous: list[dict]
+):
+    # Means over the chunk's iterations, one row per seed; running totals of the NFE.
+    loss, acc = np.asarray(m.loss).mean(1), np.asarray(m.accuracy).mean(1)
+    nfe, num_steps = np.asarray(m.nfe)[:, -1], np.asarray(m.num_steps)[:, -1]
+    chunk_nfe = np.asarray(m.nfe).sum(1)
+    totals = {r["seed"]: r.get("train_nfe_total", 0) for r in previous}
+    rows = [
+        {
+            "step": step,
+            "seed": seed,
+            "loss": float(loss[i]),
+            "train_accuracy": float(acc[i]),
+            "nfe": int(nfe[i]),
+            "num_steps": int(num_steps[i]),
+            "train_nfe_total": int(totals.get(seed, 0) + chunk_nfe[i]),
+            "seconds": round(seconds, 3),
+        }
+        for i, seed in enumerate(config.seeds)
+    ]
+    if m.value is None or m.check is None:
+        return rows
+    name = "tol" if config.tol is not None else "dt"
+    value = np.asarray(m.value)[:, -1]
+    check = jax.tree.map(np.asarray, m.check)
+    check_totals = {r["seed"]: r.get("check_nfe_total", 0) for r in previous}
+    for i, row in enumerate(rows):
+        row[name] = float(value[i])
+        row["check_nfe_total"] = int(check_totals.get(row["seed"], 0) + check.nfe[i].sum())
+        # The chunk's last check, on that iteration's batch (None if no check ran).
+        ran = np.flatnonzero(~np.isnan(check.test_accuracy[i]))
+        j = ran[-1] if ran.size else None
+        length = check.test_accuracy.shape[1]
+        row["check_step"] = None if j is None else step - length + int(j)
+        for key, field in (
+            ("check_train_accuracy", check.train_accuracy),
+            ("test_accuracy", check.test_accuracy),
+            ("try_accuracy", check.try_accuracy),
+        ):
+            row[key] = None if j is None else float(field[i, j])
+        row["test_ok"] = None if j is None else bool(check.test_ok[i, j])
+    return rows
+
+
+def load_run(run_dir: str | Path, data: Dataset | None = None) -> TrainResult:
+    """Load a run folder written by `train`: its config, trained models and metrics.
+
+    **Raises:** `FileNotFoundError` if the folder has no config or checkpoint.
+    """
+    folder = Path(run_dir)
+    for name in (CONFIG, CHECKPOINT):
+        if not (folder / name).exists():
+            raise FileNotFoundError(f"{folder / name} does not exist; not a finished run")
+    config = TrainConfig.from_dict(io.read_json(folder / CONFIG))
+    if data is None:
+        data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
+    state, static = init_state(config, data)
+    state = _from_checkpointable(
+        io.load_checkpoint(folder / CHECKPOINT, _checkpointable(state))
+    )
+    _check(
+        bool(_all_finite(state.params)),
+        f"{folder / CHECKPOINT} holds non-finite parameters (a diverged run); delete the "
+        "run folder and train again",
+    )
+    return _result(config, state, static, io.read_jsonl(folder / METRICS))

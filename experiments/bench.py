@@ -91,7 +91,9 @@ def bench_train_step(seeds: int, steps: int, length: int, rounds: int) -> dict:
     integ = config.integrator()
     opt = optimizer(config.learning_rate)
     x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
-    ours = lambda s: train_chunk(s, static, integ, opt, x, y, config.batch_size, length)  # noqa: E731
+    ours = lambda s: train_chunk(  # noqa: E731
+        s, static, integ, opt, x, y, batch_size=config.batch_size, length=length
+    )
     bare = bare_chunk(static, steps, opt, x, y, config.batch_size, length)
     jax.block_until_ready((ours(state), bare(state)))  # compile both
     t_ours, t_bare = [], []
@@ -133,7 +135,15 @@ def bench_adaptation(seeds: int, steps: int, rounds: int) -> dict:
         state = state._replace(step=state.step + 1)
         runs[name] = (
             lambda s, static=static, integ=integ: train_chunk(
-                s, static, integ, opt, x, y, 128, length, jnp.asarray(1)
+                s,
+                static,
+                integ,
+                opt,
+                x,
+                y,
+                batch_size=128,
+                length=length,
+                start=jnp.asarray(1),
             ),
             state,
         )
@@ -169,7 +179,9 @@ def bench_image_step(channels: int, batch: int, steps: int, repeats: int) -> dic
     state, static = init_state(config, data)
     integ, opt = config.integrator(), optimizer(config.learning_rate)
     xj, yj = jnp.asarray(x), jnp.asarray(y)
-    run = lambda s: train_chunk(s, static, integ, opt, xj, yj, batch, 1)  # noqa: E731
+    run = lambda s: train_chunk(  # noqa: E731
+        s, static, integ, opt, xj, yj, batch_size=batch, length=1
+    )
     start = time.perf_counter()
     jax.block_until_ready(run(state))
     first = time.perf_counter() - start

@@ -17,7 +17,7 @@ chunk of iterations, and only process 0 writes files (`odeness.io`).
 
 import os
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
 Layout = Literal["seeds", "data", "none"]
-LAYOUTS: tuple[str, ...] = ("seeds", "data", "none")
+"""How a training program uses several devices (see the module docstring)."""
+LAYOUTS: tuple[Layout, ...] = get_args(Layout)
 
 ENV = {
     "coordinator_address": "ODENESS_COORDINATOR",
@@ -95,7 +96,7 @@ class Placement(NamedTuple):
     """Where a training program's arrays live: the seed-stacked state, the data set,
     and (data parallelism) the constraint put on every batch."""
 
-    layout: str
+    layout: Layout
     mesh: Mesh | None
     state: NamedSharding | None
     data: NamedSharding | None
@@ -128,7 +129,7 @@ def _put(tree: PyTree, sharding: NamedSharding | None) -> PyTree:
 
 
 def placement(
-    layout: str,
+    layout: Layout,
     num_seeds: int,
     batch_size: int,
     devices: Sequence | None = None,

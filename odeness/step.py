@@ -128,6 +128,7 @@ def train_chunk(
     opt: optax.GradientTransformation,
     x_all,
     y_all,
+    *,
     batch_size: int,
     length: int,
     start: Int[Array, ""] | None = None,

@@ -24,7 +24,7 @@ from .data import Dataset, load_dataset
 from .errors import Diverged, SolveFailed
 from .integrate import Integrator
 from .models import ODEClassifier, make_classifier
-from .parallel import Placement, placement, to_host
+from .parallel import Layout, Placement, placement, to_host
 from .runs import (
     CHECKPOINT,
     CONFIG,
@@ -154,7 +154,7 @@ def train(
     data: Dataset | None = None,
     progress: bool = True,
     progress_position: int | None = None,
-    parallel: str = "seeds",
+    parallel: Layout = "seeds",
 ) -> TrainResult:
     """Train every seed of `config` at once; resume from `run_dir` if it has a checkpoint.
 
@@ -248,10 +248,10 @@ def _train(
                 opt,
                 x_all,
                 y_all,
-                config.batch_size,
-                length,
-                jnp.asarray(step),
-                place.batch,
+                batch_size=config.batch_size,
+                length=length,
+                start=jnp.asarray(step),
+                batch_sharding=place.batch,
             )
             m = to_host(m)
             _check_chunk(config, step, m)

@@ -300,8 +300,9 @@ def test_the_check_stays_a_branch_under_vmap(tiny_sphere, start, length, checked
     rule = CountingRule(solver("euler"), solver("midpoint"), interval=3)
     CALLS.clear()
     _, m = train_chunk(
-        state, static, rule, optimizer(1e-4), x, y, 128, length, jnp.asarray(start)
-    )
+        state, static, rule, optimizer(1e-4), x, y, batch_size=128, length=length,
+        start=jnp.asarray(start),
+    )  # fmt: skip
     checks = jax.block_until_ready(m.check)
     assert checks is not None
     ran = ~np.isnan(np.asarray(checks.test_accuracy))
@@ -427,8 +428,9 @@ def test_training_takes_a_rule_written_against_the_abstract_interface(tiny_spher
     state = state._replace(adapt=jax.vmap(rule.init)(jnp.full(2, 0.25)))
     x, y = jnp.asarray(tiny_sphere.x_train), jnp.asarray(tiny_sphere.y_train)
     state, m = train_chunk(
-        state, static, rule, optimizer(1e-4), x, y, 128, 5, jnp.asarray(0)
-    )
+        state, static, rule, optimizer(1e-4), x, y, batch_size=128, length=5,
+        start=jnp.asarray(0),
+    )  # fmt: skip
     # Checks at steps 0, 2 and 4: three halvings, each seed on its own.
     assert np.allclose(np.asarray(state.adapt.dt), 0.25 / 8)
     assert np.asarray(m.value).shape == (2, 5)

@@ -37,15 +37,17 @@ FOUR_DEVICES = textwrap.dedent(
     state = place.put_state(state)
     x, y = place.put_data((data.x_train, data.y_train))
     state, _ = train_chunk(state, static, config.integrator(),
-                           optimizer(config.learning_rate), x, y, 128, 5)
+                           optimizer(config.learning_rate), x, y, batch_size=128,
+                           length=5)
     leaf = jax.tree.leaves(state.params)[0]
     out["seed_spec"] = list(leaf.sharding.spec)
     out["seed_shard_rows"] = [s.data.shape[0] for s in leaf.addressable_shards]
     place = parallel.placement("data", 4, config.batch_size)
     hlo = train_chunk.lower(place.put_state(init_state(config, data)[0]), static,
                             config.integrator(), optimizer(config.learning_rate),
-                            *place.put_data((data.x_train, data.y_train)), 128, 5,
-                            None, place.batch).compile().compiled.as_text()
+                            *place.put_data((data.x_train, data.y_train)),
+                            batch_size=128, length=5,
+                            batch_sharding=place.batch).compile().compiled.as_text()
     out["data_all_reduce"] = "all-reduce" in hlo
 
     # The same numbers whatever the layout.
@@ -135,7 +137,7 @@ def test_two_processes_run_a_sweep_and_write_one_folder(tmp_path):
 
 def test_bad_layouts_and_process_options(monkeypatch):
     with pytest.raises(ValueError, match="unknown layout 'both'"):
-        parallel.placement("both", 2, 128)
+        parallel.placement("both", 2, 128)  # pyright: ignore[reportArgumentType]
     with pytest.raises(ValueError, match="batch size divisible by 3, got 128"):
         parallel.placement("data", 2, 128, devices=["a", "b", "c"])
     # Seeds split over the largest device count that divides them.

@@ -25,6 +25,7 @@ from odeness import io
 from odeness.config import TrainConfig
 from odeness.data import load_dataset
 from odeness.integrate import Integrator
+from odeness.parallel import Layout
 from odeness.runs import check_run_folder
 from odeness.solvers import solver
 from odeness.swap import evaluate_solver_swap, swap_configurations
@@ -44,7 +45,7 @@ def run_adaptation(
     test_solvers: Sequence[str] | None = None,
     factors: Sequence[float] | None = None,
     progress: bool = True,
-    parallel: str = "seeds",
+    parallel: Layout = "seeds",
 ) -> dict:
     """Train `config` (which must have `adapt=True`), then swap solvers for every seed.
 

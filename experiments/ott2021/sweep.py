@@ -31,7 +31,7 @@ from odeness.config import TrainConfig
 from odeness.data import load_dataset
 from odeness.errors import RunFailed
 from odeness.integrate import Integrator
-from odeness.parallel import placement
+from odeness.parallel import Layout, placement
 from odeness.runs import check_run_folder
 from odeness.solvers import solver
 from odeness.swap import (
@@ -107,7 +107,7 @@ def run_sweep(
     threshold: float = 0.1,
     jobs: int = 1,
     progress: bool = True,
-    parallel: str = "seeds",
+    parallel: Layout = "seeds",
 ) -> list[dict]:
     """Train `base` at each step count (or tolerance), swap solvers, and summarise.
 

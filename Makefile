@@ -37,37 +37,15 @@ adapt: $(STAMP)
 	$(PY) experiments/adapt.py --dataset $(DATASET) --solver $(SOLVER) \
 		--out results/adapt-$(DATASET)-$(SOLVER) $(ARGS)
 
-# Grid search against adaptation: spheres 2-D (Euler; dopri5 from the paper's tol 1e-6
-# and from 1e-4 and 1e-3) and, with MNIST=1 and $$ODENESS_MNIST_DIR set, MNIST (Euler).
-# TABLE_ARGS go to every sweep and adapted run (e.g. TABLE_ARGS="--seeds 0 1 2
-# --iterations 3000"); finished runs are reused.
+# Grid search against adaptation (experiments/reproduce_table1.py): spheres 2-D (Euler;
+# dopri5 from the paper's tol 1e-6 and from 1e-4 and 1e-3) and, with MNIST=1 and
+# $$ODENESS_MNIST_DIR set, MNIST (Euler). TABLE_ARGS go to every sweep and adapted run
+# (e.g. TABLE_ARGS="--seeds 0 1 2 --iterations 3000"); finished runs are reused.
 MNIST ?= 0
 TABLE_ARGS ?=
-MNIST_STEPS := 2 4 8 16 32 64
 table1: $(STAMP)
-	$(PY) experiments/sweep.py --solver euler --steps $(STEPS) --out results/sweep-euler $(TABLE_ARGS)
-	$(PY) experiments/adapt.py --solver euler --out results/adapt-sphere2-euler $(TABLE_ARGS)
-	$(PY) experiments/sweep.py --solver dopri5 --tols 1e-1 1e-2 1e-3 1e-4 1e-5 1e-6 \
-		--test-solvers dopri5 --factors 0.1 1 10 --out results/sweep-dopri5 $(TABLE_ARGS)
-	$(PY) experiments/adapt.py --solver dopri5 --out results/adapt-sphere2-dopri5 $(TABLE_ARGS)
-	for tol in 1e-4 1e-3; do \
-	  $(PY) experiments/adapt.py --solver dopri5 --tol $$tol \
-	    --out results/adapt-sphere2-dopri5-tol$$tol $(TABLE_ARGS) || exit 1; \
-	done
-	if [ "$(MNIST)" = 1 ]; then \
-	  $(PY) experiments/sweep.py --dataset mnist --solver euler --steps $(MNIST_STEPS) \
-	    --reference none --out results/sweep-mnist-euler $(TABLE_ARGS) && \
-	  $(PY) experiments/adapt.py --dataset mnist --solver euler \
-	    --out results/adapt-mnist-euler $(TABLE_ARGS) && \
-	  $(PY) experiments/table1.py --row results/sweep-euler results/adapt-sphere2-euler \
-	    --row results/sweep-dopri5 results/adapt-sphere2-dopri5 \
-	      results/adapt-sphere2-dopri5-tol1e-4 results/adapt-sphere2-dopri5-tol1e-3 \
-	    --row results/sweep-mnist-euler results/adapt-mnist-euler; \
-	else \
-	  $(PY) experiments/table1.py --row results/sweep-euler results/adapt-sphere2-euler \
-	    --row results/sweep-dopri5 results/adapt-sphere2-dopri5 \
-	      results/adapt-sphere2-dopri5-tol1e-4 results/adapt-sphere2-dopri5-tol1e-3; \
-	fi
+	$(PY) experiments/reproduce_table1.py $(if $(filter 1,$(MNIST)),--mnist) \
+		--args "$(TABLE_ARGS)"
 
 figure1: $(STAMP)
 	$(PY) experiments/figure1.py --out results/figure1 $(ARGS)

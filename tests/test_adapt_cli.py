@@ -141,3 +141,24 @@ def test_table1_from_a_sweep_and_an_adapted_run(tmp_path, capsys):
     assert table1_cli.main(["--row", str(sweep_dir), "--out", str(out)]) == 2
     assert "names no adapted run" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_reproduce_table1_plans_every_run_and_stops_at_the_first_failure(tmp_path, capsys):
+    from experiments import reproduce_table1
+
+    runs = reproduce_table1.plan(tmp_path, mnist=True, extra=["--seeds", "0"])
+    assert [script for script, _ in runs] == ["sweep", "adapt", "sweep"] + ["adapt"] * 3 + [
+        "sweep", "adapt", "table1"
+    ]  # fmt: skip
+    outs = [argv[argv.index("--out") + 1] for _, argv in runs]
+    assert [Path(o).name for o in outs] == [
+        "sweep-euler", "adapt-sphere2-euler", "sweep-dopri5", "adapt-sphere2-dopri5",
+        "adapt-sphere2-dopri5-tol1e-4", "adapt-sphere2-dopri5-tol1e-3",
+        "sweep-mnist-euler", "adapt-mnist-euler", "table1.md",
+    ]  # fmt: skip
+    assert all(argv[-2:] == ["--seeds", "0"] for _, argv in runs[:-1])
+    # Bad options reach the first sweep, which refuses them before anything is written.
+    argv = ["--results", str(tmp_path / "r"), "--args", "--threshold 2"]
+    assert reproduce_table1.main(argv) == 2
+    assert "threshold must lie in [0, 1], got 2.0" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -36,7 +36,7 @@ def _spheres(dim: int, *, seed: int, num_train: int = 2000, num_test: int = 1000
 
 @functools.lru_cache(maxsize=4)
 def _three_minima(*, seed: int, num_train: int = 2000, num_test: int = 1000, **_):
-    # Cached: generating means 5,000 RK4 steps (about a second).
+    # Cached: generating integrates every particle for 5,000 RK4 steps.
     train_rng, test_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence([seed, 3]).spawn(2)
     )

@@ -68,6 +68,7 @@ from .runs import check_run_folder as check_run_folder
 from .solvers import solver as solver
 from .swap import (
     SwapResult as SwapResult,
+    SwapRow as SwapRow,
     accuracy as accuracy,
     at_least_as_accurate as at_least_as_accurate,
     critical_step_size as critical_step_size,
@@ -132,6 +133,7 @@ __all__ = [
     "swap",
     "swap_configurations",
     "SwapResult",
+    "SwapRow",
     "ToleranceRule",
     "train",
     "TrainConfig",

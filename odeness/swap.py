@@ -118,25 +118,72 @@ def at_least_as_accurate(test: Integrator, train: Integrator) -> bool:
     return test.steps >= train.steps
 
 
+class SwapRow(NamedTuple):
+    """One test configuration of a solver swap and what it scored.
+
+    Fixed-step configurations have `steps` and `dt`, adaptive ones `rtol` and `atol`
+    (the others are None).
+    """
+
+    solver: str
+    factor: float | None
+    """The factor on the training steps or tolerance; None for the reference."""
+    steps: int | None
+    dt: float | None
+    rtol: float | None
+    atol: float | None
+    accuracy: float
+    nfe: float
+    """Function evaluations per forward pass."""
+    at_least_as_accurate: bool
+    """Whether the configuration is at least as accurate as the training one
+    (`at_least_as_accurate`): only these count towards `max_gap`."""
+
+    @property
+    def adaptive(self) -> bool:
+        return self.rtol is not None
+
+    def to_json(self) -> dict:
+        """The row as it is written to disk: the setting that applies, then the scores."""
+        setting = (
+            {"rtol": self.rtol, "atol": self.atol}
+            if self.adaptive
+            else {"steps": self.steps, "dt": self.dt}
+        )
+        return {
+            "solver": self.solver,
+            **setting,
+            "factor": self.factor,
+            "accuracy": self.accuracy,
+            "nfe": self.nfe,
+            "at_least_as_accurate": self.at_least_as_accurate,
+        }
+
+
+def _row(test: Integrator, factor: float | None, scores, at_least: bool) -> SwapRow:
+    d, (acc, nfe) = test.describe(), scores
+    return SwapRow(d["solver"], factor, d.get("steps"), d.get("dt"), d.get("rtol"),
+                   d.get("atol"), acc, nfe, at_least)  # fmt: skip
+
+
 class SwapResult(NamedTuple):
     """The solver swap of one trained model.
 
-    `rows`: one dict per test configuration with `solver`, `factor` (None for the
-    reference), `steps` (fixed) or `rtol`/`atol` (adaptive), `accuracy`, `nfe` and
-    `at_least_as_accurate`. `max_gap`: the largest drop from `train_accuracy` over the
-    rows that are at least as accurate as the training configuration.
+    `max_gap`: the largest drop from `train_accuracy` over the `rows` that are at least
+    as accurate as the training configuration.
     """
 
-    train: dict
+    train: Integrator
+    """The training integrator."""
     train_accuracy: float
     train_nfe: float
-    rows: list[dict]
+    rows: list[SwapRow]
     max_gap: float
 
     @property
     def step_size(self) -> float | None:
         """The training step size (fixed-step training), else None."""
-        return self.train.get("dt")
+        return None if self.train.dt is None else float(self.train.dt)
 
 
 def evaluate_solver_swap(
@@ -175,19 +222,10 @@ def evaluate_solver_swap(
         key = tuple(sorted(desc.items()))
         if key not in cache:
             cache[key] = accuracy(model, test, x, y, batch_size=batch_size)
-        acc, nfe = cache[key]
-        rows.append(
-            {
-                **desc,
-                "factor": f,
-                "accuracy": acc,
-                "nfe": nfe,
-                "at_least_as_accurate": at_least_as_accurate(test, integrator),
-            }
-        )
-    gaps = [train_acc - r["accuracy"] for r in rows if r["at_least_as_accurate"]]
-    max_gap = max(gaps) if gaps else float("nan")
-    return SwapResult(integrator.describe(), train_acc, train_nfe, rows, max_gap)
+        rows.append(_row(test, f, cache[key], at_least_as_accurate(test, integrator)))
+    # `swap_configurations` ensures at least one row is at least as accurate.
+    max_gap = max(train_acc - r.accuracy for r in rows if r.at_least_as_accurate)
+    return SwapResult(integrator, train_acc, train_nfe, rows, max_gap)
 
 
 def swap_configurations(

@@ -66,21 +66,22 @@ def test_swap_arithmetic_on_a_model_with_a_known_answer():
     ref = odeness.Integrator(odeness.solver("rk4"), steps=256)
     swap = odeness.evaluate_solver_swap(model, train, x, y, reference=ref)
     assert swap.train_accuracy == 1.0 and swap.train_nfe == 4
-    steps = [(r["solver"], r["steps"]) for r in swap.rows]
+    steps = [(r.solver, r.steps) for r in swap.rows]
     assert steps[:5] == [("euler", n) for n in (2, 3, 4, 6, 8)]
     assert steps[5:10] == [("midpoint", n) for n in (2, 3, 4, 6, 8)]
-    assert steps[-1] == ("rk4", 256) and swap.rows[-1]["factor"] is None
+    assert steps[-1] == ("rk4", 256) and swap.rows[-1].factor is None
     for r in swap.rows:
-        if r["solver"] == "euler":
-            expected = 1.0 if (1 + 1 / r["steps"]) ** r["steps"] < 2.5 else 0.0
+        assert r.steps is not None and not r.adaptive
+        if r.solver == "euler":
+            expected = 1.0 if (1 + 1 / r.steps) ** r.steps < 2.5 else 0.0
         else:
             expected = 0.0  # midpoint and RK4 are already close to e
-        if r["solver"] == "midpoint" and r["steps"] == 2:
+        if r.solver == "midpoint" and r.steps == 2:
             expected = 1.0 if (1 + 0.5 + 0.125) ** 2 < 2.5 else 0.0
-        assert r["accuracy"] == expected, r
-        stages = {"euler": 1, "midpoint": 2, "rk4": 4}[r["solver"]]
-        assert r["nfe"] == stages * r["steps"]
-        assert r["at_least_as_accurate"] == (r["steps"] >= 4)
+        assert r.accuracy == expected, r
+        stages = {"euler": 1, "midpoint": 2, "rk4": 4}[r.solver]
+        assert r.nfe == stages * r.steps
+        assert r.at_least_as_accurate == (r.steps >= 4)
     assert swap.max_gap == 1.0
 
 
@@ -106,9 +107,9 @@ def test_adaptive_swap_scales_tolerances():
         solvers=("dopri5",),
         factors=(0.1, 1, 10),
     )
-    assert [r["rtol"] for r in swap.rows] == pytest.approx([1e-4, 1e-3, 1e-2])
-    assert [r["atol"] for r in swap.rows] == pytest.approx([1e-5, 1e-4, 1e-3])
-    assert [r["at_least_as_accurate"] for r in swap.rows] == [True, True, False]
+    assert [r.rtol for r in swap.rows] == pytest.approx([1e-4, 1e-3, 1e-2])
+    assert [r.atol for r in swap.rows] == pytest.approx([1e-5, 1e-4, 1e-3])
+    assert [r.at_least_as_accurate for r in swap.rows] == [True, True, False]
     with pytest.raises(ValueError, match="solver 'rk4' has no error estimate"):
         odeness.evaluate_solver_swap(
             model, train, jnp.ones((3, 1)), jnp.ones(3, dtype=jnp.int32), solvers=("rk4",)

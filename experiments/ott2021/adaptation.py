@@ -102,7 +102,7 @@ def run_adaptation(
             factors=factors,
         )
         for row in swap.rows:
-            swap_rows.append({"seed": seed, **row})
+            swap_rows.append({"seed": seed, **row.to_json()})
         final = integ.describe()
         seeds.append(
             {

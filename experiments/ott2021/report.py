@@ -83,7 +83,7 @@ def ode_report(
         "dim": dim,
         "train_accuracy": swap.train_accuracy,
         "max_gap": swap.max_gap,
-        "swap": swap.rows,
+        "swap": [r.to_json() for r in swap.rows],
         "crossings": {
             "pairs": crossings.num_pairs,
             "fraction_of_inputs": crossings.fraction_involved,
@@ -101,16 +101,16 @@ def ode_report(
     # Figures.
     fig, ax = plt.subplots(figsize=(5, 4.2))
     curves = {}
-    for name in dict.fromkeys(r["solver"] for r in swap.rows if r["factor"] is not None):
+    for name in dict.fromkeys(r.solver for r in swap.rows if r.factor is not None):
         rows = [
             r
             for r in swap.rows
-            if r["solver"] == name and "steps" in r and r["factor"] is not None
+            if r.solver == name and not r.adaptive and r.factor is not None
         ]
         if rows:
             curves[name] = (
-                [r["steps"] for r in rows],
-                [r["accuracy"] for r in rows],
+                [r.steps for r in rows],
+                [r.accuracy for r in rows],
                 integ.steps if not integ.adaptive else np.nan,
                 swap.train_accuracy,
             )

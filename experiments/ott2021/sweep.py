@@ -54,16 +54,16 @@ def _label(config: TrainConfig) -> str:
 
 def _swap_rows(config: TrainConfig, seed: int, swap: SwapResult) -> list[dict]:
     train = (
-        {"train_steps": config.steps, "train_dt": swap.train["dt"]}
+        {"train_steps": config.steps, "train_dt": swap.step_size}
         if config.steps is not None
         else {"train_tol": config.tol}
     )
     rows = []
     for r in swap.rows:
         test = (
-            {"test_steps": r["steps"]}
-            if "steps" in r
-            else {"test_rtol": r["rtol"], "test_atol": r["atol"]}
+            {"test_rtol": r.rtol, "test_atol": r.atol}
+            if r.adaptive
+            else {"test_steps": r.steps}
         )
         rows.append(
             {
@@ -72,13 +72,13 @@ def _swap_rows(config: TrainConfig, seed: int, swap: SwapResult) -> list[dict]:
                 **train,
                 "train_accuracy": swap.train_accuracy,
                 "train_nfe": swap.train_nfe,
-                "test_solver": r["solver"],
-                "factor": r["factor"],
+                "test_solver": r.solver,
+                "factor": r.factor,
                 **test,
-                "reference": r["factor"] is None,
-                "accuracy": r["accuracy"],
-                "nfe": r["nfe"],
-                "at_least_as_accurate": r["at_least_as_accurate"],
+                "reference": r.factor is None,
+                "accuracy": r.accuracy,
+                "nfe": r.nfe,
+                "at_least_as_accurate": r.at_least_as_accurate,
                 "max_gap": swap.max_gap,
             }
         )

@@ -126,15 +126,11 @@ def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
         os.fsync(f.fileno())
 
 
-class TornLine(ValueError):
-    """The last line of a JSON-lines file was cut off mid-write."""
-
-
 def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> list[dict]:
     """The rows of a JSON-lines file (none if it does not exist).
 
     With `torn_tail=True` an unterminated, unreadable last line (a write cut off by a
-    crash) is left out; without, it raises `TornLine`.
+    crash) is left out.
 
     **Raises:** `ValueError` naming the file and line if a line is not JSON.
     """
@@ -153,8 +149,7 @@ def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> list[dict]:
             last = i == len(lines)  # no newline after it: the write did not finish
             if last and torn_tail:
                 break
-            kind = TornLine if last else ValueError
-            raise kind(
+            raise ValueError(
                 f"{path} line {i} is not valid JSON ({e.msg})"
                 + ("; the write of that line was cut off" if last else "")
                 + "; delete the line (or the file) to go on"

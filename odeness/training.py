@@ -280,12 +280,12 @@ def _check_chunk(config: TrainConfig, start: int, m: StepMetrics) -> None:
     j = int(np.flatnonzero(bad.any(axis=0))[0])  # the first failing iteration
     i = int(np.flatnonzero(bad[:, j])[0])
     # A failed solve comes first: a loss computed from it may be non-finite too.
-    failed = _solve_failed if not success[i, j] else _diverged
-    failed(config, config.seeds[i], start + j + 1)
+    failure = _solve_failed if not success[i, j] else _diverged
+    raise failure(config, config.seeds[i], start + j + 1)
 
 
-def _diverged(config: TrainConfig, seed: int, iteration: int):
-    raise Diverged(
+def _diverged(config: TrainConfig, seed: int, iteration: int) -> Diverged:
+    return Diverged(
         f"training diverged: seed {seed} has a non-finite loss or parameter at iteration "
         f"{iteration} (learning rate {config.learning_rate:g}, the likely cause); "
         "nothing after the last checkpoint was saved",
@@ -294,10 +294,10 @@ def _diverged(config: TrainConfig, seed: int, iteration: int):
     )
 
 
-def _solve_failed(config: TrainConfig, seed: int, iteration: int):
+def _solve_failed(config: TrainConfig, seed: int, iteration: int) -> SolveFailed:
     rule = config.rule()
     max_steps = config.integrator().max_steps if rule is None else rule.max_steps
-    raise SolveFailed(
+    return SolveFailed(
         f"the training solve of seed {seed} did not reach t1 within max_steps="
         f"{max_steps} at iteration {iteration} ({config.solver}, {integ_label(config)}); "
         "raise max_steps or loosen the tolerance"

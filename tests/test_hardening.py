@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -149,9 +151,6 @@ def test_non_finite_training_data_is_refused(tiny_sphere):
 
 def test_a_nan_model_is_not_evaluated(tiny_sphere, getkey):
     model = odeness.make_classifier("conv", (2,), 2, channels=4, key=getkey())
-    import equinox as eqx
-    import jax.numpy as jnp
-
     nan = eqx.tree_at(lambda m: m.head.weight, model, replace_fn=lambda w: w * jnp.nan)
     integ = odeness.Integrator(odeness.solver("euler"), steps=2)
     with pytest.raises(odeness.RunFailed, match="outputs with solver=euler, steps=2, "):

@@ -29,7 +29,7 @@ from odeness.parallel import Layout
 from odeness.runs import check_run_folder
 from odeness.solvers import solver
 from odeness.swap import evaluate_solver_swap, swap_configurations
-from odeness.training import check_data, train
+from odeness.training import train
 
 FIGURE = "adaptation.png"
 
@@ -83,10 +83,9 @@ def run_adaptation(
         else Integrator(solver(config.solver), rtol=config.tol, atol=config.tol)
     )
     swap_configurations(like, test_solvers, factors)
-    out = io.check_folder(out_dir, "run folder")
-    check_run_folder(out, config)
+    out = Path(out_dir)
+    check_run_folder(out, config)  # before the data set loads; `train` checks the data
     data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
-    check_data(config, data)
     # A finished run resumes with nothing left to train.
     result = train(config, run_dir=out, data=data, progress=progress, parallel=parallel)
     swap_rows, seeds = [], []

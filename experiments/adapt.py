@@ -104,13 +104,12 @@ def adapt(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         parallel=args.parallel,
     )
-    m = summary["mean_std"]
-    value = "steps" if "steps" in m else "tol"
+    value = "steps" if summary.fixed else "tol"
+    ms = summary.mean_std
     print(
-        f"final {value} {m[value]['mean']:.4g} ± {m[value]['std']:.2g}, test accuracy "
-        f"{m['test_accuracy']['mean']:.3f} ± {m['test_accuracy']['std']:.3f}, max gap "
-        f"{m['max_gap']['mean']:.3f}, training NFE {m['train_nfe_total']['mean']:,.0f} "
-        f"({summary['train_seconds']:.0f} s)"
+        f"final {value} {ms(value).mean:.4g} ± {ms(value).std:.2g}, test accuracy "
+        f"{ms('test_accuracy').format('.3f')}, max gap {ms('max_gap').mean:.3f}, "
+        f"training NFE {ms('train_nfe_total').mean:,.0f} ({summary.train_seconds:.0f} s)"
     )
     return 0
 

@@ -12,6 +12,7 @@ in --out/runs/ and resume if interrupted.
 
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -24,6 +25,7 @@ from experiments.plots import (
     draw_trajectories,
     save_figure,
 )
+from experiments.tables import markdown_table
 from odeness import io
 
 TEST_STEPS = [2**k for k in range(12)]  # 1 ... 2048
@@ -57,7 +59,6 @@ def run(args) -> int:
     out = Path(args.out)
     data = odeness.load_dataset("sphere2")
     x, y = data.x_test[: args.points], data.y_test[: args.points]
-    euler = odeness.solver("euler")
     configs = {
         n: odeness.TrainConfig(
             dataset="sphere2",
@@ -85,39 +86,11 @@ def run(args) -> int:
         result = odeness.train(
             config, run_dir=run_dir, data=data, progress=not args.no_progress
         )
-        model, integ = result.model(0), result.integrator
-        # One static max_steps: the step size is traced, so one compiled program.
-        accs = [
-            odeness.accuracy(
-                model, odeness.Integrator(euler, dt=1 / m, max_steps=TEST_STEPS[-1]), x, y
-            )[0]
-            for m in TEST_STEPS
-        ]
-        _, paths = odeness.trajectories(model, integ, x)
-        crossings = odeness.count_crossings(paths)
-        folding = odeness.nonpositive_det_fraction(model, integ, x)
-        gerr = odeness.global_error(model, integ, x)
-        fan_input = int(np.argsort(gerr)[len(gerr) // 2])  # the median global error
-        fan = odeness.lady_windermere_fan(model, integ, x[fan_input : fan_input + 1])
-        models[n] = (paths, crossings, fan, fan_input)
-        numbers[n] = {
-            "train_accuracy": accs[TEST_STEPS.index(n)]
-            if n in TEST_STEPS
-            else odeness.accuracy(model, integ, x, y)[0],
-            "accuracy_by_euler_steps": dict(zip(map(str, TEST_STEPS), accs, strict=True)),
-            "crossing_pairs": crossings.num_pairs,
-            "fraction_of_inputs_crossing": crossings.fraction_involved,
-            "nonpositive_det": folding,
-            "global_error_mean": float(np.mean(gerr)),
-            "round_trip_error_mean": float(
-                np.mean(odeness.round_trip_error(model, integ, x))
-            ),
-            "fan_input": fan_input,
-        }
+        numbers[n], models[n] = _measure(result.model(0), result.integrator, x, y)
         print(
-            f"  n={n}: accuracy {numbers[n]['train_accuracy']:.3f}, "
-            f"{crossings.num_pairs} crossing pairs, "
-            f"{100 * folding['steps']:.1f}% folding steps",
+            f"  n={n}: accuracy {numbers[n].train_accuracy:.3f}, "
+            f"{numbers[n].crossing_pairs} crossing pairs, "
+            f"{100 * numbers[n].nonpositive_det['steps']:.1f}% folding steps",
             flush=True,
         )
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
@@ -138,9 +111,9 @@ def run(args) -> int:
         {
             f"trained with {n} steps": (
                 TEST_STEPS,
-                list(numbers[n]["accuracy_by_euler_steps"].values()),
+                list(numbers[n].accuracy_by_euler_steps.values()),
                 n,
-                numbers[n]["train_accuracy"],
+                numbers[n].train_accuracy,
             )
             for n in args.steps
         },
@@ -158,46 +131,104 @@ def run(args) -> int:
             "(median global error)",
         )
     save_figure(fig, out / "fan.png")
-    io.write_json(out / "figure1.json", {str(n): v for n, v in numbers.items()})
+    io.write_json(out / "figure1.json", {str(n): v._asdict() for n, v in numbers.items()})
     io.atomic_write_text(out / "figure1.md", _markdown(numbers, args))
     print(f"wrote {out / 'figure1.png'}, {out / 'fan.png'}, {out / 'figure1.md'}")
     return 0
 
 
-def _markdown(numbers: dict, args) -> str:
+class Measured(NamedTuple):
+    """What Figure 1 shows of one trained model (`figure1.json`, one entry per model)."""
+
+    train_accuracy: float
+    accuracy_by_euler_steps: dict[str, float]
+    """Test accuracy with Euler at each of `TEST_STEPS` steps."""
+    crossing_pairs: int
+    fraction_of_inputs_crossing: float
+    nonpositive_det: dict[str, float]
+    """`odeness.nonpositive_det_fraction`: the folding steps and inputs."""
+    global_error_mean: float
+    round_trip_error_mean: float
+    fan_input: int
+    """The test input of the fan figure (the median global error)."""
+
+
+def _measure(model, integ, x, y):
+    """The numbers of one model, and what its panels draw."""
+    euler = odeness.solver("euler")
+    # One static max_steps: the step size is traced, so one compiled program.
+    accs = [
+        odeness.accuracy(
+            model, odeness.Integrator(euler, dt=1 / m, max_steps=TEST_STEPS[-1]), x, y
+        )[0]
+        for m in TEST_STEPS
+    ]
+    _, paths = odeness.trajectories(model, integ, x)
+    crossings = odeness.count_crossings(paths)
+    gerr = odeness.global_error(model, integ, x)
+    fan_input = int(np.argsort(gerr)[len(gerr) // 2])  # the median global error
+    fan = odeness.lady_windermere_fan(model, integ, x[fan_input : fan_input + 1])
+    n = integ.steps
+    measured = Measured(
+        accs[TEST_STEPS.index(n)]
+        if n in TEST_STEPS
+        else odeness.accuracy(model, integ, x, y)[0],
+        dict(zip(map(str, TEST_STEPS), accs, strict=True)),
+        crossings.num_pairs,
+        crossings.fraction_involved,
+        odeness.nonpositive_det_fraction(model, integ, x),
+        float(np.mean(gerr)),
+        float(np.mean(odeness.round_trip_error(model, integ, x))),
+        fan_input,
+    )
+    return measured, (paths, crossings, fan, fan_input)
+
+
+def _markdown(numbers: dict[int, Measured], args) -> str:
+    head = [
+        "training steps",
+        "accuracy (training solver)",
+        "crossing pairs",
+        "inputs crossing",
+        "folding steps",
+        "inputs with a folding step",
+        "global error",
+        "round trip",
+    ]
+    body = [
+        [
+            str(n),
+            f"{v.train_accuracy:.3f}",
+            str(v.crossing_pairs),
+            f"{100 * v.fraction_of_inputs_crossing:.1f}%",
+            f"{100 * v.nonpositive_det['steps']:.2f}%",
+            f"{100 * v.nonpositive_det['inputs']:.1f}%",
+            f"{v.global_error_mean:.3g}",
+            f"{v.round_trip_error_mean:.3g}",
+        ]
+        for n, v in numbers.items()
+    ]
+    by_steps = [
+        [str(n), *(f"{a:.3f}" for a in v.accuracy_by_euler_steps.values())]
+        for n, v in numbers.items()
+    ]
     lines = [
         f"# Figure 1: Euler with {args.steps[0]} vs {args.steps[1]} training steps",
         "",
         f"spheres 2-D, seed {args.seed}, {args.iterations} iterations, "
         f"{args.points} test points.",
         "",
-        "| training steps | accuracy (training solver) | crossing pairs | inputs "
-        "crossing | folding steps | inputs with a folding step | global error | "
-        "round trip |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for n, v in numbers.items():
-        lines.append(
-            f"| {n} | {v['train_accuracy']:.3f} | {v['crossing_pairs']} | "
-            f"{100 * v['fraction_of_inputs_crossing']:.1f}% | "
-            f"{100 * v['nonpositive_det']['steps']:.2f}% | "
-            f"{100 * v['nonpositive_det']['inputs']:.1f}% | {v['global_error_mean']:.3g} | "
-            f"{v['round_trip_error_mean']:.3g} |"
-        )
-    lines += [
+        *markdown_table(head, body),
         "",
         "Test accuracy with Euler at m steps:",
         "",
-        "| training steps | " + " | ".join(map(str, TEST_STEPS)) + " |",
-        "|---|" + "---|" * len(TEST_STEPS),
+        *markdown_table(["training steps", *map(str, TEST_STEPS)], by_steps),
+        "",
+        "![figure 1](figure1.png)",
+        "",
+        "![fan](fan.png)",
+        "",
     ]
-    for n, v in numbers.items():
-        lines.append(
-            f"| {n} | "
-            + " | ".join(f"{a:.3f}" for a in v["accuracy_by_euler_steps"].values())
-            + " |"
-        )
-    lines += ["", "![figure 1](figure1.png)", "", "![fan](fan.png)", ""]
     return "\n".join(lines)
 
 

@@ -65,9 +65,9 @@ def main(argv=None) -> int:
     except EXPECTED as e:
         return report(e)
     print(
-        f"wrote {out / 'report.md'}: accuracy {numbers['train_accuracy']:.3f}, "
-        f"max gap {numbers['max_gap']:.3f}, {numbers['crossings']['pairs']} crossing "
-        f"pairs, {100 * numbers['nonpositive_det']['steps']:.1f}% folding steps"
+        f"wrote {out / 'report.md'}: accuracy {numbers.swap.train_accuracy:.3f}, "
+        f"max gap {numbers.swap.max_gap:.3f}, {numbers.crossing_pairs} crossing "
+        f"pairs, {100 * numbers.folding_steps:.1f}% folding steps"
     )
     return 0
 

@@ -3,7 +3,9 @@
 import os
 import tempfile
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -12,6 +14,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from odeness.io import publish, writes_files  # noqa: E402
+
+if TYPE_CHECKING:
+    from experiments.ott2021.sweep import SweepRow
 
 
 def save_figure(fig, path: str | Path) -> None:
@@ -31,17 +36,16 @@ def save_figure(fig, path: str | Path) -> None:
         plt.close(fig)
 
 
-def plot_swap_sweep(rows: list[dict], path: str | Path, *, title: str = "") -> None:
+def plot_swap_sweep(
+    rows: Sequence["SweepRow"], path: str | Path, *, title: str = ""
+) -> None:
     """Test accuracy against the test solver's steps (or tolerance), one panel per test
     solver and one curve per training configuration (mean over seeds, ± std shaded), the
     training configuration starred: the layout of Ott et al.'s Fig. 4.
     """
-    fixed = "train_steps" in rows[0]
-    train_key, test_key = (
-        ("train_steps", "test_steps") if fixed else ("train_tol", "test_rtol")
-    )
-    solvers = list(dict.fromkeys(r["test_solver"] for r in rows if not r["reference"]))
-    trains = sorted({r[train_key] for r in rows}, reverse=not fixed)
+    fixed = rows[0].fixed
+    solvers = list(dict.fromkeys(r.test_solver for r in rows if not r.reference))
+    trains = sorted({r.train_value for r in rows}, reverse=not fixed)
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(trains)))
     fig, axes = plt.subplots(
         1, len(solvers), figsize=(4.2 * len(solvers), 3.6), sharey=True, squeeze=False
@@ -50,22 +54,19 @@ def plot_swap_sweep(rows: list[dict], path: str | Path, *, title: str = "") -> N
         for colour, train in zip(colours, trains, strict=True):
             acc = defaultdict(list)
             for r in rows:
-                if (
-                    r[train_key] == train
-                    and r["test_solver"] == test_solver
-                    and not r["reference"]
-                ):
-                    acc[r[test_key]].append(r["accuracy"])
+                if r.train_value == train and r.test_solver == test_solver:
+                    if not r.reference:
+                        acc[r.test_value].append(r.accuracy)
             xs = sorted(acc)
             mean = np.array([np.mean(acc[x]) for x in xs])
             std = np.array([np.std(acc[x]) for x in xs])
             label = f"n={train}" if fixed else f"tol={train:g}"
             ax.plot(xs, mean, "o-", color=colour, ms=3, lw=1.2, label=label)
             ax.fill_between(xs, mean - std, mean + std, color=colour, alpha=0.15)
-            train_rows = [r for r in rows if r[train_key] == train]
-            if test_solver == train_rows[0]["train_solver"]:
+            train_rows = [r for r in rows if r.train_value == train]
+            if test_solver == train_rows[0].train_solver:
                 train_acc = np.mean(
-                    list({r["seed"]: r["train_accuracy"] for r in train_rows}.values())
+                    list({r.seed: r.train_accuracy for r in train_rows}.values())
                 )
                 ax.plot([train], [train_acc], "*", color=colour, ms=13, mec="k", mew=0.6)
         ax.set_xscale("log", base=2 if fixed else 10)

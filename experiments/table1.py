@@ -33,14 +33,11 @@ def main(argv=None) -> int:
                 )
             grid = grid_row(sweep_dir)
             adapteds = [adapted_row(d) for d in adapt_dirs]
-            for adapt_dir, adapted in zip(adapt_dirs, adapteds, strict=True):
-                if (grid["dataset"], grid["solver"]) != (
-                    adapted["dataset"],
-                    adapted["solver"],
-                ):
+            for adapt_dir, (_, adapted) in zip(adapt_dirs, adapteds, strict=True):
+                if (grid.dataset, grid.solver) != (adapted.dataset, adapted.solver):
                     raise ValueError(
-                        f"{sweep_dir} ({grid['dataset']}, {grid['solver']}) and "
-                        f"{adapt_dir} ({adapted['dataset']}, {adapted['solver']}) are "
+                        f"{sweep_dir} ({grid.dataset}, {grid.solver}) and "
+                        f"{adapt_dir} ({adapted.dataset}, {adapted.solver}) are "
                         "not the same task"
                     )
             entries.append((grid, adapteds))

@@ -513,6 +513,16 @@ def adapt_step(
     def run(state):
         check = rule.check(state, evaluate, train_accuracy, nfe)
         check = check._replace(nfe=jnp.asarray(check.nfe, nfe.dtype))
-        return rule.update(state, check), check
+        state = rule.update(state, check)
+        # A rule of one's own could drive the value to 0 or NaN: fail at the update
+        # that does, not many solves later. Only checks run this branch.
+        value = rule.value(state)
+        state = eqx.error_if(
+            state,
+            ~(jnp.isfinite(value) & (value > 0)),
+            f"{type(rule).__name__}.update gave a step size or tolerance that is not a "
+            "finite number > 0",
+        )
+        return state, check
 
     return jax.lax.cond(due, run, lambda s: (s, skipped), state)

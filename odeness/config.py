@@ -7,15 +7,10 @@ from typing import Any
 import numpy as np
 
 from .adapt import AbstractRule, rule_for
-from .data import DATASETS
+from .data import check_dataset
 from .integrate import Integrator
-from .models import FIELDS
-from .solvers import SOLVERS, is_adaptive, solver
-
-
-def _check(cond: bool, message: str) -> None:
-    if not cond:
-        raise ValueError(message)
+from .models import check_field
+from .solvers import is_adaptive, solver
 
 
 def _is_int(x) -> bool:
@@ -75,110 +70,63 @@ class TrainConfig:
     test_solver: str | None = None
 
     def __post_init__(self):
+        """Check what the configuration owns, and build what it names (the solver
+        table, the data set and field tables, `Integrator`, the rule), so that their
+        own errors surface."""
         object.__setattr__(self, "seeds", tuple(self.seeds))
-        _check(
-            self.dataset in DATASETS,
-            f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}",
-        )
-        _check(
-            self.solver in SOLVERS,
-            f"unknown solver {self.solver!r}; expected one of {', '.join(SOLVERS)}",
-        )
-        _check(
-            self.field in FIELDS,
-            f"unknown field {self.field!r}; expected one of {', '.join(FIELDS)}",
-        )
-        _check(
-            self.steps is None or self.tol is None,
-            f"give exactly one of steps and tol, got steps={self.steps!r}, "
-            f"tol={self.tol!r}",
-        )
-        _check(
-            (self.steps is not None or self.tol is not None)
-            or (self.adapt and not is_adaptive(solver(self.solver))),
-            f"give exactly one of steps and tol, got steps={self.steps!r}, "
-            f"tol={self.tol!r}"
-            + (
-                " (adaptive solvers start from a tol, the paper's is 1e-6)"
-                if self.adapt
-                else ""
-            ),
-        )
-        if self.steps is not None:
-            _check(
-                _is_int(self.steps) and self.steps >= 1,
-                f"steps must be an integer >= 1, got {self.steps!r}",
+        check_dataset(self.dataset)
+        check_field(self.field, self.channels)
+        training_solver = solver(self.solver)
+        if self.steps is not None and self.tol is not None:
+            raise ValueError(
+                f"give exactly one of steps and tol, got steps={self.steps!r}, "
+                f"tol={self.tol!r}"
             )
-        if self.tol is not None:
-            _check(
-                isinstance(self.tol, int | float)
-                and math.isfinite(self.tol)
-                and self.tol > 0,
-                f"tol must be a finite number > 0, got {self.tol!r}",
-            )
-            _check(
-                is_adaptive(solver(self.solver)),
-                f"solver {self.solver!r} has no error estimate and cannot train with "
-                "tol; give steps instead",
-            )
-        _check(
-            len(self.seeds) >= 1 and all(_is_seed(s) for s in self.seeds),
-            f"seeds must be one or more integers in [0, 2**32 - 1], got {self.seeds!r}",
-        )
-        _check(
-            _is_seed(self.data_seed),
-            f"data_seed must be an integer in [0, 2**32 - 1], got {self.data_seed!r}",
-        )
-        _check(
-            len(set(self.seeds)) == len(self.seeds),
-            f"seeds must be distinct, got {self.seeds!r}",
-        )
-        for name in (
-            "channels",
-            "iterations",
-            "batch_size",
-            "log_every",
-            "checkpoint_every",
-        ):
-            value = getattr(self, name)
-            _check(
-                _is_int(value) and value >= 1,
-                f"{name} must be an integer >= 1, got {value!r}",
-            )
-        _check(
-            self.checkpoint_every % self.log_every == 0,
-            f"checkpoint_every ({self.checkpoint_every}) must be a multiple of "
-            f"log_every ({self.log_every})",
-        )
-        _check(
-            isinstance(self.learning_rate, int | float)
-            and math.isfinite(self.learning_rate)
-            and self.learning_rate > 0,
-            f"learning_rate must be a finite number > 0, got {self.learning_rate!r}",
-        )
-        _check(
-            isinstance(self.adapt, bool), f"adapt must be true or false, got {self.adapt!r}"
-        )
-        if self.adapt:
-            rule = self.rule()  # validates threshold, interval, test_solver and max_steps
-            if rule is not None and self.steps is not None:
-                _check(
-                    self.steps <= rule.max_steps,
-                    f"steps {self.steps} exceeds the adaptation's cap of "
-                    f"max_steps={rule.max_steps}; raise max_steps or start from fewer "
-                    "steps",
+        if self.steps is None and self.tol is None:
+            if not self.adapt or is_adaptive(training_solver):
+                hint = " (adaptive solvers start from a tol, the paper's is 1e-6)"
+                raise ValueError(
+                    "give exactly one of steps and tol, got steps=None, tol=None"
+                    + (hint if self.adapt else "")
                 )
+        else:
+            self.integrator()  # steps, tol and max_steps
+        seeds = self.seeds
+        if not (seeds and all(_is_seed(s) for s in seeds)):
+            raise ValueError(
+                f"seeds must be one or more integers in [0, 2**32 - 1], got {seeds!r}"
+            )
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds!r}")
+        if not _is_seed(self.data_seed):
+            raise ValueError(
+                f"data_seed must be an integer in [0, 2**32 - 1], got {self.data_seed!r}"
+            )
+        for name in ("iterations", "batch_size", "log_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if not (_is_int(value) and value >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.checkpoint_every % self.log_every:
+            raise ValueError(
+                f"checkpoint_every ({self.checkpoint_every}) must be a multiple of "
+                f"log_every ({self.log_every})"
+            )
+        lr = self.learning_rate
+        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning_rate must be a finite number > 0, got {lr!r}")
+        if not isinstance(self.adapt, bool):
+            raise ValueError(f"adapt must be true or false, got {self.adapt!r}")
+        rule = self.rule()  # threshold, interval, test_solver and max_steps
+        if rule is not None and self.steps is not None and self.steps > rule.max_steps:
+            raise ValueError(
+                f"steps {self.steps} exceeds the adaptation's cap of "
+                f"max_steps={rule.max_steps}; raise max_steps or start from fewer steps"
+            )
 
     def rule(self) -> AbstractRule | None:
         """The adaptation rule (`odeness.adapt`), or None without `adapt`."""
         if not self.adapt:
             return None
-        if self.test_solver is not None:
-            _check(
-                self.test_solver in SOLVERS,
-                f"unknown test solver {self.test_solver!r}; expected one of "
-                f"{', '.join(SOLVERS)}",
-            )
         return rule_for(
             self.solver,
             adaptive=self.tol is not None,
@@ -194,11 +142,11 @@ class TrainConfig:
         **Raises:** `ValueError` for an adapted run that starts at Hairer's step size,
         which depends on the initial model (see `TrainResult.integrator_of`).
         """
-        _check(
-            self.steps is not None or self.tol is not None,
-            "this adapted run starts at Hairer's step size, known once the model is "
-            "initialised",
-        )
+        if self.steps is None and self.tol is None:
+            raise ValueError(
+                "this adapted run starts at Hairer's step size, known once the model is "
+                "initialised"
+            )
         if self.steps is not None:
             return Integrator(
                 solver(self.solver), steps=self.steps, max_steps=self.max_steps
@@ -214,7 +162,8 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
-        _check(not unknown, f"unknown config keys {sorted(unknown)}")
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}")
         return cls(**d)
 
     def replace(self, **changes) -> "TrainConfig":

@@ -194,8 +194,26 @@ class SolveStats(eqx.Module):
     num_accepted_steps: Int[Array, "*batch"]
     nfe: Int[Array, "*batch"]
     """Vector-field evaluations of the forward solve (`odeness.solvers.nfe`)."""
-    success: Bool[Array, "*batch"]
-    """False where the solve failed (e.g. hit `max_steps`); only with `throw=False`."""
+    result: diffrax.RESULTS
+    """diffrax's outcome of the solve (per row with `per_sample`); a failure is only
+    returned, not raised, with `throw=False`."""
+
+    @property
+    def success(self) -> Bool[Array, "*batch"]:
+        """False where the solve failed (e.g. hit `max_steps`)."""
+        return self.result == diffrax.RESULTS.successful
+
+    def message(self) -> str:
+        """diffrax's message for the first failed row, or "" if every row succeeded
+        (outside `jit` only)."""
+        failed = ~np.asarray(self.success).reshape(-1)
+        if not failed.any():
+            return ""
+        first = int(np.flatnonzero(failed)[0])
+        one = jax.tree.map(
+            lambda v: np.asarray(np.asarray(v).reshape(-1)[first]), self.result
+        )
+        return str(diffrax.RESULTS[one])
 
 
 def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
@@ -222,7 +240,7 @@ def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
         num_steps=num_steps,
         num_accepted_steps=sol.stats["num_accepted_steps"],
         nfe=nfe(integ.solver, num_steps),
-        success=sol.result == diffrax.RESULTS.successful,
+        result=sol.result,
     )
     return sol, stats
 

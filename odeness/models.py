@@ -221,6 +221,19 @@ class ODEClassifier(eqx.Module):
         return self.head(z), stats
 
 
+def check_field(field: str, channels: int) -> None:
+    """**Raises:** `ValueError` unless `field` names a field of `FIELDS` and `channels`
+    is an integer >= 1."""
+    if field not in FIELDS:
+        raise ValueError(f"unknown field {field!r}; expected one of {', '.join(FIELDS)}")
+    if (
+        isinstance(channels, bool)
+        or not isinstance(channels, int | np.integer)
+        or channels < 1
+    ):
+        raise ValueError(f"channels must be an integer >= 1, got {channels!r}")
+
+
 def make_classifier(
     field: str,
     input_shape: tuple[int, ...],
@@ -235,10 +248,7 @@ def make_classifier(
     **Raises:** `ValueError` for an unknown field name or a field that does not fit the
     input shape.
     """
-    if field not in FIELDS:
-        raise ValueError(f"unknown field {field!r}; expected one of {', '.join(FIELDS)}")
-    if channels < 1:
-        raise ValueError(f"channels must be >= 1, got {channels!r}")
+    check_field(field, channels)
     kf, kh = jax.random.split(key)
     if len(input_shape) == 1:
         vector_field = FIELDS[field](input_shape[0], channels, key=kf)
@@ -282,10 +292,7 @@ class ResNetClassifier(eqx.Module):
         channels: int,
         key: PRNGKeyArray,
     ) -> "ResNetClassifier":
-        if field not in FIELDS:
-            raise ValueError(
-                f"unknown field {field!r}; expected one of {', '.join(FIELDS)}"
-            )
+        check_field(field, channels)
         kf, kh = jax.random.split(key)
         blocks = eqx.filter_vmap(lambda k: FIELDS[field](dim, channels, key=k))(
             jax.random.split(kf, depth)

@@ -11,16 +11,17 @@ stage = ResidualStage.init(TanhLayer(16), depth=64, key=key, family=Smooth())
 x_N = stage(x)                          # lax.scan over the stacked layer weights
 ode_distance(stage, x)                  # max_n ‖x_n − x(n/N)‖ against the limit ODE
 smoothness(stage)                       # S_N = N · max_n ‖θ_{n+1} − θ_n‖
-stage = ResidualStage(f, w, adjoint=True)  # memory-free backward pass, a drop-in
+stage = ResidualStage(f, w, HeunStep(), adjoint=True)  # Heun, memory-free backward
 ```
 
 Residual functions hold no trainable arrays: every weight lives in the stage's `weights`,
 a pytree whose leaves are stacked along a leading depth axis.
 """
 
+import abc
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -34,22 +35,26 @@ from .solvers import solver
 # --- Residual functions f(x, θ) ------------------------------------------------------
 
 
-class ResidualFunction(eqx.Module):
-    """`f(x, θ)` for one layer: `x` of shape `(*batch, *state)`, `θ` one layer's weights."""
+class AbstractResidual(eqx.Module):
+    """`f(x, θ)` for one layer: `x` of shape `(*batch, *state)`, `θ` one layer's weights.
 
+    Subclass it for a residual function of your own: implement `__call__` and `init`.
+    """
+
+    @abc.abstractmethod
     def __call__(self, x: Array, theta: PyTree) -> Array:
-        raise NotImplementedError
+        """`f(x, θ)`."""
 
+    @abc.abstractmethod
     def init(self, key: PRNGKeyArray) -> PyTree:
         """One layer's weights, drawn at random (the i.i.d. initialisation)."""
-        raise NotImplementedError
 
 
 def _normal(key: PRNGKeyArray, shape: tuple[int, ...], fan_in: int) -> Array:
     return jax.random.normal(key, shape) / math.sqrt(fan_in)
 
 
-class TanhLayer(ResidualFunction):
+class TanhLayer(AbstractResidual):
     """`f(x, W) = tanh(W x)`: nonlinear in θ (the case where i.i.d. weights give no ODE)."""
 
     dim: int = eqx.field(static=True)
@@ -61,7 +66,7 @@ class TanhLayer(ResidualFunction):
         return _normal(key, (self.dim, self.dim), self.dim)
 
 
-class LinearInTheta(ResidualFunction):
+class LinearInTheta(AbstractResidual):
     """`f(x, W) = W tanh(x)`: linear in θ, the control case (the gap telescopes)."""
 
     dim: int = eqx.field(static=True)
@@ -73,7 +78,7 @@ class LinearInTheta(ResidualFunction):
         return _normal(key, (self.dim, self.dim), self.dim)
 
 
-class MLPBlock(ResidualFunction):
+class MLPBlock(AbstractResidual):
     """`f(x, (W1, W2)) = W2 tanh(W1 x)`: the usual two-layer residual block."""
 
     dim: int = eqx.field(static=True)
@@ -91,7 +96,7 @@ class MLPBlock(ResidualFunction):
         )
 
 
-class ConvBlock(ResidualFunction):
+class ConvBlock(AbstractResidual):
     """`f(x, (K1, K2)) = K2 ∗ tanh(K1 ∗ x)`, 3 × 3 convolutions on `(N, H, W, C)` images
     (channels last, `HWIO` kernels)."""
 
@@ -107,7 +112,7 @@ class ConvBlock(ResidualFunction):
         return _normal(k1, (3, 3, c, c), 9 * c), _normal(k2, (3, 3, c, c), 9 * c)
 
 
-class LinearMap(ResidualFunction):
+class LinearMap(AbstractResidual):
     """`f(x, A) = A x`: the linear ResNet of Sander et al.'s Sec. 4."""
 
     dim: int = eqx.field(static=True)
@@ -134,7 +139,7 @@ class IID(eqx.Module):
     shared: float = eqx.field(static=True, default=1.0)
 
     def __call__(
-        self, residual: ResidualFunction, times: Float[Array, " L"], *, key: PRNGKeyArray
+        self, residual: AbstractResidual, times: Float[Array, " L"], *, key: PRNGKeyArray
     ) -> PyTree:
         k_mean, k_layers = jax.random.split(key)
         mean = residual.init(k_mean)
@@ -150,7 +155,7 @@ class Smooth(eqx.Module):
     modes: int = eqx.field(static=True, default=4)
 
     def __call__(
-        self, residual: ResidualFunction, times: Float[Array, " L"], *, key: PRNGKeyArray
+        self, residual: AbstractResidual, times: Float[Array, " L"], *, key: PRNGKeyArray
     ) -> PyTree:
         coeffs = jax.vmap(residual.init)(jax.random.split(key, self.modes))
         basis = jnp.cos(jnp.pi * jnp.arange(self.modes) * times[:, None])
@@ -160,57 +165,69 @@ class Smooth(eqx.Module):
 
 # --- Stepping methods ----------------------------------------------------------------
 
-Step = Callable[[ResidualFunction, Array, PyTree, PyTree, float], Array]
+
+class AbstractStageMethod(eqx.Module):
+    """A one-step method `x_{n+1} = step(f, x_n, θ_n, θ_{n+k}, h)` of a residual stage,
+    with its reverse (the same method run backwards in time, for the adjoint).
+
+    `extra_weights` (`k`): the weight sets it reads beyond the N of an N-step stage.
+    Subclass it for a method of your own.
+    """
+
+    extra_weights: eqx.AbstractClassVar[int]
+
+    @abc.abstractmethod
+    def step(self, f: AbstractResidual, x: Array, a: PyTree, b: PyTree, h: float) -> Array:
+        """One step from `x` with the layer's weights `a = θ_n` and `b = θ_{n+k}`."""
+
+    @abc.abstractmethod
+    def reverse(
+        self, f: AbstractResidual, y: Array, a: PyTree, b: PyTree, h: float
+    ) -> Array:
+        """The state before `y`, reconstructed by stepping backwards."""
 
 
-class Method(NamedTuple):
-    """A one-step method `x_{n+1} = step(f, x_n, θ_n, θ_{n+1}, h)`, its reverse (the
-    same method run backwards in time), and how many weight sets beyond N it reads."""
+class EulerStep(AbstractStageMethod):
+    """`x_{n+1} = x_n + h f(x_n, θ_n)`: the ResNet itself."""
 
-    step: Step
-    reverse: Step
-    extra_weights: int
+    extra_weights: ClassVar[int] = 0
 
+    def step(self, f, x, a, b, h):
+        del b
+        return x + h * f(x, a)
 
-def _euler(f, x, a, b, h):
-    del b
-    return x + h * f(x, a)
-
-
-def _euler_reverse(f, y, a, b, h):
-    del b
-    return y - h * f(y, a)
+    def reverse(self, f, y, a, b, h):
+        del b
+        return y - h * f(y, a)
 
 
-def _heun(f, x, a, b, h):
-    k1 = f(x, a)
-    return x + (h / 2) * (k1 + f(x + h * k1, b))
+class HeunStep(AbstractStageMethod):
+    """`x_{n+1} = x_n + (h/2) (f(x_n, θ_n) + f(x_n + h f(x_n, θ_n), θ_{n+1}))`: second
+    order, reading the weights at both ends of each step."""
 
+    extra_weights: ClassVar[int] = 1
 
-def _heun_reverse(f, y, a, b, h):
-    k1 = f(y, b)
-    return y - (h / 2) * (k1 + f(y - h * k1, a))
+    def step(self, f, x, a, b, h):
+        k1 = f(x, a)
+        return x + (h / 2) * (k1 + f(x + h * k1, b))
 
-
-METHODS = {
-    "euler": Method(_euler, _euler_reverse, 0),
-    "heun": Method(_heun, _heun_reverse, 1),
-}
-"""The stage's methods by name (the one place where method strings exist)."""
+    def reverse(self, f, y, a, b, h):
+        k1 = f(y, b)
+        return y - (h / 2) * (k1 + f(y - h * k1, a))
 
 
 def _layer(weights: PyTree, n: Int[Array, ""]) -> PyTree:
     return jax.tree.map(lambda w: w[n], weights)
 
 
-def _step_at(f, method: Method, weights, x, n, h):
+def _step_at(f, method: AbstractStageMethod, weights, x, n, h):
     """Step `n` of the stage: reads `θ_n` (and `θ_{n+1}` for Heun) by index, so that
     no shifted copies of the stacked weights are made."""
     nxt = _layer(weights, n + method.extra_weights)
     return method.step(f, x, _layer(weights, n), nxt, h)
 
 
-def _scan_forward(f, method: Method, weights, x, h, *, keep: bool):
+def _scan_forward(f, method: AbstractStageMethod, weights, x, h, *, keep: bool):
     def body(x, n):
         y = _step_at(f, method, weights, x, n, h)
         return y, (y if keep else None)
@@ -219,29 +236,27 @@ def _scan_forward(f, method: Method, weights, x, h, *, keep: bool):
 
 
 @eqx.filter_custom_vjp
-def _adjoint_stage(diff, f, method_name: str):
+def _adjoint_stage(diff, f, method: AbstractStageMethod):
     weights, x = diff
-    method = METHODS[method_name]
     return _scan_forward(f, method, weights, x, 1.0 / _depth(weights, method), keep=False)[
         0
     ]
 
 
 @_adjoint_stage.def_fwd
-def _adjoint_stage_fwd(perturbed, diff, f, method_name: str):
+def _adjoint_stage_fwd(perturbed, diff, f, method: AbstractStageMethod):
     del perturbed
-    out = _adjoint_stage.fn(diff, f, method_name)
+    out = _adjoint_stage.fn(diff, f, method)
     return out, out  # the only residual: the output x_N
 
 
 @_adjoint_stage.def_bwd
-def _adjoint_stage_bwd(x_last, g_last, perturbed, diff, f, method_name: str):
+def _adjoint_stage_bwd(x_last, g_last, perturbed, diff, f, method: AbstractStageMethod):
     """Reconstruct `x̃_n` by reverse steps from `x_N` and backpropagate through each step
     at the reconstructed state (Sander et al., Sec. 5). The weights' gradient is one
     buffer in the loop's carry, updated in place layer by layer."""
     del perturbed
     weights, x0 = diff
-    method = METHODS[method_name]
     h = 1.0 / _depth(weights, method)
     if g_last is None:
         g_last = jnp.zeros_like(x0)
@@ -263,7 +278,7 @@ def _adjoint_stage_bwd(x_last, g_last, perturbed, diff, f, method_name: str):
     return grads, g0
 
 
-def _depth(weights: PyTree, method: Method) -> int:
+def _depth(weights: PyTree, method: AbstractStageMethod) -> int:
     return jax.tree.leaves(weights)[0].shape[0] - method.extra_weights
 
 
@@ -276,64 +291,60 @@ class ResidualStage(eqx.Module):
 
     **Arguments:**
 
-    - `residual`: the residual function `f(x, θ)` (a `ResidualFunction`).
-    - `weights`: a pytree of arrays with a leading depth axis: N layers for Euler,
-        N + 1 for Heun (`θ_0 … θ_N`).
-    - `method`: `"euler"` or `"heun"`.
+    - `residual`: the residual function `f(x, θ)` (an `AbstractResidual`).
+    - `weights`: a pytree of arrays with a leading depth axis: N layers for `EulerStep`,
+        N + 1 for `HeunStep` (`θ_0 … θ_N`).
+    - `method`: the one-step method (an `AbstractStageMethod`; default `EulerStep()`).
     - `adjoint`: if True, the backward pass is the memory-free adjoint (a custom VJP that
         keeps only `x_N` and reconstructs the activations by reverse steps); `jax.grad`,
         `jit` and `vmap` work through it unchanged. Its gradient differs from exact
         backprop by O(1/N) (Euler; O(1/N²) for Heun with weights smooth in depth).
 
-    **Raises:** `ValueError` for an unknown method or too few weight sets.
+    **Raises:** `TypeError` for a method that is not an `AbstractStageMethod`;
+    `ValueError` for too few weight sets.
     """
 
-    residual: ResidualFunction
+    residual: AbstractResidual
     weights: PyTree
-    method: str = eqx.field(static=True, default="euler")
+    method: AbstractStageMethod = EulerStep()
     adjoint: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(
-                f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}"
-            )
+        _check_method(self.method)
         if not isinstance(self.adjoint, bool):
             raise ValueError(f"adjoint must be True or False, got {self.adjoint!r}")
         leaves = jax.tree.leaves(self.weights)
         if not leaves or self.depth < 1:
-            least = 1 + METHODS[self.method].extra_weights
+            least = 1 + self.method.extra_weights
             raise ValueError(
-                f"a {self.method} stage needs at least {least} weight sets along the "
-                "leading axis of `weights`"
+                f"a {type(self.method).__name__} stage needs at least {least} weight "
+                "sets along the leading axis of `weights`"
             )
 
     @classmethod
     def init(
         cls,
-        residual: ResidualFunction,
+        residual: AbstractResidual,
         depth: int,
         *,
         key: PRNGKeyArray,
         family: IID | Smooth | None = None,
-        method: str = "euler",
+        method: AbstractStageMethod | None = None,
         adjoint: bool = False,
     ) -> "ResidualStage":
         """A stage of `depth` layers with weights from `family` (default `Smooth()`) at
-        `t_n = n / depth`."""
+        `t_n = n / depth`, stepped by `method` (default `EulerStep()`)."""
         family = Smooth() if family is None else family
+        method = EulerStep() if method is None else method
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
-        if method not in METHODS:
-            raise ValueError(
-                f"unknown method {method!r}; expected one of {', '.join(METHODS)}"
-            )
-        times = jnp.arange(depth + METHODS[method].extra_weights) / depth
+        _check_method(method)
+        times = jnp.arange(depth + method.extra_weights) / depth
         return cls(residual, family(residual, times, key=key), method, adjoint)
 
     @property
     def depth(self) -> int:
-        return _depth(self.weights, METHODS[self.method])
+        return _depth(self.weights, self.method)
 
     @property
     def times(self) -> Float[Array, " L"]:
@@ -344,19 +355,25 @@ class ResidualStage(eqx.Module):
         """`x_N`, the stage's output."""
         if self.adjoint:
             return _adjoint_stage((self.weights, x), self.residual, self.method)
-        method = METHODS[self.method]
         return _scan_forward(
-            self.residual, method, self.weights, x, 1.0 / self.depth, keep=False
+            self.residual, self.method, self.weights, x, 1.0 / self.depth, keep=False
         )[0]
 
     def trajectory(self, x: Float[Array, "..."]) -> Float[Array, "N+1 ..."]:
         """All activations `x_0 … x_N` (stacked along a new leading axis)."""
-        method = METHODS[self.method]
         _, ys = _scan_forward(
-            self.residual, method, self.weights, x, 1.0 / self.depth, keep=True
+            self.residual, self.method, self.weights, x, 1.0 / self.depth, keep=True
         )
         assert ys is not None
         return jnp.concatenate([x[None], ys])
+
+
+def _check_method(method) -> None:
+    if not isinstance(method, AbstractStageMethod):
+        raise TypeError(
+            f"method must be an AbstractStageMethod (EulerStep(), HeunStep() or one of "
+            f"your own), got {method!r}"
+        )
 
 
 # --- The limit ODE and the distance to it ----------------------------------------------
@@ -529,7 +546,7 @@ class StageClassifier(eqx.Module):
         width: int,
         depth: int,
         key: PRNGKeyArray,
-        method: str = "euler",
+        method: AbstractStageMethod | None = None,
         adjoint: bool = False,
     ) -> "StageClassifier":
         k1, k2, k3 = jax.random.split(key, 3)

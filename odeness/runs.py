@@ -11,7 +11,7 @@ from pathlib import Path
 import jax
 
 from . import io
-from .config import TrainConfig, _check
+from .config import TrainConfig
 from .step import TrainState
 
 CONFIG = "config.json"
@@ -63,11 +63,12 @@ def _resume(run_dir: Path, config: TrainConfig, state: TrainState):
         io.load_checkpoint(run_dir / CHECKPOINT, _checkpointable(state))
     )
     step = int(state.step[0])
-    _check(
-        step <= config.iterations,
-        f"run folder {run_dir} has trained {step} iterations, more than the "
-        f"{config.iterations} asked for; ask for at least {step} or choose another folder",
-    )
+    if step > config.iterations:
+        raise ValueError(
+            f"run folder {run_dir} has trained {step} iterations, more than the "
+            f"{config.iterations} asked for; ask for at least {step} or choose another "
+            "folder"
+        )
     io.write_json(run_dir / CONFIG, config.to_dict())
     # Metrics written after the checkpoint belong to iterations that will run again (a
     # line cut off by a crash among them).

@@ -30,7 +30,7 @@ def _count_correct(model: ODEClassifier, integ: Integrator, x, y):
     return (
         jnp.sum(jnp.argmax(logits, axis=-1) == y),
         jnp.max(stats.nfe),
-        jnp.all(stats.success),
+        stats,
         jnp.all(jnp.isfinite(logits)),
     )
 
@@ -68,16 +68,16 @@ def accuracy(
     quiet = dataclasses.replace(integ, throw=False)  # failures are raised below
     correct, nfes = 0, []
     for start in range(0, n, batch_size):
-        c, f, success, finite = _count_correct(
+        c, f, stats, finite = _count_correct(
             model,
             quiet,
             jnp.asarray(x[start : start + batch_size]),
             jnp.asarray(y[start : start + batch_size]),
         )
-        if not success:
+        if not np.all(stats.success):
             raise SolveFailed(
-                f"the solve with {_label(integ)} did not reach t1 within max_steps="
-                f"{integ.max_steps} on the evaluation data; raise max_steps"
+                f"the solve with {_label(integ)} (max_steps={integ.max_steps}) failed on "
+                f"the evaluation data: {stats.message()}"
             )
         if not finite:
             raise RunFailed(

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from . import io
 from .adapt import AbstractRule, initial_step_size
 from .batching import batch_indices
-from .config import TrainConfig, _check, integ_label
+from .config import TrainConfig, integ_label
 from .data import Dataset, load_dataset
 from .errors import Diverged, SolveFailed
 from .integrate import Integrator
@@ -94,11 +94,11 @@ def check_data(config: TrainConfig, data: Dataset) -> None:
 
     **Raises:** `ValueError` naming the problem.
     """
-    _check(
-        config.batch_size <= data.x_train.shape[0],
-        f"batch_size {config.batch_size} exceeds the {data.x_train.shape[0]} training "
-        f"examples of {config.dataset}",
-    )
+    if config.batch_size > data.x_train.shape[0]:
+        raise ValueError(
+            f"batch_size {config.batch_size} exceeds the {data.x_train.shape[0]} "
+            f"training examples of {config.dataset}"
+        )
     for split, x in (("training", data.x_train), ("test", data.x_test)):
         bad = ~np.isfinite(x)
         if bad.any():
@@ -373,9 +373,9 @@ def load_run(run_dir: str | Path, data: Dataset | None = None) -> TrainResult:
     state = _from_checkpointable(
         io.load_checkpoint(folder / CHECKPOINT, _checkpointable(state))
     )
-    _check(
-        bool(_all_finite(state.params)),
-        f"{folder / CHECKPOINT} holds non-finite parameters (a diverged run); delete the "
-        "run folder and train again",
-    )
+    if not bool(_all_finite(state.params)):
+        raise ValueError(
+            f"{folder / CHECKPOINT} holds non-finite parameters (a diverged run); delete "
+            "the run folder and train again"
+        )
     return _result(config, state, static, io.read_jsonl(folder / METRICS))

@@ -1,9 +1,17 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The tests are compile-bound (many small programs, few iterations each): without LLVM's
 # optimisation passes XLA compiles about twice as fast. Semantics do not change.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+# Many tests (and the scripts they start as subprocesses) compile the same programs: one
+# persistent compilation cache, shared by the pytest workers of a run and kept between
+# runs, compiles each once. A cached program is the program XLA compiled; results do
+# not change.
+_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import jax  # noqa: E402
 import jax.random as jr  # noqa: E402

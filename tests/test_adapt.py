@@ -255,7 +255,7 @@ def test_config_adaptation_fields():
                       ToleranceRule)  # fmt: skip
     with pytest.raises(ValueError, match="1e-6"):
         TrainConfig(solver="dopri5", steps=None, adapt=True)
-    with pytest.raises(ValueError, match="unknown test solver 'rk5'"):
+    with pytest.raises(ValueError, match="unknown solver 'rk5'"):
         TrainConfig(adapt=True, test_solver="rk5")
     with pytest.raises(ValueError, match="higher order"):
         TrainConfig(adapt=True, test_solver="euler")
@@ -435,3 +435,26 @@ def test_training_takes_a_rule_written_against_the_abstract_interface(tiny_spher
     assert np.allclose(np.asarray(state.adapt.dt), 0.25 / 8)
     assert np.asarray(m.value).shape == (2, 5)
     assert rule.final_integrator(unstack(state.adapt, 0)).steps == 32
+
+
+class ZeroingRule(HalvingRule):
+    """A broken rule: its update sets the step size to 0."""
+
+    def update(self, state, check):
+        return HalvingState(state.dt * 0)
+
+
+def test_a_rule_that_drives_the_step_size_to_zero_fails_at_that_update():
+    rule = ZeroingRule(solver("euler"), solver("midpoint"))
+    ok = (jnp.asarray(1.0), jnp.asarray(2), jnp.asarray(True))
+
+    @eqx.filter_jit
+    def step(state, due):
+        return adapt.adapt_step(
+            rule, state, due, lambda integ: ok, jnp.asarray(1.0), jnp.asarray(1)
+        )
+
+    state = rule.init(0.25)
+    assert float(step(state, jnp.asarray(False))[0].dt) == 0.25  # no check, no update
+    with pytest.raises(Exception, match="ZeroingRule.update gave a step size or tolerance"):
+        step(state, jnp.asarray(True))

@@ -65,7 +65,7 @@ FOUR_DEVICES = textwrap.dedent(
                                    reference=None, progress=False, parallel=p)
               for p in ("none", "seeds")}
     out["sweep_rows"] = len(sweeps["none"])
-    out["sweep_accuracy"] = max(abs(a["accuracy"] - b["accuracy"])
+    out["sweep_accuracy"] = max(abs(a.accuracy - b.accuracy)
                                 for a, b in zip(sweeps["none"], sweeps["seeds"]))
     print("RESULT", json.dumps(out))
     """

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -14,6 +15,9 @@ from experiments.sander2022.resnet_ode import finetune_rows, loglog_slope
 from odeness.data import Dataset
 from odeness.resnet_ode import (
     IID,
+    AbstractStageMethod,
+    EulerStep,
+    HeunStep,
     LinearInTheta,
     LinearMap,
     MLPBlock,
@@ -28,6 +32,7 @@ from odeness.resnet_ode import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+STEPS = {"euler": EulerStep(), "heun": HeunStep()}
 
 
 DEPTHS = (8, 32)
@@ -60,7 +65,7 @@ def _relative_error(stage, x, y) -> float:
 @pytest.mark.parametrize("method", ["euler", "heun"])
 def test_stage_is_the_recursion(method, getkey):
     f = TanhLayer(3)
-    stage = ResidualStage.init(f, 5, key=getkey(), family=IID(), method=method)
+    stage = ResidualStage.init(f, 5, key=getkey(), family=IID(), method=STEPS[method])
     x = jax.random.normal(getkey(), (4, 3))
     w = stage.weights
     z = x
@@ -72,16 +77,44 @@ def test_stage_is_the_recursion(method, getkey):
     assert stage.depth == 5 and stage.weights.shape[0] == 5 + (method == "heun")
 
 
+class _Midpoint(AbstractStageMethod):
+    """A user's own method: explicit midpoint, the weights averaged at mid-step."""
+
+    extra_weights: ClassVar[int] = 1
+
+    def step(self, f, x, a, b, h):
+        mid = jax.tree.map(lambda u, v: (u + v) / 2, a, b)
+        return x + h * f(x + (h / 2) * f(x, a), mid)
+
+    def reverse(self, f, y, a, b, h):
+        mid = jax.tree.map(lambda u, v: (u + v) / 2, a, b)
+        return y - h * f(y - (h / 2) * f(y, b), mid)
+
+
+def test_a_method_of_ones_own(getkey):
+    f = TanhLayer(3)
+    stage = ResidualStage.init(f, 4, key=getkey(), method=_Midpoint())
+    x = jax.random.normal(getkey(), (2, 3))
+    w, z = stage.weights, x
+    for n in range(4):
+        z = z + f(z + f(z, w[n]) / 8, (w[n] + w[n + 1]) / 2) / 4
+    assert stage.depth == 4 and w.shape[0] == 5
+    np.testing.assert_allclose(stage(x), z, rtol=1e-5, atol=1e-6)
+    adjoint = ResidualStage(f, w, _Midpoint(), adjoint=True)
+    g = jax.grad(lambda s: jnp.sum(s(x)))(adjoint)
+    assert g.weights.shape == w.shape and bool(jnp.all(jnp.isfinite(g.weights)))
+
+
 @pytest.mark.parametrize("method", ["euler", "heun"])
 def test_zero_residual_adjoint_equals_backprop(method, getkey):
     # f = tanh(W x) with W = 0 is the zero residual: the reverse steps reconstruct the
     # activations exactly, so the adjoint is exact backprop (the gradient is not zero).
     stage = ResidualStage(
-        TanhLayer(4), jnp.zeros((16 + (method == "heun"), 4, 4)), method=method
+        TanhLayer(4), jnp.zeros((16 + (method == "heun"), 4, 4)), method=STEPS[method]
     )
     x, y = jax.random.normal(getkey(), (8, 4)), jax.random.normal(getkey(), (8, 4))
     exact = _grads(stage, x, y)
-    adjoint = _grads(ResidualStage(stage.residual, stage.weights, method, True), x, y)
+    adjoint = _grads(ResidualStage(stage.residual, stage.weights, stage.method, True), x, y)
     assert float(jnp.abs(exact[0]).max()) > 0.1
     for e, a in zip(jax.tree.leaves(exact), jax.tree.leaves(adjoint), strict=True):
         np.testing.assert_array_equal(a, e)
@@ -96,7 +129,9 @@ def test_adjoint_error_converges_at_the_predicted_rates(x64, getkey):
         for name, family in (("smooth", Smooth()), ("iid", IID())):
             errs = [
                 _relative_error(
-                    ResidualStage.init(f, n, key=key, family=family, method=method), x, y
+                    ResidualStage.init(f, n, key=key, family=family, method=STEPS[method]),
+                    x,
+                    y,
                 )
                 for n in DEPTHS
             ]
@@ -110,7 +145,7 @@ def test_adjoint_error_converges_at_the_predicted_rates(x64, getkey):
 
 def test_adjoint_composes_with_grad_jit_and_vmap(getkey):
     stage = ResidualStage.init(
-        MLPBlock(3, 5), 12, key=getkey(), method="heun", adjoint=True
+        MLPBlock(3, 5), 12, key=getkey(), method=HeunStep(), adjoint=True
     )
     xs = jax.random.normal(getkey(), (6, 2, 3))
 
@@ -128,7 +163,7 @@ def test_adjoint_composes_with_grad_jit_and_vmap(getkey):
             np.testing.assert_allclose(p[i], o, rtol=1e-5, atol=1e-6)
     # The input's gradient goes through the custom VJP too.
     gx = jax.grad(lambda x: loss(stage, x))(xs[0])
-    backprop = ResidualStage(stage.residual, stage.weights, "heun", adjoint=False)
+    backprop = ResidualStage(stage.residual, stage.weights, HeunStep(), adjoint=False)
     np.testing.assert_allclose(
         gx, jax.grad(lambda x: loss(backprop, x))(xs[0]), rtol=0.05, atol=1e-3
     )
@@ -141,7 +176,7 @@ def test_distance_to_the_ode(x64, getkey):
     def distances(f, family, method="euler", depths=DEPTHS):
         return [
             float(ode_distance(ResidualStage.init(f, n, key=key, family=family,
-                                                   method=method), x, substeps=4))
+                                                   method=STEPS[method]), x, substeps=4))
             for n in depths
         ]  # fmt: skip
 
@@ -205,12 +240,14 @@ def test_adjoint_memory_is_flat_in_depth(getkey):
 
 
 def test_bad_arguments(getkey):
-    with pytest.raises(ValueError, match="unknown method 'rk4'"):
-        ResidualStage(TanhLayer(2), jnp.zeros((3, 2, 2)), method="rk4")
+    with pytest.raises(TypeError, match="method must be an AbstractStageMethod .*'rk4'"):
+        ResidualStage(TanhLayer(2), jnp.zeros((3, 2, 2)), method="rk4")  # pyright: ignore
+    with pytest.raises(TypeError, match="abstract"):
+        AbstractStageMethod()  # pyright: ignore
     with pytest.raises(ValueError, match="depth must be an integer >= 1, got 0"):
         ResidualStage.init(TanhLayer(2), 0, key=getkey())
     with pytest.raises(ValueError, match="at least 2 weight sets"):
-        ResidualStage(TanhLayer(2), jnp.zeros((1, 2, 2)), method="heun")
+        ResidualStage(TanhLayer(2), jnp.zeros((1, 2, 2)), method=HeunStep())
     with pytest.raises(ValueError, match="multiple of the depth 3"):
         a = ResidualStage(TanhLayer(2), jnp.zeros((3, 2, 2)))
         depth_distance(

@@ -17,10 +17,10 @@ Every file is written atomically.
 
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import NamedTuple
 
 from experiments.plots import plot_adaptation
+from experiments.tables import MeanStd, markdown_table
 from odeness import io
 from odeness.config import TrainConfig
 from odeness.data import load_dataset
@@ -34,8 +34,106 @@ from odeness.training import train
 FIGURE = "adaptation.png"
 
 
-def _mean_std(values) -> dict:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+class AdaptedSeed(NamedTuple):
+    """One seed of an adapted run, at the end of training.
+
+    Fixed-step training has `dt` and `steps`, adaptive training `tol` (the others are
+    None).
+    """
+
+    seed: int
+    dt: float | None
+    steps: int | None
+    tol: float | None
+    test_accuracy: float
+    """Test accuracy with the final training integrator."""
+    nfe_per_forward: float
+    max_gap: float
+    train_nfe_total: int
+    """Forward function evaluations summed over training (checks excluded)."""
+    check_nfe_total: int
+
+    @property
+    def final(self) -> float:
+        """The final step size or tolerance."""
+        value = self.dt if self.tol is None else self.tol
+        assert value is not None
+        return value
+
+    def to_json(self) -> dict:
+        setting = {"dt": self.dt, "steps": self.steps} if self.tol is None else {}
+        return {
+            "seed": self.seed,
+            **setting,
+            **({} if self.tol is None else {"tol": self.tol}),
+            "test_accuracy": self.test_accuracy,
+            "nfe_per_forward": self.nfe_per_forward,
+            "max_gap": self.max_gap,
+            "train_nfe_total": self.train_nfe_total,
+            "check_nfe_total": self.check_nfe_total,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "AdaptedSeed":
+        return cls(
+            d["seed"],
+            d.get("dt"),
+            d.get("steps"),
+            d.get("tol"),
+            d["test_accuracy"],
+            d["nfe_per_forward"],
+            d["max_gap"],
+            d["train_nfe_total"],
+            d["check_nfe_total"],
+        )
+
+
+class AdaptedSummary(NamedTuple):
+    """What `run_adaptation` measured: each seed, and their mean ± std."""
+
+    dataset: str
+    solver: str
+    iterations: int
+    threshold: float
+    fixed: bool
+    """Whether the rule adapted a fixed step size (else a tolerance)."""
+    seeds: list[AdaptedSeed]
+    train_seconds: float
+    """Training time summed over every process that trained the run."""
+
+    @property
+    def keys(self) -> list[str]:
+        """The fields summarised over seeds."""
+        keys = ["test_accuracy", "nfe_per_forward", "max_gap", "train_nfe_total"]
+        return keys + (["dt", "steps"] if self.fixed else ["tol"])
+
+    def mean_std(self, key: str) -> MeanStd:
+        return MeanStd.of(getattr(s, key) for s in self.seeds)
+
+    def to_json(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "solver": self.solver,
+            "iterations": self.iterations,
+            "threshold": self.threshold,
+            "fixed": self.fixed,
+            "seeds": [s.to_json() for s in self.seeds],
+            "mean_std": {k: self.mean_std(k).to_json() for k in self.keys},
+            "train_seconds": self.train_seconds,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "AdaptedSummary":
+        seeds = [AdaptedSeed.from_json(s) for s in d["seeds"]]
+        return cls(
+            d["dataset"],
+            d["solver"],
+            d["iterations"],
+            d["threshold"],
+            d["fixed"],
+            seeds,
+            d["train_seconds"],
+        )
 
 
 def run_adaptation(
@@ -46,7 +144,7 @@ def run_adaptation(
     factors: Sequence[float] | None = None,
     progress: bool = True,
     parallel: Layout = "seeds",
-) -> dict:
+) -> AdaptedSummary:
     """Train `config` (which must have `adapt=True`), then swap solvers for every seed.
 
     **Arguments:**
@@ -58,7 +156,7 @@ def run_adaptation(
         default: euler, midpoint, rk4 at ×0.5 … ×2 steps for fixed-step training, the
         training solver at tol ×0.1, 1, 10 for adaptive training.
 
-    **Returns:** the summary (also written to `summary.json`).
+    **Returns:** the `AdaptedSummary` (also written to `summary.json`).
 
     **Raises:** before anything is written, `ValueError` if `config` does not adapt, for
     a bad swap plan or data set, or if the folder holds a run of another configuration
@@ -88,6 +186,31 @@ def run_adaptation(
     data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
     # A finished run resumes with nothing left to train.
     result = train(config, run_dir=out, data=data, progress=progress, parallel=parallel)
+    seeds, swap_rows = _swap_seeds(config, result, data, test_solvers, factors)
+    io.write_jsonl(out / "swap.jsonl", swap_rows)
+    summary = AdaptedSummary(
+        config.dataset,
+        config.solver,
+        config.iterations,
+        config.threshold,
+        fixed,
+        seeds,
+        round(result.metrics[-1]["seconds"], 1),
+    )
+    io.write_json(out / "summary.json", summary.to_json())
+    io.atomic_write_text(out / "summary.md", summary_markdown(summary))
+    plot_adaptation(
+        result.metrics,
+        out / FIGURE,
+        value="dt" if fixed else "tol",
+        title=f"{config.dataset}, {config.solver}, adapted "
+        f"(threshold {config.threshold}, every {config.interval} iterations)",
+    )
+    return summary
+
+
+def _swap_seeds(config, result, data, test_solvers, factors):
+    """Each seed's solver swap at its final integrator: its `AdaptedSeed` and rows."""
     swap_rows, seeds = [], []
     last = {r["seed"]: r for r in result.metrics}
     for i, seed in enumerate(config.seeds):
@@ -100,76 +223,42 @@ def run_adaptation(
             solvers=test_solvers,
             factors=factors,
         )
-        for row in swap.rows:
-            swap_rows.append({"seed": seed, **row.to_json()})
+        swap_rows += [{"seed": seed, **row.to_json()} for row in swap.rows]
         final = integ.describe()
         seeds.append(
-            {
-                "seed": seed,
-                **({"dt": final["dt"], "steps": final["steps"]} if fixed else {}),
-                **({} if fixed else {"tol": final["rtol"]}),
-                "test_accuracy": swap.train_accuracy,
-                "nfe_per_forward": swap.train_nfe,
-                "max_gap": swap.max_gap,
-                "train_nfe_total": last[seed]["train_nfe_total"],
-                "check_nfe_total": last[seed]["check_nfe_total"],
-            }
+            AdaptedSeed(
+                seed,
+                final.get("dt"),
+                final.get("steps"),
+                final.get("rtol"),
+                swap.train_accuracy,
+                swap.train_nfe,
+                swap.max_gap,
+                last[seed]["train_nfe_total"],
+                last[seed]["check_nfe_total"],
+            )
         )
-    io.write_jsonl(out / "swap.jsonl", swap_rows)
-    keys = ["test_accuracy", "nfe_per_forward", "max_gap", "train_nfe_total"]
-    keys += ["dt", "steps"] if fixed else ["tol"]
-    summary = {
-        "dataset": config.dataset,
-        "solver": config.solver,
-        "iterations": config.iterations,
-        "threshold": config.threshold,
-        "seeds": seeds,
-        "mean_std": {k: _mean_std([s[k] for s in seeds]) for k in keys},
-        # Training time summed over every process that trained the run.
-        "train_seconds": round(result.metrics[-1]["seconds"], 1),
-    }
-    io.write_json(out / "summary.json", summary)
-    io.atomic_write_text(out / "summary.md", summary_markdown(summary))
-    plot_adaptation(
-        result.metrics,
-        out / FIGURE,
-        value="dt" if fixed else "tol",
-        title=f"{config.dataset}, {config.solver}, adapted "
-        f"(threshold {config.threshold}, every {config.interval} iterations)",
-    )
-    return summary
+    return seeds, swap_rows
 
 
-def summary_markdown(summary: dict) -> str:
-    fixed = "dt" in summary["seeds"][0]
+def summary_markdown(summary: AdaptedSummary) -> str:
+    fixed = summary.fixed
     cols = ["seed"] + (["final h", "steps"] if fixed else ["final tol"])
     cols += ["NFE / forward", "test acc", "max gap", "training NFE"]
-    lines = [
-        f"# Adapted training: {summary['solver']} on {summary['dataset']}, "
-        f"{summary['iterations']} iterations",
-        "",
-        "Test accuracy with the final training solver; max gap: largest accuracy drop "
-        "under test solvers at least as accurate (an ODE if ≤ "
-        f"{summary['threshold']}); training NFE: forward evaluations summed over "
-        "training (checks excluded).",
-        "",
-        "| " + " | ".join(cols) + " |",
-        "|" + "---|" * len(cols),
-    ]
-    for s in summary["seeds"]:
-        cells = [str(s["seed"])]
-        cells += [f"{s['dt']:.4g}", str(s["steps"])] if fixed else [f"{s['tol']:.3g}"]
+    body = []
+    for s in summary.seeds:
+        cells = [str(s.seed)]
+        cells += [f"{s.dt:.4g}", str(s.steps)] if fixed else [f"{s.tol:.3g}"]
         cells += [
-            f"{s['nfe_per_forward']:.0f}",
-            f"{s['test_accuracy']:.3f}",
-            f"{s['max_gap']:.3f}",
-            f"{s['train_nfe_total']:,}",
+            f"{s.nfe_per_forward:.0f}",
+            f"{s.test_accuracy:.3f}",
+            f"{s.max_gap:.3f}",
+            f"{s.train_nfe_total:,}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    m = summary["mean_std"]
+        body.append(cells)
 
     def ms(key, fmt):
-        return f"{m[key]['mean']:{fmt}} ± {m[key]['std']:{fmt}}"
+        return summary.mean_std(key).format(fmt)
 
     cells = ["mean ± std"]
     cells += [ms("dt", ".4g"), ms("steps", ".1f")] if fixed else [ms("tol", ".3g")]
@@ -179,5 +268,16 @@ def summary_markdown(summary: dict) -> str:
         ms("max_gap", ".3f"),
         ms("train_nfe_total", ",.0f"),
     ]
-    lines += ["| " + " | ".join(cells) + " |", ""]
+    lines = [
+        f"# Adapted training: {summary.solver} on {summary.dataset}, "
+        f"{summary.iterations} iterations",
+        "",
+        "Test accuracy with the final training solver; max gap: largest accuracy drop "
+        "under test solvers at least as accurate (an ODE if ≤ "
+        f"{summary.threshold}); training NFE: forward evaluations summed over "
+        "training (checks excluded).",
+        "",
+        *markdown_table(cols, [*body, cells]),
+        "",
+    ]
     return "\n".join(lines)

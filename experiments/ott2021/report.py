@@ -2,6 +2,7 @@
 error, round trip, and their figures (`experiments/ode_report.py`)."""
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from matplotlib import pyplot as plt
@@ -12,6 +13,7 @@ from experiments.plots import (
     draw_trajectories,
     save_figure,
 )
+from experiments.tables import markdown_table
 from odeness import io
 from odeness.data import Dataset
 from odeness.diagnostics import (
@@ -24,16 +26,73 @@ from odeness.diagnostics import (
 )
 from odeness.integrate import Integrator
 from odeness.models import ODEClassifier
-from odeness.solvers import solver
-from odeness.swap import evaluate_solver_swap
+from odeness.solvers import solver, solver_name
+from odeness.swap import SwapResult, evaluate_solver_swap
 
 
-def _stats(values: np.ndarray) -> dict[str, float]:
-    return {
-        "mean": float(np.mean(values)),
-        "median": float(np.median(values)),
-        "max": float(np.max(values)),
-    }
+class ErrorStats(NamedTuple):
+    """Mean, median and largest of a per-input error."""
+
+    mean: float
+    median: float
+    max: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "ErrorStats":
+        return cls(float(np.mean(values)), float(np.median(values)), float(np.max(values)))
+
+    def format(self) -> str:
+        return f"mean {self.mean:.3g}, median {self.median:.3g}, max {self.max:.3g}"
+
+
+class Report(NamedTuple):
+    """What `ode_report` measured on one trained model."""
+
+    integrator: Integrator
+    """The training integrator."""
+    test_points: int
+    dim: int
+    swap: SwapResult
+    crossing_pairs: int
+    crossing_fraction: float
+    """The fraction of inputs whose trajectory crosses another."""
+    folding_inputs: float
+    """The fraction of inputs with a step whose Jacobian determinant is ≤ 0."""
+    folding_steps: float
+    """The fraction of (input, step) pairs whose Jacobian determinant is ≤ 0."""
+    det_points: int
+    global_error: ErrorStats
+    round_trip_error: ErrorStats
+    fan_input: int
+    """The test input of the fan figure (the median global error)."""
+
+    @property
+    def projection(self) -> bool:
+        """Whether crossings were counted in a 2-D projection of the state."""
+        return self.dim > 2
+
+    def to_json(self) -> dict:
+        return {
+            "integrator": self.integrator.describe(),
+            "test_points": self.test_points,
+            "dim": self.dim,
+            "train_accuracy": self.swap.train_accuracy,
+            "max_gap": self.swap.max_gap,
+            "swap": [r.to_json() for r in self.swap.rows],
+            "crossings": {
+                "pairs": self.crossing_pairs,
+                "fraction_of_inputs": self.crossing_fraction,
+                "projection": self.projection,
+            },
+            "nonpositive_det": {
+                "inputs": self.folding_inputs,
+                "steps": self.folding_steps,
+                "points": self.det_points,
+            },
+            "global_error": self.global_error._asdict(),
+            "round_trip_error": self.round_trip_error._asdict(),
+            "fan_input": self.fan_input,
+        }
 
 
 def ode_report(
@@ -46,7 +105,7 @@ def ode_report(
     max_points: int = 1000,
     det_points: int | None = None,
     reference_steps: int = 256,
-) -> dict:
+) -> Report:
     """Diagnose `model` (solved with its training integrator `integ`) on the test set.
 
     Writes `report.md`, `report.json`, `swap.png`, `trajectories.png` and `fan.png` into
@@ -77,28 +136,29 @@ def ode_report(
     rt = round_trip_error(model, integ, x, reference)
     worst = int(np.argsort(gerr)[len(gerr) // 2])  # the median global error
     fan = lady_windermere_fan(model, integ, x[worst : worst + 1], reference_steps)
-    numbers = {
-        "integrator": integ.describe(),
-        "test_points": len(x),
-        "dim": dim,
-        "train_accuracy": swap.train_accuracy,
-        "max_gap": swap.max_gap,
-        "swap": [r.to_json() for r in swap.rows],
-        "crossings": {
-            "pairs": crossings.num_pairs,
-            "fraction_of_inputs": crossings.fraction_involved,
-            "projection": dim > 2,
-        },
-        "nonpositive_det": {
-            "inputs": dets.input_fraction,
-            "steps": dets.step_fraction,
-            "points": len(dets.sign[0]),
-        },
-        "global_error": _stats(gerr),
-        "round_trip_error": _stats(rt),
-        "fan_input": worst,
-    }
-    # Figures.
+    numbers = Report(
+        integ,
+        len(x),
+        dim,
+        swap,
+        crossings.num_pairs,
+        crossings.fraction_involved,
+        dets.input_fraction,
+        dets.step_fraction,
+        len(dets.sign[0]),
+        ErrorStats.of(gerr),
+        ErrorStats.of(rt),
+        worst,
+    )
+    _draw(numbers, paths2, crossings, fan, y, out, title=title)
+    io.write_json(out / "report.json", numbers.to_json())
+    io.atomic_write_text(out / "report.md", _markdown(numbers, title))
+    return numbers
+
+
+def _draw(n: Report, paths2, crossings, fan, y, out: Path, *, title: str) -> None:
+    """`swap.png`, `trajectories.png` and `fan.png`."""
+    swap, integ, x_len, worst, dim = n.swap, n.integrator, n.test_points, n.fan_input, n.dim
     fig, ax = plt.subplots(figsize=(5, 4.2))
     curves = {}
     for name in dict.fromkeys(r.solver for r in swap.rows if r.factor is not None):
@@ -122,7 +182,7 @@ def ode_report(
     else:
         plt.close(fig)
     fig, ax = plt.subplots(figsize=(5, 5))
-    shown = min(len(x), 300)
+    shown = min(x_len, 300)
     projection = " (projection on x0, x1)" if dim > 2 else ""
     draw_trajectories(
         ax,
@@ -130,7 +190,7 @@ def ode_report(
         y[:shown],
         crossings.points_among(shown),
         title=f"{title}: {crossings.num_pairs} crossing pairs{projection}\n"
-        f"({shown} of {len(x)} test inputs shown)",
+        f"({shown} of {x_len} test inputs shown)",
     )
     save_figure(fig, out / "trajectories.png")
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -142,60 +202,64 @@ def ode_report(
         f"{projection}",
     )
     save_figure(fig, out / "fan.png")
-    io.write_json(out / "report.json", numbers)
-    io.atomic_write_text(out / "report.md", _markdown(numbers, title))
-    return numbers
 
 
-def _markdown(n: dict, title: str) -> str:
-    desc = n["integrator"]
-    train = (
-        f"{desc['solver']}, {desc['steps']} steps"
-        if "steps" in desc
-        else f"{desc['solver']}, rtol {desc['rtol']:g}, atol {desc['atol']:g}"
+def _markdown(n: Report, title: str) -> str:
+    integ = n.integrator
+    train = f"{solver_name(integ.solver)}, " + (
+        f"rtol {integ.rtol:g}, atol {integ.atol:g}"
+        if integ.adaptive
+        else f"{integ.steps} steps"
     )
+    swap = [
+        [
+            r.solver,
+            f"{r.rtol:g}" if r.adaptive else str(r.steps),
+            "reference" if r.factor is None else f"{r.factor:g}",
+            f"{r.accuracy:.4f}",
+            f"{r.nfe:.0f}",
+            "yes" if r.at_least_as_accurate else "no",
+        ]
+        for r in n.swap.rows
+    ]
+    head = [
+        "test solver",
+        "steps / tol",
+        "factor",
+        "accuracy",
+        "NFE",
+        "at least as accurate",
+    ]
     lines = [
         f"# ODE-ness report: {title}",
         "",
-        f"Training solver: {train}. Test set: {n['test_points']} inputs of dimension "
-        f"{n['dim']}.",
+        f"Training solver: {train}. Test set: {n.test_points} inputs of dimension {n.dim}.",
         "",
-        f"- accuracy with the training solver: {n['train_accuracy']:.4f}",
-        f"- max gap under at least as accurate solvers: {n['max_gap']:.4f}",
-        f"- crossing trajectory pairs: {n['crossings']['pairs']} "
-        f"({100 * n['crossings']['fraction_of_inputs']:.1f}% of inputs involved)"
+        f"- accuracy with the training solver: {n.swap.train_accuracy:.4f}",
+        f"- max gap under at least as accurate solvers: {n.swap.max_gap:.4f}",
+        f"- crossing trajectory pairs: {n.crossing_pairs} "
+        f"({100 * n.crossing_fraction:.1f}% of inputs involved)"
         + (
             " — in the projection on (x0, x1), which an ODE may show"
-            if n["crossings"]["projection"]
+            if n.projection
             else ""
         ),
-        f"- steps with det(∂Φ_h/∂x) ≤ 0: {100 * n['nonpositive_det']['steps']:.2f}% of "
-        f"(input, step) pairs; {100 * n['nonpositive_det']['inputs']:.1f}% of inputs "
-        f"have one (first {n['nonpositive_det']['points']} inputs)",
-        "- global error against RK4 (256 steps): mean {mean:.3g}, median {median:.3g}, "
-        "max {max:.3g}".format(**n["global_error"]),
-        "- round-trip relative error (back with RK4, 256 steps): mean {mean:.3g}, "
-        "median {median:.3g}, max {max:.3g}".format(**n["round_trip_error"]),
+        f"- steps with det(∂Φ_h/∂x) ≤ 0: {100 * n.folding_steps:.2f}% of "
+        f"(input, step) pairs; {100 * n.folding_inputs:.1f}% of inputs "
+        f"have one (first {n.det_points} inputs)",
+        f"- global error against RK4 (256 steps): {n.global_error.format()}",
+        f"- round-trip relative error (back with RK4, 256 steps): "
+        f"{n.round_trip_error.format()}",
         "",
         "## Solver swap",
         "",
-        "| test solver | steps / tol | factor | accuracy | NFE | at least as accurate |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in n["swap"]:
-        setting = str(r["steps"]) if "steps" in r else f"{r['rtol']:g}"
-        factor = "reference" if r["factor"] is None else f"{r['factor']:g}"
-        lines.append(
-            f"| {r['solver']} | {setting} | {factor} | {r['accuracy']:.4f} | "
-            f"{r['nfe']:.0f} | {'yes' if r['at_least_as_accurate'] else 'no'} |"
-        )
-    lines += [
+        *markdown_table(head, swap),
         "",
         "![solver swap](swap.png)",
         "",
         "![trajectories](trajectories.png)",
         "",
-        f"![fan](fan.png) (test input {n['fan_input']}, the median global error)",
+        f"![fan](fan.png) (test input {n.fan_input}, the median global error)",
         "",
     ]
     return "\n".join(lines)

@@ -9,23 +9,16 @@ grid (every grid value trained) is given beside it. The **adapted** row is
 """
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from experiments.ott2021.adaptation import AdaptedSummary
+from experiments.ott2021.sweep import read_rows, run_label
+from experiments.tables import markdown_table, mean_std
 from odeness import io
 from odeness.config import TrainConfig
 from odeness.runs import CONFIG, METRICS
-
-
-def _ms(values, fmt: str) -> str:
-    return f"{np.mean(values):{fmt}} ± {np.std(values):{fmt}}"
-
-
-def _label(config: TrainConfig) -> str:
-    # As `experiments.ott2021.sweep` names its run folders.
-    if config.steps is not None:
-        return f"{config.solver}-n{config.steps:04d}"
-    return f"{config.solver}-tol{config.tol:.0e}"
 
 
 def _training_nfe(run_dir: Path, config: TrainConfig) -> dict[int, int]:
@@ -41,7 +34,25 @@ def _training_nfe(run_dir: Path, config: TrainConfig) -> dict[int, int]:
     )
 
 
-def grid_row(sweep_dir: str | Path) -> dict:
+class GridEntry(NamedTuple):
+    """The grid search of one sweep folder: its run at the critical step size (or
+    tolerance), per seed; the per-seed lists are empty when no grid value is an ODE."""
+
+    dataset: str
+    solver: str
+    iterations: int
+    fixed: bool
+    star: float | None
+    """`steps*` (fixed steps) or `tol*`; None if no grid value is an ODE."""
+    grid: list[float]
+    grid_training_nfe: list[int]
+    """Training NFE of the whole grid, per seed."""
+    test_accuracy: list[float] = []
+    nfe_per_forward: list[float] = []
+    training_nfe: list[int] = []
+
+
+def grid_row(sweep_dir: str | Path) -> GridEntry:
     """The grid-search entry of a sweep folder written by `run_sweep`.
 
     **Raises:** `FileNotFoundError` if the sweep is not finished.
@@ -51,44 +62,41 @@ def grid_row(sweep_dir: str | Path) -> dict:
         if not (folder / name).exists():
             raise FileNotFoundError(f"{folder / name} does not exist; run the sweep first")
     spec = io.read_json(folder / "sweep.json")
-    rows = io.read_jsonl(folder / "results.jsonl")
+    rows = read_rows(folder / "results.jsonl")
     critical = io.read_json(folder / "critical_step.json")
     fixed = spec["steps"] is not None
-    base = {k: v for k, v in spec["base"].items()}
+    base = spec["base"]
     grid = spec["steps"] if fixed else spec["tols"]
     star = critical["steps_star"] if fixed else critical["tol_star"]
-    key = "train_steps" if fixed else "train_tol"
     totals = []
     for g in grid:
         config = TrainConfig.from_dict(
             {**base, "steps": g if fixed else None, "tol": None if fixed else g}
         )
-        totals.append(_training_nfe(folder / "runs" / _label(config), config))
-    grid_total = [sum(t[s] for t in totals) for s in base["seeds"]]
-    out = {
-        "dataset": base["dataset"],
-        "solver": base["solver"],
-        "iterations": base["iterations"],
-        "fixed": fixed,
-        "star": star,
-        "grid": grid,
-        "grid_training_nfe": grid_total,
-    }
+        totals.append(_training_nfe(folder / "runs" / run_label(config), config))
+    entry = GridEntry(
+        base["dataset"],
+        base["solver"],
+        base["iterations"],
+        fixed,
+        star,
+        grid,
+        [sum(t[s] for t in totals) for s in base["seeds"]],
+    )
     if star is None:
-        return out
+        return entry
     chosen = {
-        r["seed"]: r
+        r.seed: r
         for r in rows
-        if r[key] == star and r["test_solver"] == base["solver"] and r["factor"] == 1.0
+        if r.train_value == star and r.test_solver == base["solver"] and r.factor == 1.0
     }
     seeds = sorted(chosen)
     star_total = totals[grid.index(star)]
-    out.update(
-        test_accuracy=[chosen[s]["train_accuracy"] for s in seeds],
-        nfe_per_forward=[chosen[s]["train_nfe"] for s in seeds],
+    return entry._replace(
+        test_accuracy=[chosen[s].train_accuracy for s in seeds],
+        nfe_per_forward=[chosen[s].train_nfe for s in seeds],
         training_nfe=[star_total[s] for s in seeds],
     )
-    return out
 
 
 def _start(config: TrainConfig) -> str:
@@ -97,7 +105,14 @@ def _start(config: TrainConfig) -> str:
     return "Hairer's h0" if config.steps is None else f"h 1/{config.steps}"
 
 
-def adapted_row(adapt_dir: str | Path) -> dict:
+class AdaptedEntry(NamedTuple):
+    """One adapted run of the table: where it started, and its summary."""
+
+    start: str
+    summary: AdaptedSummary
+
+
+def adapted_row(adapt_dir: str | Path) -> AdaptedEntry:
     """The adaptation entry of a run folder written by `run_adaptation`."""
     folder = Path(adapt_dir)
     for name in ("summary.json", CONFIG):
@@ -105,28 +120,58 @@ def adapted_row(adapt_dir: str | Path) -> dict:
             raise FileNotFoundError(
                 f"{folder / name} does not exist; run experiments/adapt.py first"
             )
-    summary = io.read_json(folder / "summary.json")
+    summary = AdaptedSummary.from_json(io.read_json(folder / "summary.json"))
     config = TrainConfig.from_dict(io.read_json(folder / CONFIG))
-    seeds = summary["seeds"]
-    fixed = "dt" in seeds[0]
-    return {
-        "dataset": summary["dataset"],
-        "solver": summary["solver"],
-        "iterations": summary["iterations"],
-        "fixed": fixed,
-        "start": _start(config),
-        "final": [s["dt"] if fixed else s["tol"] for s in seeds],
-        "test_accuracy": [s["test_accuracy"] for s in seeds],
-        "nfe_per_forward": [s["nfe_per_forward"] for s in seeds],
-        "training_nfe": [s["train_nfe_total"] for s in seeds],
-        "check_nfe": [s["check_nfe_total"] for s in seeds],
-        "max_gap": [s["max_gap"] for s in seeds],
-    }
+    return AdaptedEntry(_start(config), summary)
 
 
-def table_markdown(entries: list[tuple[dict, list[dict]]]) -> str:
+def _grid_cells(grid: GridEntry) -> list[str]:
+    first = [grid.dataset, grid.solver]
+    if grid.star is None:
+        no_ode = f"no ODE on the grid {grid.grid}"
+        return [*first, "grid search", str(grid.iterations), no_ode, *["–"] * 5]
+    star = f"1/{grid.star}" if grid.fixed else f"{grid.star:g}"
+    whole = f"(whole grid {np.mean(grid.grid_training_nfe):,.0f})"
+    return [
+        *first,
+        f"grid search ({'h' if grid.fixed else 'tol'}*)",
+        str(grid.iterations),
+        star,
+        mean_std(grid.nfe_per_forward, ".1f"),
+        mean_std(grid.test_accuracy, ".3f"),
+        f"{mean_std(grid.training_nfe, ',.0f')} {whole}",
+        "1",
+        "–",
+    ]
+
+
+def _adapted_cells(entry: AdaptedEntry, star_nfe: float | None) -> list[str]:
+    summary, seeds = entry.summary, entry.summary.seeds
+    nfe = [s.train_nfe_total for s in seeds]
+    return [
+        summary.dataset,
+        summary.solver,
+        f"adapted from {entry.start}",
+        str(summary.iterations),
+        mean_std((s.final for s in seeds), ".3g" if summary.fixed else ".2g"),
+        mean_std((s.nfe_per_forward for s in seeds), ".1f"),
+        mean_std((s.test_accuracy for s in seeds), ".3f"),
+        mean_std(nfe, ",.0f"),
+        "–" if star_nfe is None else f"{np.mean(nfe) / star_nfe:.2f}",
+        mean_std((s.check_nfe_total for s in seeds), ",.0f"),
+    ]
+
+
+def table_markdown(entries: list[tuple[GridEntry, list[AdaptedEntry]]]) -> str:
     """The table from `(grid_row, [adapted_row, ...])` pairs: each grid search followed
     by the adapted runs of the same data set and solver (e.g. from several starts)."""
+    head = ["data set", "solver", "method", "iterations", "final h / tol",
+            "NFE per forward", "test accuracy", "training NFE", "÷ h*",
+            "checks' NFE"]  # fmt: skip
+    body = []
+    for grid, adapteds in entries:
+        star_nfe = None if grid.star is None else float(np.mean(grid.training_nfe))
+        body += [_grid_cells(grid), *(_adapted_cells(a, star_nfe) for a in adapteds)]
     lines = [
         "# Grid search against step-size / tolerance adaptation",
         "",
@@ -139,42 +184,6 @@ def table_markdown(entries: list[tuple[dict, list[dict]]]) -> str:
         "iterations (the adapted runs' checks listed separately); '÷ h*': the adapted "
         "run's training NFE over that of the run at h* (tol*).",
         "",
-        "| data set | solver | method | iterations | final h / tol | NFE per forward | "
-        "test accuracy | training NFE | ÷ h* | checks' NFE |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *markdown_table(head, body),
     ]
-    for grid, adapteds in entries:
-        ds, solver = grid["dataset"], grid["solver"]
-        name = "h" if grid["fixed"] else "tol"
-        star_nfe = None
-        if grid["star"] is None:
-            lines.append(
-                f"| {ds} | {solver} | grid search | {grid['iterations']} | no ODE on "
-                f"the grid {grid['grid']} | – | – | – | – | – |"
-            )
-        else:
-            star = f"1/{grid['star']}" if grid["fixed"] else f"{grid['star']:g}"
-            star_nfe = float(np.mean(grid["training_nfe"]))
-            lines.append(
-                f"| {ds} | {solver} | grid search ({name}*) | {grid['iterations']} | "
-                f"{star} | {_ms(grid['nfe_per_forward'], '.1f')} | "
-                f"{_ms(grid['test_accuracy'], '.3f')} | "
-                f"{_ms(grid['training_nfe'], ',.0f')} (whole grid "
-                f"{np.mean(grid['grid_training_nfe']):,.0f}) | 1 | – |"
-            )
-        for adapted in adapteds:
-            final = _ms(adapted["final"], ".3g" if adapted["fixed"] else ".2g")
-            ratio = (
-                "–"
-                if star_nfe is None
-                else f"{np.mean(adapted['training_nfe']) / star_nfe:.2f}"
-            )
-            lines.append(
-                f"| {adapted['dataset']} | {adapted['solver']} | adapted from "
-                f"{adapted['start']} | {adapted['iterations']} | {final} | "
-                f"{_ms(adapted['nfe_per_forward'], '.1f')} | "
-                f"{_ms(adapted['test_accuracy'], '.3f')} | "
-                f"{_ms(adapted['training_nfe'], ',.0f')} | {ratio} | "
-                f"{_ms(adapted['check_nfe'], ',.0f')} |"
-            )
     return "\n".join(lines) + "\n"

@@ -19,10 +19,13 @@ import numpy as np
 import optax
 
 from experiments.plots import plot_lines
+from experiments.tables import markdown_table, mean_std
 from odeness import io
 from odeness.data import load_dataset
 from odeness.resnet_ode import (
     IID,
+    EulerStep,
+    HeunStep,
     LinearInTheta,
     LinearMap,
     MLPBlock,
@@ -39,6 +42,8 @@ from odeness.resnet_ode import (
 )
 
 FAMILIES = {"smooth": Smooth(), "iid": IID(), "iid, zero mean": IID(shared=0.0)}
+METHODS = {"euler": EulerStep(), "heun": HeunStep()}
+"""The stage methods the experiments compare, by the label their rows carry."""
 
 
 def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -113,14 +118,14 @@ def adjoint_rows(
         return jax.jit(jax.grad(loss, argnums=(0, 1)))(stage.weights, x)
 
     rows = []
-    for method in ("euler", "heun"):
+    for method, step in METHODS.items():
         for family in families:
             for n in depths:
                 stage = ResidualStage.init(
-                    f, n, key=key, family=FAMILIES[family], method=method
+                    f, n, key=key, family=FAMILIES[family], method=step
                 )
                 exact = grads(stage)
-                adj = grads(ResidualStage(f, stage.weights, method, adjoint=True))
+                adj = grads(ResidualStage(f, stage.weights, step, adjoint=True))
                 names = ("W1", "W2", "input")
                 leaves = (*exact[0], exact[1]), (*adj[0], adj[1])
                 for name, e, a in zip(names, *leaves, strict=True):
@@ -195,11 +200,11 @@ def memory_rows(depths: Sequence[int], *, dim: int = 64, batch: int = 256, seed:
     key, kx = jax.random.split(jax.random.key(seed))
     x = jax.random.normal(kx, (batch, dim))
     rows = []
-    for method in ("euler", "heun"):
+    for method, step in METHODS.items():
         for adjoint in (False, True):
             for n in depths:
                 stage = ResidualStage.init(
-                    MLPBlock(dim, dim), n, key=key, method=method, adjoint=adjoint
+                    MLPBlock(dim, dim), n, key=key, method=step, adjoint=adjoint
                 )
                 mem = gradient_memory(stage, x)
                 rows.append(
@@ -258,8 +263,11 @@ def _test_scores(model, data, chunk: int = 2000) -> tuple[float, float]:
     """Accuracy and mean cross-entropy on the whole test set."""
     correct, loss = 0, 0.0
     for i in range(0, len(data.x_test), chunk):
-        c, l_ = _scores(model, jnp.asarray(data.x_test[i : i + chunk]),
-                        jnp.asarray(data.y_test[i : i + chunk]))  # fmt: skip
+        c, l_ = _scores(
+            model,
+            jnp.asarray(data.x_test[i : i + chunk]),
+            jnp.asarray(data.y_test[i : i + chunk]),
+        )
         correct, loss = correct + int(c), loss + float(l_)
     return correct / len(data.x_test), loss / len(data.x_test)
 
@@ -336,105 +344,126 @@ def finetune_rows(
 # --- Running and reporting -------------------------------------------------------------
 
 
+def _depths(rows: list[dict]) -> list[int]:
+    return sorted({r["depth"] for r in rows})
+
+
+def _distance_md(rows: list[dict]) -> list[str]:
+    body = []
+    for label, (xs, ys) in _curves(
+        rows, ("residual", "family"), "depth", "distance"
+    ).items():
+        big = [(n, d) for n, d in zip(xs, ys, strict=True) if n >= 16]
+        slope = loglog_slope(*zip(*big, strict=True)) if len(big) > 1 else float("nan")
+        body.append([*label.split(", ", 1), *(f"{d:.2e}" for d in ys), f"{slope:.2f}"])
+    head = ["residual", "weights", *(f"N = {n}" for n in _depths(rows))]
+    return [
+        "## 1. Distance ResNet ↔ ODE, `max_n ‖x_n − x(n/N)‖`",
+        "",
+        *markdown_table([*head, "log-log slope (N ≥ 16)"], body),
+    ]
+
+
+def _adjoint_md(rows: list[dict]) -> list[str]:
+    curves = _curves(rows, ("method", "family", "tensor"), "depth", "relative_error")
+    body = [
+        [*label.split(", "), *(f"{e:.1e}" for e in ys), f"{loglog_slope(xs, ys):.2f}"]
+        for label, (xs, ys) in curves.items()
+    ]
+    head = ["method", "weights", "tensor", *(f"N = {n}" for n in _depths(rows))]
+    return [
+        "## 2. Adjoint gradient error (relative, against backprop)",
+        "",
+        *markdown_table([*head, "log-log slope"], body),
+    ]
+
+
+def _linear_md(rows: list[dict]) -> list[str]:
+    body = []
+    for n in _depths(rows):
+        rs = [r for r in rows if r["depth"] == n]
+        body.append(
+            [
+                str(n),
+                f"{max(r['smoothness'] for r in rs):.3f}",
+                f"{rs[-1]['smoothness']:.3f}",
+                f"{rs[-1]['loss']:.2e}",
+                f"{rs[-1]['distance_to_reference']:.2e}",
+            ]
+        )
+    head = [
+        "N",
+        "max S_N over training",
+        "final S_N",
+        "final loss",
+        "final distance to the reference",
+    ]
+    return ["## 3. Linear ResNets under gradient descent", "", *markdown_table(head, body)]
+
+
+def _memory_md(rows: list[dict]) -> list[str]:
+    curves = _curves(rows, ("method", "backward"), "depth", "temp_bytes")
+    body = [
+        [*label.split(", "), *(f"{b / 2**20:.2f} MiB" for b in ys)]
+        for label, (_, ys) in curves.items()
+    ]
+    return [
+        "## 4. Memory of one gradient step (XLA compiled memory analysis, temp bytes)",
+        "",
+        *markdown_table(["method", "backward", *(f"N = {n}" for n in _depths(rows))], body),
+    ]
+
+
+def _finetune_md(rows: list[dict]) -> list[str]:
+    body = []
+    for backward in ("backprop", "adjoint"):
+        rs = [r for r in rows if r["backward"] == backward]
+        body.append(
+            [
+                backward,
+                str(len(rs)),
+                f"{rs[0]['accuracy_before']:.4f}",
+                mean_std((r["accuracy"] for r in rs), ".4f"),
+                f"{np.mean([r['test_loss'] for r in rs]):.4f}",
+                f"{rs[0]['temp_bytes'] / 2**20:.2f} MiB",
+                f"{rs[0]['seconds_all_seeds']:.1f}",
+            ]
+        )
+    head = [
+        "backward",
+        "seeds",
+        "accuracy before",
+        "accuracy after (mean ± std)",
+        "test loss",
+        "gradient temp memory",
+        "seconds (all seeds at once)",
+    ]
+    diffs = [r["weights_vs_backprop"] for r in rows if "weights_vs_backprop" in r]
+    return [
+        "## 5. Fine-tuning on MNIST",
+        "",
+        *markdown_table(head, body),
+        "",
+        f"Stage weights fine-tuned with the adjoint differ from backprop's by "
+        f"{max(diffs):.1e} (relative, largest over seeds).",
+    ]
+
+
+_SECTIONS = {
+    "distance": _distance_md,
+    "adjoint": _adjoint_md,
+    "linear": _linear_md,
+    "memory": _memory_md,
+    "finetune": _finetune_md,
+}
+
+
 def summary_markdown(results: dict[str, list[dict]]) -> str:
     """The slopes, plateaus and memory figures of the experiments that have run."""
     out = ["# ResNet ↔ ODE (Sander et al., NeurIPS 2022)", ""]
-    if rows := results.get("distance"):
-        out += [
-            "## 1. Distance ResNet ↔ ODE, `max_n ‖x_n − x(n/N)‖`",
-            "",
-            "| residual | weights | N = " + " | ".join(
-                str(n) for n in sorted({r["depth"] for r in rows})
-            ) + " | log-log slope (N ≥ 16) |",
-        ]  # fmt: skip
-        out.append("|---" * (3 + len({r["depth"] for r in rows})) + "|")
-        for label, (xs, ys) in _curves(
-            rows, ("residual", "family"), "depth", "distance"
-        ).items():
-            big = [(n, d) for n, d in zip(xs, ys, strict=True) if n >= 16]
-            slope = loglog_slope(*zip(*big, strict=True)) if len(big) > 1 else float("nan")
-            out.append(
-                f"| {' | '.join(label.split(', ', 1))} | "
-                + " | ".join(f"{d:.2e}" for d in ys)
-                + f" | {slope:.2f} |"
-            )
-        out.append("")
-    if rows := results.get("adjoint"):
-        depths = sorted({r["depth"] for r in rows})
-        out += [
-            "## 2. Adjoint gradient error (relative, against backprop)",
-            "",
-            "| method | weights | tensor | N = " + " | ".join(map(str, depths))
-            + " | log-log slope |",
-            "|---" * (4 + len(depths)) + "|",
-        ]  # fmt: skip
-        curves = _curves(rows, ("method", "family", "tensor"), "depth", "relative_error")
-        for label, (xs, ys) in curves.items():
-            out.append(
-                f"| {' | '.join(label.split(', '))} | "
-                + " | ".join(f"{e:.1e}" for e in ys)
-                + f" | {loglog_slope(xs, ys):.2f} |"
-            )
-        out.append("")
-    if rows := results.get("linear"):
-        out += [
-            "## 3. Linear ResNets under gradient descent",
-            "",
-            "| N | max S_N over training | final S_N | final loss | final distance to the"
-            " reference |",
-            "|---|---|---|---|---|",
-        ]
-        for n in sorted({r["depth"] for r in rows}):
-            rs = [r for r in rows if r["depth"] == n]
-            out.append(
-                f"| {n} | {max(r['smoothness'] for r in rs):.3f} | "
-                f"{rs[-1]['smoothness']:.3f} | {rs[-1]['loss']:.2e} | "
-                f"{rs[-1]['distance_to_reference']:.2e} |"
-            )
-        out.append("")
-    if rows := results.get("memory"):
-        out += [
-            "## 4. Memory of one gradient step (XLA compiled memory analysis, temp bytes)",
-            "",
-            "| method | backward | "
-            + " | ".join(f"N = {n}" for n in sorted({r["depth"] for r in rows}))
-            + " |",
-            "|---" * (2 + len({r["depth"] for r in rows})) + "|",
-        ]
-        for label, (_, ys) in _curves(
-            rows, ("method", "backward"), "depth", "temp_bytes"
-        ).items():
-            out.append(
-                f"| {' | '.join(label.split(', '))} | "
-                + " | ".join(f"{b / 2**20:.2f} MiB" for b in ys)
-                + " |"
-            )
-        out.append("")
-    if rows := results.get("finetune"):
-        out += [
-            "## 5. Fine-tuning on MNIST",
-            "",
-            "| backward | seeds | accuracy before | accuracy after (mean ± std) | "
-            "test loss | gradient temp memory | seconds (all seeds at once) |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for backward in ("backprop", "adjoint"):
-            rs = [r for r in rows if r["backward"] == backward]
-            acc = [r["accuracy"] for r in rs]
-            out.append(
-                f"| {backward} | {len(rs)} | {rs[0]['accuracy_before']:.4f} | "
-                f"{np.mean(acc):.4f} ± {np.std(acc):.4f} | "
-                f"{np.mean([r['test_loss'] for r in rs]):.4f} | "
-                f"{rs[0]['temp_bytes'] / 2**20:.2f} MiB | "
-                f"{rs[0]['seconds_all_seeds']:.1f} |"
-            )
-        diffs = [r["weights_vs_backprop"] for r in rows if "weights_vs_backprop" in r]
-        out += [
-            "",
-            f"Stage weights fine-tuned with the adjoint differ from backprop's by "
-            f"{max(diffs):.1e} (relative, largest over seeds).",
-        ]
-        out.append("")
+    for name, section in _SECTIONS.items():
+        if rows := results.get(name):
+            out += [*section(rows), ""]
     return "\n".join(out)
 
 

@@ -63,6 +63,12 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 }
 
 
+def check_dataset(name: str) -> None:
+    """**Raises:** `ValueError` unless `name` is a data set of `DATASETS`."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+
+
 def load_dataset(
     name: str,
     *,
@@ -93,6 +99,5 @@ def load_dataset(
     **Raises:** `ValueError` for an unknown name or a wrong or corrupt archive;
     `FileNotFoundError` for a missing archive when there is no network.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    check_dataset(name)
     return DATASETS[name](seed=seed, data_dir=data_dir, cache_dir=cache_dir)

@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     except EXPECTED as e:
         return report(e)
     print(
-        f"wrote {out / 'report.md'}: accuracy {numbers.swap.train_accuracy:.3f}, "
+        f"wrote {out / 'report.md'}: accuracy {numbers.swap.train_score:.3f}, "
         f"max gap {numbers.swap.max_gap:.3f}, {numbers.crossing_pairs} crossing "
         f"pairs, {100 * numbers.folding_steps:.1f}% folding steps"
     )

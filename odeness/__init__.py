@@ -17,7 +17,9 @@ from . import (
     errors as errors,
     integrate as integrate,
     io as io,
+    metrics as metrics,
     models as models,
+    neural_ode as neural_ode,
     parallel as parallel,
     resnet_ode as resnet_ode,
     runs as runs,
@@ -42,6 +44,7 @@ from .diagnostics import (
     lady_windermere_fan as lady_windermere_fan,
     nonpositive_det_fraction as nonpositive_det_fraction,
     round_trip_error as round_trip_error,
+    step_determinants as step_determinants,
     trajectories as trajectories,
 )
 from .errors import (
@@ -55,6 +58,14 @@ from .integrate import (
     solve as solve,
     trajectory as trajectory,
 )
+from .metrics import (
+    AbstractMetric as AbstractMetric,
+    Accuracy as Accuracy,
+    CrossEntropy as CrossEntropy,
+    MeanSquaredError as MeanSquaredError,
+    Metric as Metric,
+    as_metric as as_metric,
+)
 from .models import (
     ConvField1d as ConvField1d,
     ConvField2d as ConvField2d,
@@ -63,6 +74,10 @@ from .models import (
     ODEClassifier as ODEClassifier,
     ResNetClassifier as ResNetClassifier,
     make_classifier as make_classifier,
+)
+from .neural_ode import (
+    AbstractODEModel as AbstractODEModel,
+    NeuralODE as NeuralODE,
 )
 from .runs import check_run_folder as check_run_folder
 from .solvers import solver as solver
@@ -74,6 +89,7 @@ from .swap import (
     critical_step_size as critical_step_size,
     evaluate_solver_swap as evaluate_solver_swap,
     scaled_steps as scaled_steps,
+    score as score,
     swap_configurations as swap_configurations,
 )
 from .training import (
@@ -86,9 +102,13 @@ __version__ = _version("odeness")
 
 __all__ = [
     "__version__",
+    "AbstractMetric",
+    "AbstractODEModel",
     "AbstractRule",
+    "Accuracy",
     "accuracy",
     "adapt",
+    "as_metric",
     "at_least_as_accurate",
     "batching",
     "check_run_folder",
@@ -97,6 +117,7 @@ __all__ = [
     "ConvField2d",
     "count_crossings",
     "critical_step_size",
+    "CrossEntropy",
     "data",
     "Dataset",
     "diagnostics",
@@ -112,8 +133,13 @@ __all__ = [
     "load_dataset",
     "load_run",
     "make_classifier",
+    "MeanSquaredError",
+    "Metric",
+    "metrics",
     "MLPField",
     "models",
+    "neural_ode",
+    "NeuralODE",
     "nonpositive_det_fraction",
     "ODEClassifier",
     "parallel",
@@ -123,12 +149,14 @@ __all__ = [
     "RunFailed",
     "runs",
     "scaled_steps",
+    "score",
     "solve",
     "SolveFailed",
     "solver",
     "solvers",
     "SolveStats",
     "step",
+    "step_determinants",
     "StepSizeRule",
     "swap",
     "swap_configurations",

@@ -8,7 +8,7 @@ functions here measure how (Ott et al., ICLR 2021, Sec. 3; Hairer, Nørsett & Wa
 """
 
 from fractions import Fraction
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import diffrax
 import equinox as eqx
@@ -17,25 +17,52 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .integrate import Integrator, solve, trajectory
-from .models import ODEClassifier
+from .integrate import Integrator, VectorField, solve, trajectory
+from .neural_ode import AbstractODEModel
 from .solvers import solver
 
 Inputs = Float[Array, "batch ..."] | Float[np.ndarray, "batch ..."]
 """A batch of inputs, as a JAX or NumPy array."""
 
+ODE = AbstractODEModel | VectorField
+"""What the diagnostics examine: a model that exposes its ODE (`AbstractODEModel`, e.g.
+`ODEClassifier` or `NeuralODE`: its upstream layer is applied to the inputs first), or a
+bare vector field `field(t, y, args)` whose inputs are the initial states."""
+
+
+@eqx.filter_jit
+def _initial(model: AbstractODEModel, x):
+    return model.initial_state(x)
+
+
+def ode_of(model: ODE, x: Inputs) -> tuple[VectorField, Float[Array, "batch ..."]]:
+    """The vector field and the initial states of the inputs `x`.
+
+    **Raises:** `ValueError` for a model that is neither an `AbstractODEModel` nor a
+    vector field.
+    """
+    x = jnp.asarray(x)
+    if isinstance(model, AbstractODEModel):
+        return model.vector_field, _initial(model, x)
+    if callable(model):
+        return cast(VectorField, model), x
+    raise ValueError(
+        f"the diagnostics need an AbstractODEModel (e.g. odeness.NeuralODE) or a vector "
+        f"field field(t, y, args), got {model!r}"
+    )
+
+
 # --- Trajectories.
 
 
-def trajectories(
-    model: ODEClassifier, integ: Integrator, x: Inputs
-) -> tuple[np.ndarray, np.ndarray]:
-    """The numerical iterates of `integ` through the inputs `x`.
+def trajectories(model: ODE, integ: Integrator, x: Inputs) -> tuple[np.ndarray, np.ndarray]:
+    """The numerical iterates of `integ` through the inputs `x` (their initial states).
 
     **Returns:** `(ts, paths)`: times `(points,)` and states `(points, batch, ...)`, from
     `t0` through every accepted step to `t1`.
     """
-    ts, ys, stats = _trajectory(model.field, integ, jnp.asarray(x))
+    field, y0 = ode_of(model, x)
+    ts, ys, stats = _trajectory(field, integ, y0)
     valid = int(stats.num_accepted_steps) + 1
     return np.asarray(ts[:valid]), np.asarray(ys[:valid])
 
@@ -288,9 +315,7 @@ def _step_slogdets(field, solver, ts, ys):
     return sign.reshape(steps, batch), logabsdet.reshape(steps, batch)
 
 
-def step_determinants(
-    model: ODEClassifier, integ: Integrator, x: Inputs
-) -> StepDeterminants:
+def step_determinants(model: ODE, integ: Integrator, x: Inputs) -> StepDeterminants:
     """`det(∂Φ_h/∂x)` of every step of `integ` along each input's trajectory.
 
     The Jacobian of one step of the solver (`x ↦ x + h f(x)` for Euler, the whole stage
@@ -300,15 +325,14 @@ def step_determinants(
     space, which is what lets trajectories cross.
     """
     ts, paths = trajectories(model, integ, x)
+    field, _ = ode_of(model, x[:1])
     sign, logabsdet = _step_slogdets(
-        model.field, integ.solver, jnp.asarray(ts), jnp.asarray(paths)
+        field, integ.solver, jnp.asarray(ts), jnp.asarray(paths)
     )
     return StepDeterminants(np.asarray(sign), np.asarray(logabsdet))
 
 
-def nonpositive_det_fraction(
-    model: ODEClassifier, integ: Integrator, x: Inputs
-) -> dict[str, float]:
+def nonpositive_det_fraction(model: ODE, integ: Integrator, x: Inputs) -> dict[str, float]:
     """Fractions of inputs and of (input, step) pairs where a step map has `det <= 0`."""
     dets = step_determinants(model, integ, x)
     return {"inputs": dets.input_fraction, "steps": dets.step_fraction}
@@ -327,32 +351,34 @@ def _final(field, integ, x):
 
 
 def global_error(
-    model: ODEClassifier,
+    model: ODE,
     integ: Integrator,
     x: Inputs,
     reference: Integrator | None = None,
 ) -> np.ndarray:
-    """Per input, `‖Φ_integ(x) − Φ_ref(x)‖` at `t1`: the global error of the training
+    """Per input, `‖Φ_integ(y0) − Φ_ref(y0)‖` at `t1`: the global error of the training
     configuration against a fine reference solve (default: RK4, 256 steps)."""
     reference = _reference(256) if reference is None else reference
-    x = jnp.asarray(x)
-    diff = _final(model.field, integ, x) - _final(model.field, reference, x)
+    field, y0 = ode_of(model, x)
+    diff = _final(field, integ, y0) - _final(field, reference, y0)
     return np.asarray(jnp.linalg.norm(diff.reshape(diff.shape[0], -1), axis=1))
 
 
 class _Scaled(eqx.Module):
-    """`dz/ds = scale · f(z)`: the flow of the autonomous field `f` over time `scale`,
-    solved on `s ∈ [0, 1]`; `scale` comes in as `args` (traced)."""
+    """`dz/ds = scale · f(start + s · scale, z)`: the flow of `f` from time `start` over
+    time `scale` (negative: backwards), solved on `s ∈ [0, 1]`; `(start, scale)` come
+    in as `args` (traced)."""
 
-    field: eqx.Module
+    field: VectorField
 
-    def __call__(self, s, z, scale):
-        return scale * self.field(s, z, None)  # pyright: ignore[reportCallIssue]
+    def __call__(self, s, z, args):
+        start, scale = args
+        return scale * self.field(start + s * scale, z, None)
 
 
 @eqx.filter_jit
-def _flow_for(field, reference, z, scale):
-    ts, ys, _ = trajectory(_Scaled(field), z, reference, args=scale)
+def _flow_for(field, reference, z, start, scale):
+    ts, ys, _ = trajectory(_Scaled(field), z, reference, args=(start, scale))
     return ts, ys
 
 
@@ -378,7 +404,7 @@ class Fan(NamedTuple):
 
 
 def lady_windermere_fan(
-    model: ODEClassifier,
+    model: ODE,
     integ: Integrator,
     x: Inputs,
     reference_steps: int = 256,
@@ -389,30 +415,38 @@ def lady_windermere_fan(
     exact solution); consecutive curves differ by one local error carried to the end.
     """
     ts, paths = trajectories(model, integ, x)
+    field, _ = ode_of(model, x[:1])
     reference = _reference(reference_steps)
     curves, fan_ts = [], []
     for t_k, z_k in zip(ts, paths, strict=True):
         remaining = integ.t1 - float(t_k)
-        s, ys = _flow_for(model.field, reference, jnp.asarray(z_k), jnp.asarray(remaining))
+        s, ys = _flow_for(
+            field,
+            reference,
+            jnp.asarray(z_k),
+            jnp.asarray(float(t_k)),
+            jnp.asarray(remaining),
+        )
         curves.append(np.asarray(ys))
         fan_ts.append(float(t_k) + np.asarray(s) * remaining)
     return Fan(ts, paths, np.stack(fan_ts), np.stack(curves))
 
 
 def round_trip_error(
-    model: ODEClassifier,
+    model: ODE,
     integ: Integrator,
     x: Inputs,
     reference: Integrator | None = None,
 ) -> np.ndarray:
-    """Per input, `‖x̃ − x‖ / ‖x‖`: integrate `t0 → t1` with `integ`, then back `t1 → t0`
-    with a fine solver (default: RK4, 256 steps). Near 0 for an ODE flow solved
-    accurately; large where the forward solve is not the flow of the field."""
+    """Per input, `‖ỹ0 − y0‖ / ‖y0‖` for the initial state `y0`: integrate `t0 → t1`
+    with `integ`, then back `t1 → t0` with a fine solver (default: RK4, 256 steps). Near
+    0 for an ODE flow solved accurately; large where the forward solve is not the flow
+    of the field."""
     reference = _reference(256) if reference is None else reference
-    x = jnp.asarray(x)
-    forward = _final(model.field, integ, x)
+    field, x = ode_of(model, x)
+    forward = _final(field, integ, x)
     length = jnp.asarray(-(integ.t1 - integ.t0))
-    _, ys = _flow_for(model.field, reference, forward, length)
+    _, ys = _flow_for(field, reference, forward, jnp.asarray(integ.t1), length)
     back = ys[reference.steps]
     err = jnp.linalg.norm((back - x).reshape(x.shape[0], -1), axis=1)
     return np.asarray(err / jnp.linalg.norm(x.reshape(x.shape[0], -1), axis=1))

@@ -245,14 +245,49 @@ def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
     return sol, stats
 
 
-def _solve_joint(field: VectorField, y0, integ: Integrator, args):
-    sol, stats = _diffeqsolve(field, y0, integ, args, diffrax.SaveAt(t1=True))
-    return jax.tree.map(lambda y: y[0], sol.ys), stats
+def _solve_joint(field: VectorField, y0, integ: Integrator, args, ts):
+    saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts)
+    sol, stats = _diffeqsolve(field, y0, integ, args, saveat)
+    if ts is None:
+        return jax.tree.map(lambda y: y[0], sol.ys), stats
+    return sol.ys, stats
+
+
+def check_save_times(ts, integ: Integrator) -> None:
+    """**Raises:** `ValueError` unless `ts` is a non-empty 1-D sequence of finite,
+    strictly increasing times inside `[integ.t0, integ.t1]` (concrete values only)."""
+    if isinstance(ts, jax.core.Tracer):
+        return
+    values = np.asarray(ts, dtype=float)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(
+            f"save times ts must be a non-empty 1-D array, got shape {values.shape}"
+        )
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"save times ts must be finite, got {values.tolist()}")
+    outside = values[(values < integ.t0) | (values > integ.t1)]
+    if outside.size:
+        raise ValueError(
+            f"save time {float(outside[0]):g} lies outside [t0, t1] = "
+            f"[{integ.t0:g}, {integ.t1:g}]"
+        )
+    steps = np.diff(values)
+    if np.any(steps <= 0):
+        i = int(np.flatnonzero(steps <= 0)[0])
+        raise ValueError(
+            f"save times ts must be strictly increasing, got {float(values[i]):g} then "
+            f"{float(values[i + 1]):g}"
+        )
 
 
 def solve(
-    field: VectorField, y0: PyTree[Float[Array, "batch ..."]], integ: Integrator, args=None
-) -> tuple[PyTree[Float[Array, "batch ..."]], SolveStats]:
+    field: VectorField,
+    y0: PyTree[Float[Array, "batch ..."]],
+    integ: Integrator,
+    args=None,
+    *,
+    ts: Float[Array, " T"] | np.ndarray | None = None,
+) -> tuple[PyTree[Float[Array, "..."]], SolveStats]:
     """Integrate `dy/dt = field(t, y, args)` from `integ.t0` to `integ.t1`.
 
     **Arguments:**
@@ -261,18 +296,34 @@ def solve(
     - `y0`: the initial state. With `integ.per_sample`, its leading axis is a batch whose
         rows are solved independently (the field then sees a batch of one).
     - `integ`: the `Integrator`.
+    - `ts`: save times, strictly increasing inside `[t0, t1]` (diffrax's
+        `SaveAt(ts=...)`). The steps do not change: a save time between two steps is
+        the solver's dense interpolation between them (for a fixed step `h`, a save time
+        on the grid `t0 + k h` is the iterate itself). The solve still runs to `t1`.
 
-    **Returns:** `(y1, stats)`: the state at `t1` and a `SolveStats` (per row with
-    `per_sample`).
+    **Returns:** `(y, stats)`: the state at `t1` (or at each save time, stacked along a
+    new leading axis `(T, batch, ...)`) and a `SolveStats` (per row with `per_sample`).
+
+    **Raises:** `ValueError` for save times that are not increasing or lie outside
+    `[t0, t1]`.
     """
+    if ts is not None:
+        check_save_times(ts, integ)
+        ts = jnp.asarray(ts, dtype=float)
     if integ.per_sample:
 
         def one(y):
-            y1, stats = _solve_joint(field, jax.tree.map(lambda a: a[None], y), integ, args)
-            return jax.tree.map(lambda a: a[0], y1), stats
+            y1, stats = _solve_joint(
+                field, jax.tree.map(lambda a: a[None], y), integ, args, ts
+            )
+            row = 0 if ts is None else 1  # the batch of one: axis 0, or 1 after time
+            return jax.tree.map(lambda a: jnp.take(a, 0, axis=row), y1), stats
 
-        return jax.vmap(one)(y0)
-    return _solve_joint(field, y0, integ, args)
+        y, stats = jax.vmap(one)(y0)
+        if ts is not None:  # (batch, T, ...) → (T, batch, ...)
+            y = jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), y)
+        return y, stats
+    return _solve_joint(field, y0, integ, args, ts)
 
 
 def trajectory(

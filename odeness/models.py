@@ -16,6 +16,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .integrate import Integrator, SolveStats, solve
+from .neural_ode import AbstractODEModel
 
 
 def kaiming_normal(key: PRNGKeyArray, shape: tuple[int, ...]) -> Float[Array, "..."]:
@@ -200,8 +201,9 @@ class Linear(eqx.Module):
         return _linear(self.weight, self.bias, x.reshape(x.shape[0], -1))
 
 
-class ODEClassifier(eqx.Module):
-    """`logits = head(Φ(x))`, `Φ` the time-1 flow of the field; no upstream layer.
+class ODEClassifier(AbstractODEModel):
+    """`logits = head(Φ(x))`, `Φ` the time-1 flow of the field: the papers' model, with
+    no upstream layer (the inputs are the initial state).
 
     The integrator is an argument, not a field: evaluating the same parameters with
     another solver means passing another `Integrator`.
@@ -209,6 +211,12 @@ class ODEClassifier(eqx.Module):
 
     field: eqx.Module
     head: Linear
+
+    def initial_state(self, x):
+        return x
+
+    def vector_field(self, t, y, args):
+        return self.field(t, y, args)  # pyright: ignore[reportCallIssue]
 
     def flow(self, x: Float[Array, "batch ..."], integ: Integrator):
         """The ODE state at `t1` and the solve's `SolveStats`."""

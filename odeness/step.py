@@ -4,6 +4,7 @@ One compiled program trains every seed of a configuration at once; `train_chunk`
 `length` steps of each inside `lax.scan`.
 """
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -16,7 +17,11 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 from .adapt import AbstractRule, Check, adapt_step
 from .batching import chunk_batch_indices
 from .integrate import Integrator
-from .models import ODEClassifier
+from .metrics import AbstractMetric, Accuracy
+
+Loss = Callable[[PyTree[Array], Array], Float[Array, ""]]
+"""A training loss `loss(outputs, targets) -> scalar`, the batch's mean."""
+_ACCURACY = Accuracy()
 
 
 class TrainState(NamedTuple):
@@ -32,6 +37,7 @@ class TrainState(NamedTuple):
 class StepMetrics(NamedTuple):
     loss: Float[Array, ""]
     accuracy: Float[Array, ""]
+    """The training batch's score under the run's metric (accuracy by default)."""
     nfe: Int[Array, ""]
     num_steps: Int[Array, ""]
     finite: Bool[Array, ""]
@@ -51,12 +57,22 @@ def optimizer(learning_rate: float) -> optax.GradientTransformation:
     return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
 
 
-def loss_fn(model: ODEClassifier, integ: Integrator, x, y):
-    """Mean cross-entropy; auxiliary: accuracy and the solve's statistics."""
-    logits, stats = model(x, integ)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-    accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == y)
-    return loss, (accuracy, stats)
+def cross_entropy(logits: Float[Array, "batch classes"], labels: Int[Array, " batch"]):
+    """Mean softmax cross-entropy of integer labels: the papers' training loss."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def loss_fn(
+    model,
+    integ: Integrator,
+    x,
+    y,
+    loss: Loss = cross_entropy,
+    metric: AbstractMetric = _ACCURACY,
+):
+    """`loss(model(x), y)`; auxiliary: the batch's `metric` and the solve's statistics."""
+    outputs, stats = model(x, integ)
+    return loss(outputs, y), (metric.mean(outputs, y), stats)
 
 
 def train_step(
@@ -65,14 +81,18 @@ def train_step(
     integ: Integrator | AbstractRule,
     opt: optax.GradientTransformation,
     x: Float[Array, "batch ..."],
-    y: Int[Array, " batch"],
+    y: Array,
     due: Bool[Array, ""] | bool = False,
+    *,
+    loss: Loss = cross_entropy,
+    metric: AbstractMetric = _ACCURACY,
 ) -> tuple[TrainState, StepMetrics]:
-    """One optimiser step on the batch `(x, y)`. Pure.
+    """One optimiser step of `loss` on the batch `(x, y)`. Pure.
 
     `integ` is the training integrator, or an adaptation rule whose state
     (`state.adapt`) gives it. With a rule, the check runs if `due` (before the optimiser
-    update, on the same batch; see `odeness.adapt.adapt_step`).
+    update, on the same batch; see `odeness.adapt.adapt_step`) and compares `metric`
+    between the training and the test solver.
     """
     rule = integ if isinstance(integ, AbstractRule) else None
     if rule is not None:
@@ -80,18 +100,18 @@ def train_step(
     assert isinstance(integ, Integrator)
 
     def loss_of_params(params):
-        return loss_fn(eqx.combine(params, static), integ, x, y)
+        return loss_fn(eqx.combine(params, static), integ, x, y, loss, metric)
 
-    (loss, (accuracy, stats)), grads = jax.value_and_grad(loss_of_params, has_aux=True)(
+    (value, (accuracy, stats)), grads = jax.value_and_grad(loss_of_params, has_aux=True)(
         state.params
     )
     nfe = jnp.max(stats.nfe)
     metrics = StepMetrics(
-        loss,
+        value,
         accuracy,
         nfe,
         jnp.max(stats.num_steps),
-        jnp.isfinite(loss),
+        jnp.isfinite(value),
         jnp.all(stats.success),
     )
     adapt = state.adapt
@@ -99,9 +119,9 @@ def train_step(
         model = eqx.combine(state.params, static)
 
         def evaluate(test_integ: Integrator):
-            logits, test_stats = model(x, test_integ)
+            outputs, test_stats = model(x, test_integ)
             return (
-                jnp.mean(jnp.argmax(logits, axis=-1) == y),
+                metric.mean(outputs, y),
                 jnp.max(test_stats.nfe),
                 jnp.all(test_stats.success),
             )
@@ -133,6 +153,8 @@ def train_chunk(
     length: int,
     start: Int[Array, ""] | None = None,
     batch_sharding: NamedSharding | None = None,
+    loss: Loss = cross_entropy,
+    metric: AbstractMetric = _ACCURACY,
 ) -> tuple[TrainState, StepMetrics]:
     """`length` train steps of every seed: `lax.scan` inside, `vmap` over seeds.
 
@@ -163,7 +185,9 @@ def train_chunk(
     def run(state):
         idx = chunk_batch_indices(state.key, state.step, length, x_all.shape[0], batch_size)
         return jax.lax.scan(
-            lambda s, xs: train_step(s, static, integ, opt, *batch(xs[0]), xs[1]),
+            lambda s, xs: train_step(
+                s, static, integ, opt, *batch(xs[0]), xs[1], loss=loss, metric=metric
+            ),
             state,
             (idx, due),
         )

@@ -9,30 +9,32 @@ that only works with its training solver does not.
 import dataclasses
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple, cast
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, PyTree, Shaped
 
 from .errors import RunFailed, SolveFailed
-from .integrate import Integrator
-from .models import ODEClassifier
+from .integrate import Integrator, SolveStats
+from .metrics import AbstractMetric, Accuracy, as_metric
 from .solvers import order, solver
+
+Model = Callable[[Array, Integrator], tuple[PyTree[Array], SolveStats]]
+"""What the swap asks of a model: `model(x, integ) -> (outputs, stats)`."""
 
 
 @eqx.filter_jit
-def _count_correct(model: ODEClassifier, integ: Integrator, x, y):
-    logits, stats = model(x, integ)
-    return (
-        jnp.sum(jnp.argmax(logits, axis=-1) == y),
-        jnp.max(stats.nfe),
-        stats,
-        jnp.all(jnp.isfinite(logits)),
+def _batch_score(model: Model, integ: Integrator, metric: AbstractMetric, x, y):
+    outputs, stats = model(x, integ)
+    finite = jnp.all(
+        jnp.array([jnp.all(jnp.isfinite(o)) for o in jax.tree.leaves(outputs)])
     )
+    return metric.batch_total(outputs, y), jnp.max(stats.nfe), stats, finite
 
 
 def _label(integ: Integrator) -> str:
@@ -40,37 +42,51 @@ def _label(integ: Integrator) -> str:
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
 
 
-def accuracy(
-    model: ODEClassifier,
+def _check_outputs(model: Model, integ: Integrator, metric: AbstractMetric, x, y) -> None:
+    """The metric's shape check on one batch, without solving (`eqx.filter_eval_shape`)."""
+    outputs, _ = eqx.filter_eval_shape(model, x, integ)
+    metric.check_shapes(tuple(outputs.shape), tuple(y.shape))
+
+
+def score(
+    model: Model,
     integ: Integrator,
     x: Float[Array, "N ..."] | np.ndarray,
-    y: Int[Array, " N"] | np.ndarray,
+    y: Shaped[Array, "N ..."] | np.ndarray,
     *,
+    metric: str | AbstractMetric = "accuracy",
     batch_size: int = 1000,
 ) -> tuple[float, float]:
-    """Accuracy of `model` solved with `integ` on all of `(x, y)`, and NFE per forward pass.
+    """`metric` of `model` solved with `integ` on all of `(x, y)`, and NFE per forward
+    pass.
 
-    Correct predictions are counted over every example and divided by their number, so
-    a last partial batch weighs what it holds (the authors' evaluation divided it by the
-    full batch size). Batches are solved as one ODE state each (with adaptive solvers the
-    step sizes depend on the batch; `integ.per_sample` avoids that). The NFE is the mean
-    over batches of each batch's forward-pass NFE.
+    Each batch's `metric.batch_total` is summed and divided by the number of examples,
+    so a last partial batch weighs what it holds (the authors' evaluation divided it by
+    the full batch size). Batches are solved as one ODE state each (with adaptive
+    solvers the step sizes depend on the batch; `integ.per_sample` avoids that). The NFE
+    is the mean over batches of each batch's forward-pass NFE.
 
-    **Raises:** `odeness.errors.SolveFailed` if a solve does not reach `t1` (an adaptive
-    solver at its `max_steps`); `odeness.errors.RunFailed` if the model's outputs are not
-    finite (a diverged model has no accuracy to compare).
+    **Raises:** `ValueError` for an empty data set, an unknown metric or outputs whose
+    shape does not fit the targets; `odeness.errors.SolveFailed` if a solve fails (an
+    adaptive solver at its `max_steps`); `odeness.errors.RunFailed` if the model's
+    outputs are not finite (a diverged model has no score to compare).
     """
+    metric = as_metric(metric)
     n = len(y)
     if n == 0:
         raise ValueError("cannot evaluate on an empty data set")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    if len(x) != n:
+        raise ValueError(f"{len(x)} inputs and {n} targets: give one target per input")
     quiet = dataclasses.replace(integ, throw=False)  # failures are raised below
-    correct, nfes = 0, []
+    _check_outputs(model, quiet, metric, jnp.asarray(x[:batch_size]), y[:batch_size])
+    total, nfes = 0, []
     for start in range(0, n, batch_size):
-        c, f, stats, finite = _count_correct(
+        t, f, stats, finite = _batch_score(
             model,
             quiet,
+            metric,
             jnp.asarray(x[start : start + batch_size]),
             jnp.asarray(y[start : start + batch_size]),
         )
@@ -84,9 +100,22 @@ def accuracy(
                 f"the model's outputs with {_label(integ)} are not finite; a diverged "
                 "model is not evaluated"
             )
-        correct += int(c)
+        total += t.item()
         nfes.append(int(f))
-    return correct / n, float(np.mean(nfes))
+    return total / n, float(np.mean(nfes))
+
+
+def accuracy(
+    model: Model,
+    integ: Integrator,
+    x: Float[Array, "N ..."] | np.ndarray,
+    y: Int[Array, " N"] | np.ndarray,
+    *,
+    batch_size: int = 1000,
+) -> tuple[float, float]:
+    """`score` with `metric="accuracy"`: the fraction of examples classified right, and
+    NFE per forward pass."""
+    return score(model, integ, x, y, metric=Accuracy(), batch_size=batch_size)
 
 
 def scaled_steps(steps: int, factor: float) -> int:
@@ -132,7 +161,8 @@ class SwapRow(NamedTuple):
     dt: float | None
     rtol: float | None
     atol: float | None
-    accuracy: float
+    score: float
+    """The swap's metric (`SwapResult.metric`) with this configuration."""
     nfe: float
     """Function evaluations per forward pass."""
     at_least_as_accurate: bool
@@ -143,8 +173,9 @@ class SwapRow(NamedTuple):
     def adaptive(self) -> bool:
         return self.rtol is not None
 
-    def to_json(self) -> dict:
-        """The row as it is written to disk: the setting that applies, then the scores."""
+    def to_json(self, metric: str = "accuracy") -> dict:
+        """The row as it is written to disk: the setting that applies, then the scores
+        (the score under the metric's name)."""
         setting = (
             {"rtol": self.rtol, "atol": self.atol}
             if self.adaptive
@@ -154,28 +185,39 @@ class SwapRow(NamedTuple):
             "solver": self.solver,
             **setting,
             "factor": self.factor,
-            "accuracy": self.accuracy,
+            metric: self.score,
             "nfe": self.nfe,
             "at_least_as_accurate": self.at_least_as_accurate,
         }
 
 
 def _row(test: Integrator, factor: float | None, scores, at_least: bool) -> SwapRow:
-    d, (acc, nfe) = test.describe(), scores
-    return SwapRow(d["solver"], factor, d.get("steps"), d.get("dt"), d.get("rtol"),
-                   d.get("atol"), acc, nfe, at_least)  # fmt: skip
+    d, (value, nfe) = test.describe(), scores
+    return SwapRow(
+        d["solver"],
+        factor,
+        d.get("steps"),
+        d.get("dt"),
+        d.get("rtol"),
+        d.get("atol"),
+        value,
+        nfe,
+        at_least,
+    )
 
 
 class SwapResult(NamedTuple):
     """The solver swap of one trained model.
 
-    `max_gap`: the largest drop from `train_accuracy` over the `rows` that are at least
-    as accurate as the training configuration.
+    `max_gap`: the largest degradation of the metric from `train_score` (an accuracy
+    drop; an increase in error), in the metric's units, over the `rows` that are at
+    least as accurate as the training configuration.
     """
 
     train: Integrator
     """The training integrator."""
-    train_accuracy: float
+    metric: AbstractMetric
+    train_score: float
     train_nfe: float
     rows: list[SwapRow]
     max_gap: float
@@ -185,13 +227,30 @@ class SwapResult(NamedTuple):
         """The training step size (fixed-step training), else None."""
         return None if self.train.dt is None else float(self.train.dt)
 
+    @property
+    def relative_gap(self) -> float:
+        """`max_gap` in threshold units: itself for an absolute metric, over
+        `|train_score|` for a relative one (infinite if that is 0 and the gap is not)."""
+        if not self.metric.relative:
+            return self.max_gap
+        if self.train_score == 0:
+            return 0.0 if self.max_gap <= 0 else math.inf
+        return self.max_gap / abs(self.train_score)
+
+    def is_ode(self, threshold: float = 0.1) -> bool:
+        """Whether the model kept its score: `max_gap` within the metric's allowance
+        (`AbstractMetric.allowed`)."""
+        self.metric.check_threshold(threshold)
+        return self.max_gap <= self.metric.allowed(threshold, self.train_score)
+
 
 def evaluate_solver_swap(
-    model: ODEClassifier,
+    model: Model,
     integrator: Integrator,
     x: Float[Array, "N ..."] | np.ndarray,
-    y: Int[Array, " N"] | np.ndarray,
+    y: Shaped[Array, "N ..."] | np.ndarray,
     *,
+    metric: str | AbstractMetric = "accuracy",
     solvers: Sequence[str | diffrax.AbstractSolver] = ("euler", "midpoint", "rk4"),
     factors: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0),
     reference: Integrator | None = None,
@@ -201,31 +260,39 @@ def evaluate_solver_swap(
 
     **Arguments:**
 
-    - `model`, `integrator`: the trained model and its training integrator.
-    - `x`, `y`: the evaluation data (all of it is used).
+    - `model`, `integrator`: the trained model (any `model(x, integ) -> (outputs,
+        stats)`) and its training integrator.
+    - `x`, `y`: the evaluation data (all of it is used): inputs and targets.
+    - `metric`: `"accuracy"` (default), `"mse"`, `"nll"` or an `AbstractMetric` such as
+        `odeness.Metric(fn, higher_is_better=False)`.
     - `solvers`: test solvers, by name or object.
     - `factors`: fixed-step training tests `n_test = round(factor × n_train)` steps
         (`scaled_steps`); adaptive training tests `tol × factor` (rtol and atol).
     - `reference`: an extra, fine configuration (e.g. RK4 with 256 steps).
-    - `batch_size`: examples per evaluation batch (see `accuracy`).
+    - `batch_size`: examples per evaluation batch (see `score`).
 
-    **Returns:** a `SwapResult`.
+    **Returns:** a `SwapResult` (its `metric` says which metric and direction it used).
 
-    **Raises:** as `swap_configurations` and `accuracy`.
+    **Raises:** as `swap_configurations` and `score`.
     """
+    metric = as_metric(metric)
     configs = swap_configurations(integrator, solvers, factors, reference)
-    train_acc, train_nfe = accuracy(model, integrator, x, y, batch_size=batch_size)
+    train_score, train_nfe = score(
+        model, integrator, x, y, metric=metric, batch_size=batch_size
+    )
     cache: dict[tuple, tuple[float, float]] = {}
     rows = []
     for f, test in configs:
         desc = test.describe()
         key = tuple(sorted(desc.items()))
         if key not in cache:
-            cache[key] = accuracy(model, test, x, y, batch_size=batch_size)
+            cache[key] = score(model, test, x, y, metric=metric, batch_size=batch_size)
         rows.append(_row(test, f, cache[key], at_least_as_accurate(test, integrator)))
     # `swap_configurations` ensures at least one row is at least as accurate.
-    max_gap = max(train_acc - r.accuracy for r in rows if r.at_least_as_accurate)
-    return SwapResult(integrator, train_acc, train_nfe, rows, max_gap)
+    max_gap = max(
+        metric.degradation(train_score, r.score) for r in rows if r.at_least_as_accurate
+    )
+    return SwapResult(integrator, metric, train_score, train_nfe, rows, max_gap)
 
 
 def swap_configurations(
@@ -274,10 +341,10 @@ def swap_configurations(
     return configs
 
 
-def check_threshold(threshold: float) -> None:
-    """**Raises:** `ValueError` unless `threshold` (an accuracy drop) lies in `[0, 1]`."""
-    if not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
-        raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
+def check_threshold(threshold: float, metric: str | AbstractMetric = "accuracy") -> None:
+    """**Raises:** `ValueError` unless `threshold` suits `metric` (in `[0, 1]` for an
+    accuracy drop; see `AbstractMetric.check_threshold`)."""
+    as_metric(metric).check_threshold(threshold)
 
 
 def critical_step_size(
@@ -286,29 +353,38 @@ def critical_step_size(
     """The critical step size `h*` of a sweep over training step sizes.
 
     The largest training step size `h*` such that every training step size `h <= h*`
-    keeps its accuracy under more accurate test solvers: the mean `max_gap` over seeds is
-    at most `threshold`. Models trained with `h <= h*` behave as ODEs; above, at least one
-    step size does not.
+    keeps its score under more accurate test solvers: the mean over seeds of the swap's
+    `relative_gap` (the accuracy drop; for a relative metric, the increase over the
+    training score) is at most `threshold`. Models trained with `h <= h*` behave as
+    ODEs; above, at least one step size does not.
 
     **Arguments:**
 
     - `results`: `SwapResult`s of fixed-step runs (several seeds per step size are
-        averaged), or a mapping step size → max gaps.
-    - `threshold`: the accuracy drop that counts as losing accuracy (the paper's
-        adaptation uses 0.1).
+        averaged), or a mapping step size → gaps in threshold units (accuracy drops).
+    - `threshold`: the degradation that counts as losing the score (the paper's
+        adaptation uses an accuracy drop of 0.1).
 
     **Returns:** `h*`, or None if even the smallest step size fails.
+
+    **Raises:** `ValueError` for no results, adaptive runs, results of different
+    metrics or a threshold that does not suit their metric.
     """
-    check_threshold(threshold)
     gaps: dict[float, list[float]] = defaultdict(list)
     if isinstance(results, Mapping):
+        check_threshold(threshold)
         for h, g in cast(Mapping[float, Sequence[float]], results).items():
             gaps[float(h)].extend(g)
     else:
+        results = list(results)
+        metrics = {(r.metric.name, r.metric.relative) for r in results}
+        if len(metrics) > 1:
+            raise ValueError(f"critical_step_size needs one metric, got {sorted(metrics)}")
         for r in results:
+            r.metric.check_threshold(threshold)
             if r.step_size is None:
                 raise ValueError("critical_step_size needs fixed-step training runs")
-            gaps[r.step_size].append(r.max_gap)
+            gaps[r.step_size].append(r.relative_gap)
     if not gaps:
         raise ValueError("critical_step_size needs at least one result")
     h_star = None

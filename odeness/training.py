@@ -6,6 +6,7 @@ stayed finite, log metrics, write checkpoints and move the progress bar.
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,7 +24,9 @@ from .config import TrainConfig, integ_label
 from .data import Dataset, load_dataset
 from .errors import Diverged, SolveFailed
 from .integrate import Integrator
-from .models import ODEClassifier, make_classifier
+from .metrics import AbstractMetric, Accuracy, as_metric
+from .models import make_classifier
+from .neural_ode import AbstractODEModel
 from .parallel import Layout, Placement, placement, to_host
 from .runs import (
     CHECKPOINT,
@@ -36,14 +39,25 @@ from .runs import (
     check_run_folder,
 )
 from .solvers import order
-from .step import StepMetrics, TrainState, _all_finite, optimizer, train_chunk
+from .step import (
+    Loss,
+    StepMetrics,
+    TrainState,
+    _all_finite,
+    cross_entropy,
+    optimizer,
+    train_chunk,
+)
+
+ModelInit = Callable[[PRNGKeyArray], eqx.Module]
+"""A user's model builder: one seed's initial model from its key."""
 
 
 class TrainResult(NamedTuple):
     """A finished (or resumed-and-finished) training run."""
 
     config: TrainConfig
-    models: ODEClassifier
+    models: eqx.Module
     """The trained models of all seeds, stacked along axis 0 of every array."""
     integrator: Integrator
     """The training integrator (of an adapted run: the first seed's final one)."""
@@ -51,7 +65,7 @@ class TrainResult(NamedTuple):
     adaptation: PyTree = None
     """Adapted runs: the rule's final states, stacked over seeds."""
 
-    def model(self, i: int) -> ODEClassifier:
+    def model(self, i: int) -> eqx.Module:
         """The trained model of the `i`-th seed of `config.seeds`."""
         return unstack(self.models, i)
 
@@ -75,18 +89,23 @@ def unstack(stacked: PyTree, i: int) -> PyTree:
     return jax.tree.map(lambda a: a[i] if eqx.is_array(a) else a, stacked)
 
 
-def init_models(config: TrainConfig, data: Dataset) -> ODEClassifier:
-    """The seeds' initial models, stacked (one `vmap`-ed init)."""
+def init_models(
+    config: TrainConfig, data: Dataset, model: ModelInit | None = None
+) -> eqx.Module:
+    """The seeds' initial models, stacked (one `vmap`-ed init): `model(key)` for each
+    seed's key, or by default the classifier `config` names (`make_classifier`)."""
     keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 0) for s in config.seeds])
-    return eqx.filter_vmap(
-        lambda k: make_classifier(
+
+    def named(k):
+        return make_classifier(
             config.field,
             data.input_shape,
             data.num_classes,
             channels=config.channels,
             key=k,
         )
-    )(keys)
+
+    return eqx.filter_vmap(named if model is None else model)(keys)
 
 
 def check_data(config: TrainConfig, data: Dataset) -> None:
@@ -109,10 +128,12 @@ def check_data(config: TrainConfig, data: Dataset) -> None:
             )
 
 
-def init_state(config: TrainConfig, data: Dataset) -> tuple[TrainState, PyTree]:
+def init_state(
+    config: TrainConfig, data: Dataset, model: ModelInit | None = None
+) -> tuple[TrainState, PyTree]:
     """Initial train state of every seed, and the static part of the model."""
     check_data(config, data)
-    models = init_models(config, data)
+    models = init_models(config, data, model)
     params, static = eqx.partition(models, eqx.is_array)
     opt_state = jax.vmap(optimizer(config.learning_rate).init)(params)
     data_keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in config.seeds])
@@ -122,7 +143,7 @@ def init_state(config: TrainConfig, data: Dataset) -> tuple[TrainState, PyTree]:
 
 
 def init_adaptation(
-    config: TrainConfig, models: ODEClassifier, data_keys: PRNGKeyArray, data: Dataset
+    config: TrainConfig, models: eqx.Module, data_keys: PRNGKeyArray, data: Dataset
 ) -> PyTree:
     """The rule's initial state of every seed (None without adaptation).
 
@@ -137,12 +158,18 @@ def init_adaptation(
         return jax.vmap(rule.init)(jnp.full(n, config.tol))
     if config.steps is not None:
         return jax.vmap(rule.init)(jnp.full(n, 1.0 / config.steps))
+    if not isinstance(models, AbstractODEModel):
+        raise ValueError(
+            "Hairer's initial step size needs the model's ODE: give an AbstractODEModel "
+            "(e.g. odeness.NeuralODE), or start the adaptation from steps"
+        )
     x_all = jnp.asarray(data.x_train)
 
     @eqx.filter_vmap
     def hairer(model, key):
         idx = batch_indices(key, jnp.asarray(0), x_all.shape[0], config.batch_size)
-        return rule.init(initial_step_size(model.field, x_all[idx], order(rule.solver)))
+        y0 = model.initial_state(x_all[idx])
+        return rule.init(initial_step_size(model.vector_field, y0, order(rule.solver)))
 
     return hairer(models, data_keys)
 
@@ -155,6 +182,9 @@ def train(
     progress: bool = True,
     progress_position: int | None = None,
     parallel: Layout = "seeds",
+    model: ModelInit | None = None,
+    loss: Loss | None = None,
+    metric: str | AbstractMetric | None = None,
 ) -> TrainResult:
     """Train every seed of `config` at once; resume from `run_dir` if it has a checkpoint.
 
@@ -171,6 +201,17 @@ def train(
     - `parallel`: how the program uses several devices (`odeness.parallel`): `"seeds"`
         splits the seeds over the devices, `"data"` every batch, `"none"` uses one
         device. The results do not depend on it (up to float rounding for `"data"`).
+    - `model`: a model of your own, as a builder `model(key) -> eqx.Module` called once
+        per seed (any `model(x, integ) -> (outputs, stats)`; an `AbstractODEModel` such
+        as `odeness.NeuralODE` for Hairer's initial step). Default: the classifier
+        `config.field` and `config.channels` name. `config.dataset` (or `data`) gives
+        the inputs and targets; the run folder records `config`, not the builder, so
+        resume and `load_run` with the same builder.
+    - `loss`: `loss(outputs, targets) -> scalar`, the batch's mean (default: the
+        softmax cross-entropy of integer labels).
+    - `metric`: the score logged as `train_<name>` and compared by the adaptation rule
+        (`"accuracy"` by default; `"mse"`, `"nll"` or an `odeness.Metric`). A relative
+        metric makes the paper's rules compare relative differences (`relative=True`).
 
     **Returns:** a `TrainResult` (its arrays on this host's default device).
 
@@ -182,22 +223,41 @@ def train(
     folder is left as it was.
     """
     place = placement(parallel, len(config.seeds), config.batch_size)
+    task = _Task(cross_entropy if loss is None else loss, as_metric(metric or Accuracy()))
+    task.metric.check_threshold(config.threshold)
     if data is None:
         data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
     folder = None if run_dir is None else Path(run_dir)
     if folder is not None:
         check_run_folder(folder, config)
-    state, static = init_state(config, data)
+    state, static = init_state(config, data, model)
     if folder is None:
-        return _train(config, state, static, data, progress=progress,
-                      progress_position=progress_position, place=place)  # fmt: skip
+        return _train(
+            config,
+            state,
+            static,
+            data,
+            progress=progress,
+            progress_position=progress_position,
+            place=place,
+            task=task,
+        )
     fresh = not (folder / CHECKPOINT).exists()
     existed = {p.name for p in folder.iterdir()} if folder.is_dir() else None
     try:
         state, metrics = _resume(folder, config, state)
-        return _train(config, state, static, data, metrics=metrics, folder=folder,
-                      progress=progress, progress_position=progress_position, place=place
-                      )  # fmt: skip
+        return _train(
+            config,
+            state,
+            static,
+            data,
+            metrics=metrics,
+            folder=folder,
+            progress=progress,
+            progress_position=progress_position,
+            place=place,
+            task=task,
+        )
     except BaseException:
         if fresh and io.writes_files() and not (folder / CHECKPOINT).exists():
             _remove_new_files(folder, existed)
@@ -215,9 +275,10 @@ def _train(
     progress: bool,
     progress_position: int | None,
     place: Placement,
+    task: "_Task",
 ) -> TrainResult:
     metrics = [] if metrics is None else metrics
-    rule = config.rule()
+    rule = _rule(config, task.metric)
     integ: Integrator | AbstractRule = (
         dataclasses.replace(config.integrator(), throw=False) if rule is None else rule
     )
@@ -252,16 +313,28 @@ def _train(
                 length=length,
                 start=jnp.asarray(step),
                 batch_sharding=place.batch,
+                loss=task.loss,
+                metric=task.metric,
             )
             m = to_host(m)
             _check_chunk(config, step, m)
             step += length
-            rows = _metric_rows(config, step, m, time.perf_counter() - start, metrics)
+            rows = _metric_rows(
+                config,
+                step,
+                m,
+                time.perf_counter() - start,
+                metrics,
+                score=f"train_{task.metric.name}",
+            )
             metrics.extend(rows)
             bar.update(length)
+            name = task.metric.name
             bar.set_postfix(
-                loss=f"{np.mean([r['loss'] for r in rows]):.3f}",
-                acc=f"{np.mean([r['train_accuracy'] for r in rows]):.3f}",
+                {
+                    "loss": f"{np.mean([r['loss'] for r in rows]):.3f}",
+                    name: f"{np.mean([r[f'train_{name}'] for r in rows]):.3g}",
+                }
             )
             if folder is not None:
                 io.append_jsonl(folder / METRICS, rows)
@@ -269,6 +342,21 @@ def _train(
                     io.save_checkpoint(folder / CHECKPOINT, to_host(_checkpointable(state)))
     state = jax.tree.map(jnp.asarray, to_host(_checkpointable(state)))
     return _result(config, _from_checkpointable(state), static, metrics)
+
+
+class _Task(NamedTuple):
+    """What a run optimises and scores."""
+
+    loss: Loss
+    metric: AbstractMetric
+
+
+def _rule(config: TrainConfig, metric: AbstractMetric) -> AbstractRule | None:
+    """The run's adaptation rule, comparing `metric` as it asks (relative or not)."""
+    rule = config.rule()
+    if rule is not None and metric.relative and hasattr(rule, "relative"):
+        rule = dataclasses.replace(rule, relative=True)  # pyright: ignore[reportCallIssue]
+    return rule
 
 
 def _check_chunk(config: TrainConfig, start: int, m: StepMetrics) -> None:
@@ -313,7 +401,13 @@ def _result(config: TrainConfig, state: TrainState, static, metrics) -> TrainRes
 
 
 def _metric_rows(
-    config: TrainConfig, step: int, m: StepMetrics, seconds: float, previous: list[dict]
+    config: TrainConfig,
+    step: int,
+    m: StepMetrics,
+    seconds: float,
+    previous: list[dict],
+    *,
+    score: str = "train_accuracy",
 ):
     # Means over the chunk's iterations, one row per seed; running totals of the NFE.
     loss, acc = np.asarray(m.loss).mean(1), np.asarray(m.accuracy).mean(1)
@@ -325,7 +419,7 @@ def _metric_rows(
             "step": step,
             "seed": seed,
             "loss": float(loss[i]),
-            "train_accuracy": float(acc[i]),
+            score: float(acc[i]),
             "nfe": int(nfe[i]),
             "num_steps": int(num_steps[i]),
             "train_nfe_total": int(totals.get(seed, 0) + chunk_nfe[i]),
@@ -357,8 +451,12 @@ def _metric_rows(
     return rows
 
 
-def load_run(run_dir: str | Path, data: Dataset | None = None) -> TrainResult:
+def load_run(
+    run_dir: str | Path, data: Dataset | None = None, model: ModelInit | None = None
+) -> TrainResult:
     """Load a run folder written by `train`: its config, trained models and metrics.
+
+    `model`: the builder the run was trained with, if it was a model of your own.
 
     **Raises:** `FileNotFoundError` if the folder has no config or checkpoint.
     """
@@ -369,7 +467,7 @@ def load_run(run_dir: str | Path, data: Dataset | None = None) -> TrainResult:
     config = TrainConfig.from_dict(io.read_json(folder / CONFIG))
     if data is None:
         data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
-    state, static = init_state(config, data)
+    state, static = init_state(config, data, model)
     state = _from_checkpointable(
         io.load_checkpoint(folder / CHECKPOINT, _checkpointable(state))
     )

@@ -65,7 +65,7 @@ def test_swap_arithmetic_on_a_model_with_a_known_answer():
     train = odeness.Integrator(odeness.solver("euler"), steps=4)
     ref = odeness.Integrator(odeness.solver("rk4"), steps=256)
     swap = odeness.evaluate_solver_swap(model, train, x, y, reference=ref)
-    assert swap.train_accuracy == 1.0 and swap.train_nfe == 4
+    assert swap.train_score == 1.0 and swap.train_nfe == 4
     steps = [(r.solver, r.steps) for r in swap.rows]
     assert steps[:5] == [("euler", n) for n in (2, 3, 4, 6, 8)]
     assert steps[5:10] == [("midpoint", n) for n in (2, 3, 4, 6, 8)]
@@ -78,7 +78,7 @@ def test_swap_arithmetic_on_a_model_with_a_known_answer():
             expected = 0.0  # midpoint and RK4 are already close to e
         if r.solver == "midpoint" and r.steps == 2:
             expected = 1.0 if (1 + 0.5 + 0.125) ** 2 < 2.5 else 0.0
-        assert r.accuracy == expected, r
+        assert r.score == expected, r
         stages = {"euler": 1, "midpoint": 2, "rk4": 4}[r.solver]
         assert r.nfe == stages * r.steps
         assert r.at_least_as_accurate == (r.steps >= 4)
@@ -93,7 +93,7 @@ def test_an_ode_keeps_its_accuracy():
         jnp.ones((4, 1)),
         jnp.ones(4, dtype=jnp.int32),
     )
-    assert swap.train_accuracy == 1.0 and swap.max_gap == 0.0
+    assert swap.train_score == 1.0 and swap.max_gap == 0.0
 
 
 def test_adaptive_swap_scales_tolerances():

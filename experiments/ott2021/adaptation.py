@@ -231,7 +231,7 @@ def _swap_seeds(config, result, data, test_solvers, factors):
                 final.get("dt"),
                 final.get("steps"),
                 final.get("rtol"),
-                swap.train_accuracy,
+                swap.train_score,
                 swap.train_nfe,
                 swap.max_gap,
                 last[seed]["train_nfe_total"],

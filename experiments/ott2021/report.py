@@ -76,7 +76,7 @@ class Report(NamedTuple):
             "integrator": self.integrator.describe(),
             "test_points": self.test_points,
             "dim": self.dim,
-            "train_accuracy": self.swap.train_accuracy,
+            "train_accuracy": self.swap.train_score,
             "max_gap": self.swap.max_gap,
             "swap": [r.to_json() for r in self.swap.rows],
             "crossings": {
@@ -170,9 +170,9 @@ def _draw(n: Report, paths2, crossings, fan, y, out: Path, *, title: str) -> Non
         if rows:
             curves[name] = (
                 [r.steps for r in rows],
-                [r.accuracy for r in rows],
+                [r.score for r in rows],
                 integ.steps if not integ.adaptive else np.nan,
-                swap.train_accuracy,
+                swap.train_score,
             )
     if curves:
         draw_accuracy_vs_steps(
@@ -216,7 +216,7 @@ def _markdown(n: Report, title: str) -> str:
             r.solver,
             f"{r.rtol:g}" if r.adaptive else str(r.steps),
             "reference" if r.factor is None else f"{r.factor:g}",
-            f"{r.accuracy:.4f}",
+            f"{r.score:.4f}",
             f"{r.nfe:.0f}",
             "yes" if r.at_least_as_accurate else "no",
         ]
@@ -235,7 +235,7 @@ def _markdown(n: Report, title: str) -> str:
         "",
         f"Training solver: {train}. Test set: {n.test_points} inputs of dimension {n.dim}.",
         "",
-        f"- accuracy with the training solver: {n.swap.train_accuracy:.4f}",
+        f"- accuracy with the training solver: {n.swap.train_score:.4f}",
         f"- max gap under at least as accurate solvers: {n.swap.max_gap:.4f}",
         f"- crossing trajectory pairs: {n.crossing_pairs} "
         f"({100 * n.crossing_fraction:.1f}% of inputs involved)"

@@ -115,14 +115,14 @@ class SweepRow(NamedTuple):
                 config.steps,
                 swap.step_size,
                 config.tol,
-                swap.train_accuracy,
+                swap.train_score,
                 swap.train_nfe,
                 r.solver,
                 r.factor,
                 r.steps,
                 r.rtol,
                 r.atol,
-                r.accuracy,
+                r.score,
                 r.nfe,
                 r.at_least_as_accurate,
                 swap.max_gap,
@@ -394,7 +394,7 @@ def _run_config(
     io.write_jsonl(swap_path, [r.to_json() for r in rows])
     print(
         f"{header}: trained in {t1 - t0:.0f}s, swap in {time.perf_counter() - t1:.0f}s;"
-        f" test acc {np.mean([sw.train_accuracy for sw in swaps]):.3f}, max gap "
+        f" test acc {np.mean([sw.train_score for sw in swaps]):.3f}, max gap "
         f"{np.mean([sw.max_gap for sw in swaps]):.3f} "
         f"(elapsed {time.perf_counter() - start:.0f}s)",
         flush=True,

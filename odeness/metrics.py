@@ -1,0 +1,222 @@
+"""Metrics: what a solver swap compares, and how a degradation is judged.
+
+A metric scores a model's outputs against targets, batch by batch: `batch_total` is the
+sum of the examples' scores, so that a data set evaluated in batches scores exactly what
+it would in one. Its direction (`higher_is_better`) turns two scores into a
+*degradation* (an accuracy drop; an increase in squared error), and `relative` says how
+a degradation is compared with a threshold:
+
+- absolute (accuracy): a model is an ODE if the degradation is at most `threshold`
+  (an accuracy drop of at most 0.1, the paper's);
+- relative (error metrics, whose scale depends on the data): at most
+  `threshold · |training score|` (with 0.1: at most 10% worse than the training
+  configuration scored).
+
+```python
+odeness.evaluate_solver_swap(model, integ, x, y, metric="mse")
+odeness.Metric(my_fn, name="mae", higher_is_better=False)  # my_fn(outputs, targets)
+```
+"""
+
+import abc
+import math
+from collections.abc import Callable
+
+import equinox as eqx
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, Shaped
+
+
+class AbstractMetric(eqx.Module):
+    """A score of outputs against targets, with its direction and threshold semantics.
+
+    Subclass it for a metric of your own (or wrap a function in `Metric`).
+    """
+
+    name: eqx.AbstractVar[str]
+    """The name results are reported under."""
+    higher_is_better: eqx.AbstractVar[bool]
+    relative: eqx.AbstractVar[bool]
+    """Whether thresholds are relative to the training score (see the module)."""
+
+    @abc.abstractmethod
+    def batch_total(
+        self, outputs: Shaped[Array, "batch ..."], targets: Shaped[Array, "batch ..."]
+    ) -> Float[Array, ""]:
+        """The sum over the batch of each example's score."""
+
+    @abc.abstractmethod
+    def check_shapes(self, outputs: tuple[int, ...], targets: tuple[int, ...]) -> None:
+        """**Raises:** `ValueError` if outputs of this shape cannot be scored against
+        targets of that shape."""
+
+    def mean(self, outputs, targets) -> Float[Array, ""]:
+        """The batch's mean score."""
+        return self.batch_total(outputs, targets) / outputs.shape[0]
+
+    def degradation(self, train: float, test: float):
+        """How much worse `test` is than `train`, in the metric's units (negative if
+        better)."""
+        return train - test if self.higher_is_better else test - train
+
+    def allowed(self, threshold: float, train: float):
+        """The largest degradation from the training score `train` that keeps a model
+        an ODE: `threshold`, or `threshold · |train|` for a relative metric."""
+        return threshold * abs(train) if self.relative else threshold
+
+    def check_threshold(self, threshold: float) -> None:
+        """**Raises:** `ValueError` unless `threshold` is a finite number >= 0 (in
+        `[0, 1]` for accuracy, whose drops cannot exceed 1)."""
+        number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+        if isinstance(self, Accuracy):
+            if not (number and 0 <= threshold <= 1):
+                raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
+        elif not (number and math.isfinite(threshold) and threshold >= 0):
+            kind = "relative to the training score" if self.relative else "absolute"
+            raise ValueError(
+                f"threshold must be a finite number >= 0 for metric {self.name!r} "
+                f"({kind}), got {threshold!r}"
+            )
+
+
+def _same_batch(name: str, outputs: tuple[int, ...], targets: tuple[int, ...]) -> None:
+    if not outputs or not targets or outputs[0] != targets[0]:
+        raise ValueError(
+            f"metric {name!r}: outputs of shape {outputs} and targets of shape {targets} "
+            "do not hold the same number of examples"
+        )
+
+
+class Accuracy(AbstractMetric):
+    """The fraction of examples whose largest logit is the target class (the papers')."""
+
+    name: str = eqx.field(static=True, default="accuracy")
+    higher_is_better: bool = eqx.field(static=True, default=True)
+    relative: bool = eqx.field(static=True, default=False)
+
+    def batch_total(self, outputs, targets):
+        return jnp.sum(jnp.argmax(outputs, axis=-1) == targets)
+
+    def check_shapes(self, outputs, targets):
+        _same_batch(self.name, outputs, targets)
+        if len(outputs) != 2 or len(targets) != 1:
+            raise ValueError(
+                f"metric 'accuracy' needs logits (batch, classes) and class labels "
+                f"(batch,), got outputs {outputs} and targets {targets}"
+            )
+
+
+class CrossEntropy(AbstractMetric):
+    """Mean negative log-likelihood of the target class under softmax(logits)."""
+
+    name: str = eqx.field(static=True, default="nll")
+    higher_is_better: bool = eqx.field(static=True, default=False)
+    relative: bool = eqx.field(static=True, default=True)
+
+    def batch_total(self, outputs, targets):
+        return jnp.sum(optax.softmax_cross_entropy_with_integer_labels(outputs, targets))
+
+    def check_shapes(self, outputs, targets):
+        _same_batch(self.name, outputs, targets)
+        if len(outputs) != 2 or len(targets) != 1:
+            raise ValueError(
+                f"metric 'nll' needs logits (batch, classes) and class labels (batch,), "
+                f"got outputs {outputs} and targets {targets}"
+            )
+
+
+class MeanSquaredError(AbstractMetric):
+    """Per example, the mean of `(output − target)²` over its entries; averaged over the
+    examples."""
+
+    name: str = eqx.field(static=True, default="mse")
+    higher_is_better: bool = eqx.field(static=True, default=False)
+    relative: bool = eqx.field(static=True, default=True)
+
+    def batch_total(self, outputs, targets):
+        sq = (outputs - targets) ** 2
+        return jnp.sum(jnp.mean(sq.reshape(sq.shape[0], -1), axis=1))
+
+    def check_shapes(self, outputs, targets):
+        if outputs != targets:
+            raise ValueError(
+                f"metric 'mse' needs outputs and targets of the same shape, got outputs "
+                f"{outputs} and targets {targets}"
+            )
+
+
+class Metric(AbstractMetric):
+    """A metric from a function `fn(outputs, targets) -> scalar`, the batch's mean score
+    (a mean over its examples, so that batches combine exactly).
+
+    **Arguments:** `fn`; `name`; `higher_is_better` (required: True for a score such as
+    accuracy, False for an error); `relative` (default: True for errors, False for
+    scores; see the module).
+
+    **Raises:** `ValueError` without a direction or with a function that is not callable.
+    """
+
+    fn: Callable = eqx.field(static=True)
+    name: str = eqx.field(static=True)
+    higher_is_better: bool = eqx.field(static=True)
+    relative: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        fn: Callable,
+        *,
+        name: str = "custom",
+        higher_is_better: bool | None = None,
+        relative: bool | None = None,
+    ):
+        if not callable(fn):
+            raise ValueError(f"metric function must be callable, got {fn!r}")
+        if not isinstance(higher_is_better, bool):
+            raise ValueError(
+                f"metric {name!r} needs a direction: higher_is_better=True (a score) or "
+                f"False (an error), got {higher_is_better!r}"
+            )
+        self.fn = fn
+        self.name = name
+        self.higher_is_better = higher_is_better
+        self.relative = (not higher_is_better) if relative is None else bool(relative)
+
+    def batch_total(self, outputs, targets):
+        return self.fn(outputs, targets) * outputs.shape[0]
+
+    def check_shapes(self, outputs, targets):
+        _same_batch(self.name, outputs, targets)
+
+
+METRICS: dict[str, Callable[[], AbstractMetric]] = {
+    "accuracy": Accuracy,
+    "mse": MeanSquaredError,
+    "nll": CrossEntropy,
+}
+"""The named metrics."""
+
+
+def as_metric(spec: "str | AbstractMetric") -> AbstractMetric:
+    """The metric named `spec` (`accuracy`, `mse`, `nll`), or `spec` itself if it is one.
+
+    **Raises:** `ValueError` for an unknown name, or a bare function (it has no
+    direction: wrap it in `Metric`).
+    """
+    if isinstance(spec, AbstractMetric):
+        return spec
+    if isinstance(spec, str):
+        if spec not in METRICS:
+            raise ValueError(
+                f"unknown metric {spec!r}; expected one of {', '.join(METRICS)} or an "
+                "odeness.Metric"
+            )
+        return METRICS[spec]()
+    if callable(spec):
+        raise ValueError(
+            f"metric {spec!r} has no direction; wrap it as odeness.Metric(fn, "
+            "higher_is_better=...)"
+        )
+    raise ValueError(
+        f"metric must be a name ({', '.join(METRICS)}) or an odeness.Metric, got {spec!r}"
+    )

@@ -1,0 +1,353 @@
+"""Any Neural ODE: `NeuralODE`, save times, metrics, and the toolkit on a user's model."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import odeness
+from odeness import adapt
+from odeness.data import Dataset
+
+
+def growth(t, y, args):
+    """`dy/dt = y`: the exact flow to t = 1 multiplies by e."""
+    return y
+
+
+EULER4 = (5 / 4) ** 4  # Euler with 4 steps on dy/dt = y from y = 1
+
+
+class Scale(eqx.Module):
+    """A batched linear map `y ↦ w · y` (an encoder or decoder of one's own)."""
+
+    w: jax.Array
+
+    def __call__(self, y):
+        return self.w * y
+
+
+def euler(steps, **kw):
+    return odeness.Integrator(odeness.solver("euler"), steps=steps, **kw)
+
+
+# --- NeuralODE and save times.
+
+
+def test_neural_ode_assembles_encoder_augment_args_and_decoder():
+    def field(t, y, args):  # time-dependent, reads its args
+        return args * t * y
+
+    def decoder(y):
+        return y[:, :1] + y[:, 1:].sum(1, keepdims=True)
+
+    model = odeness.NeuralODE(
+        field, encoder=Scale(jnp.asarray(2.0)), decoder=decoder, augment=2,
+        args=jnp.asarray(3.0),
+    )  # fmt: skip
+    x = jnp.array([[1.0], [-0.5]])
+    y0 = model.initial_state(x)
+    assert y0.shape == (2, 3) and np.allclose(y0, [[2, 0, 0], [-1, 0, 0]])
+    out, stats = model(x, odeness.Integrator(odeness.solver("rk4"), steps=64))
+    # y' = 3 t y: y(1) = y0 · e^{3/2}; the augmented zeros stay zero.
+    np.testing.assert_allclose(out[:, 0], 2 * x[:, 0] * math.exp(1.5), rtol=1e-5)
+    assert int(stats.nfe) == 4 * 64
+    np.testing.assert_allclose(model.vector_field(0.5, y0, None), field(0.5, y0, 3.0))
+
+
+def test_save_times_on_the_grid_are_the_iterates_and_between_them_interpolate():
+    integ = euler(4)
+    y0 = jnp.ones((3, 2))
+    ys, _ = odeness.solve(growth, y0, integ, ts=jnp.array([0.25, 0.5, 1.0]))
+    assert ys.shape == (3, 3, 2)
+    np.testing.assert_allclose(ys[:, 0, 0], [1.25, 1.25**2, EULER4], rtol=1e-6)
+    # Between two Euler steps: diffrax's linear interpolation of the iterates.
+    mid, _ = odeness.solve(growth, y0, integ, ts=jnp.array([0.125]))
+    np.testing.assert_allclose(mid[0, 0, 0], 1.125, rtol=1e-6)
+    per_row, _ = odeness.solve(
+        growth, y0, euler(4, per_sample=True), ts=jnp.array([0.25, 1.0])
+    )
+    np.testing.assert_allclose(per_row, ys[jnp.array([0, 2])], rtol=1e-6)
+    # A model with save times outputs (batch, T, ...).
+    model = odeness.NeuralODE(growth, ts=jnp.array([0.5, 1.0]))
+    out, _ = model(jnp.ones((5, 1)), integ)
+    assert out.shape == (5, 2, 1) and np.allclose(out[0, :, 0], [1.5625, EULER4])
+
+
+@pytest.mark.parametrize(
+    "ts, message",
+    [
+        ([0.5, 0.25], "strictly increasing, got 0.5 then 0.25"),
+        ([0.5, 0.5], "strictly increasing, got 0.5 then 0.5"),
+        ([0.2, 1.5], "save time 1.5 lies outside [t0, t1] = [0, 1]"),
+        ([-0.1], "save time -0.1 lies outside"),
+        ([], "non-empty 1-D"),
+        ([[0.1, 0.2]], "non-empty 1-D array, got shape (1, 2)"),
+        ([0.1, float("nan")], "must be finite"),
+    ],
+)
+def test_bad_save_times_are_one_line_errors(ts, message):
+    with pytest.raises(ValueError, match=None) as info:
+        odeness.solve(growth, jnp.ones((1, 1)), euler(2), ts=ts)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=None) as info:  # when built, or when solved
+        odeness.NeuralODE(growth, ts=ts)(jnp.ones((1, 1)), euler(2))
+    assert message in str(info.value)
+
+
+def test_neural_ode_refuses_bad_parts():
+    with pytest.raises(ValueError, match="augment must be an integer >= 0, got -1"):
+        odeness.NeuralODE(growth, augment=-1)
+    with pytest.raises(ValueError, match="field must be callable"):
+        odeness.NeuralODE(3.0)
+
+
+# --- Metrics.
+
+
+def test_metric_names_directions_and_errors():
+    assert odeness.as_metric("accuracy").higher_is_better
+    mse = odeness.as_metric("mse")
+    assert not mse.higher_is_better and mse.relative
+    assert mse.degradation(1.0, 1.5) == 0.5 and mse.allowed(0.1, 2.0) == pytest.approx(0.2)
+    with pytest.raises(
+        ValueError, match="unknown metric 'mae'; expected one of accuracy, mse"
+    ):
+        odeness.as_metric("mae")
+    with pytest.raises(ValueError, match="has no direction; wrap it as odeness.Metric"):
+        odeness.as_metric(lambda o, t: 0.0)  # pyright: ignore[reportArgumentType]
+    with pytest.raises(
+        ValueError, match="metric 'mae' needs a direction: higher_is_better"
+    ):
+        odeness.Metric(lambda o, t: 0.0, name="mae")
+    with pytest.raises(
+        ValueError, match="threshold must be a finite number >= 0 for metric 'mse'"
+    ):
+        odeness.as_metric("mse").check_threshold(-0.1)
+    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\], got 2"):
+        odeness.as_metric("accuracy").check_threshold(2)
+
+
+def _regression_model():
+    return odeness.NeuralODE(growth)
+
+
+def test_mse_swap_of_a_model_that_is_not_an_ode_and_of_one_that_is():
+    x = jnp.ones((8, 1))
+    train = euler(4)
+    model = _regression_model()
+    # Targets at Euler-4's answer (plus a little): only the training solver fits them.
+    fitted = jnp.full((8, 1), EULER4 + 0.01)
+    swap = odeness.evaluate_solver_swap(model, train, x, fitted, metric="mse")
+    assert swap.metric.name == "mse" and swap.train_score == pytest.approx(1e-4, rel=1e-3)
+    worst = (math.e - EULER4 - 0.01) ** 2  # rk4 at 8 steps is all but exact
+    assert swap.max_gap == pytest.approx(worst - 1e-4, rel=1e-2)
+    assert swap.relative_gap > 100 and not swap.is_ode(0.1)
+    assert swap.rows[0].to_json("mse")["mse"] == swap.rows[0].score
+    # Targets at the exact flow: finer solvers only do better; the gap is <= 0.
+    exact = jnp.full((8, 1), math.e)
+    swap = odeness.evaluate_solver_swap(model, train, x, exact, metric="mse")
+    assert swap.max_gap <= 0 and swap.is_ode(0.1)
+
+
+def test_a_custom_metric_with_its_direction():
+    mae = odeness.Metric(
+        lambda o, t: jnp.mean(jnp.abs(o - t)), name="mae", higher_is_better=False
+    )
+    x, target = jnp.ones((4, 1)), jnp.full((4, 1), EULER4)
+    swap = odeness.evaluate_solver_swap(
+        _regression_model(),
+        euler(4),
+        x,
+        target,
+        metric=mae,
+        solvers=("rk4",),
+        factors=(1, 2),
+    )
+    assert swap.metric is mae and swap.train_score == pytest.approx(0, abs=1e-6)
+    assert swap.max_gap == pytest.approx(math.e - EULER4, rel=1e-3)
+    # A larger-is-better score: the gap is a drop.
+    neg = odeness.Metric(
+        lambda o, t: -jnp.mean(jnp.abs(o - t)), name="neg", higher_is_better=True
+    )
+    swap = odeness.evaluate_solver_swap(
+        _regression_model(),
+        euler(4),
+        x,
+        target,
+        metric=neg,
+        solvers=("rk4",),
+        factors=(1, 2),
+    )
+    assert swap.max_gap == pytest.approx(math.e - EULER4, rel=1e-3)
+
+
+def test_outputs_that_do_not_fit_the_targets_are_one_line_errors():
+    x = jnp.ones((4, 1))
+    with pytest.raises(
+        ValueError,
+        match=r"'mse' needs outputs and targets of the same shape, got outputs \(4, 1\) "
+        r"and targets \(4, 2\)",
+    ):
+        odeness.score(_regression_model(), euler(2), x, jnp.ones((4, 2)), metric="mse")
+    with pytest.raises(ValueError, match="metric 'accuracy' needs logits"):
+        odeness.score(_regression_model(), euler(2), x, jnp.ones((4, 1)), metric="accuracy")
+    with pytest.raises(ValueError, match="4 inputs and 3 targets"):
+        odeness.score(_regression_model(), euler(2), x, jnp.ones((3, 1)), metric="mse")
+
+
+def test_critical_step_size_follows_the_relative_threshold():
+    # Targets at the exact flow: MSE shrinks as the step shrinks; coarse steps are worse.
+    # Here each configuration's gap is <= 0 (finer solvers only help): all are ODEs.
+    x, exact = jnp.ones((4, 1)), jnp.full((4, 1), math.e)
+    results = [
+        odeness.evaluate_solver_swap(_regression_model(), euler(n), x, exact, metric="mse")
+        for n in (2, 4, 8)
+    ]
+    assert odeness.critical_step_size(results, 0.1) == 0.5
+    # Targets at Euler-8's answer: Euler-8 fits them, and finer solvers move away.
+    fitted = jnp.full((4, 1), (9 / 8) ** 8 + 1e-3)
+    results = [
+        odeness.evaluate_solver_swap(_regression_model(), euler(n), x, fitted, metric="mse")
+        for n in (8, 16, 64)
+    ]
+    gaps = [r.relative_gap for r in results]
+    assert gaps[0] > gaps[1] > gaps[2]
+    # h* moves with the threshold, compared with each run's relative gap.
+    assert odeness.critical_step_size(results, gaps[2] * 1.01) == 1 / 64
+    assert odeness.critical_step_size(results, gaps[0] * 1.01) == 1 / 8
+    with pytest.raises(ValueError, match="needs one metric"):
+        acc = odeness.SwapResult(euler(8), odeness.Accuracy(), 1.0, 8, [], 0.0)
+        odeness.critical_step_size([results[0], acc], 0.1)
+
+
+# --- Diagnostics on a model with an encoder and a time-dependent field.
+
+
+def test_diagnostics_apply_the_upstream_layer_first():
+    def field(t, y, args):
+        return jnp.stack([-y[:, 1], y[:, 0]], axis=1) * (1 + t)  # rotation, speeding up
+
+    model = odeness.NeuralODE(field, encoder=Scale(jnp.asarray(2.0)))
+    x = jnp.array([[1.0, 0.0], [0.0, 0.5]])
+    integ = euler(8)
+    ts, paths = odeness.trajectories(model, integ, x)
+    assert np.allclose(paths[0], 2 * x) and len(ts) == 9
+    direct = odeness.global_error(field, integ, 2 * x)
+    np.testing.assert_allclose(odeness.global_error(model, integ, x), direct, rtol=1e-6)
+    # The round trip of a fine solve returns to the encoded state.
+    fine = odeness.Integrator(odeness.solver("rk4"), steps=64)
+    assert np.max(odeness.round_trip_error(model, fine, x)) < 1e-4
+    assert np.max(odeness.round_trip_error(model, integ, x)) > 1e-3
+    fan = odeness.lady_windermere_fan(model, integ, x[:1], reference_steps=64)
+    # The exact curve from the input ends at the exact solution: time enters the field.
+    exact = odeness.solve(field, 2 * x[:1], fine)[0]
+    np.testing.assert_allclose(fan.fan[0, -1], exact, rtol=1e-4)
+    dets = odeness.step_determinants(model, integ, x)
+    assert dets.sign.shape == (8, 2) and np.all(dets.sign > 0)
+    with pytest.raises(ValueError, match="need an AbstractODEModel"):
+        odeness.trajectories(3.0, integ, x)  # pyright: ignore[reportArgumentType]
+
+
+# --- The adaptation rule with an error metric, in one's own loop.
+
+
+def test_step_size_rule_compares_error_metrics_relatively():
+    rule = odeness.StepSizeRule(odeness.solver("euler"), odeness.solver("midpoint"),
+                                threshold=0.1, relative=True)  # fmt: skip
+    state = rule.init(0.25)
+    ok = jnp.asarray(True)
+    # MSE 1.05 against the test solver's 1.0: within 10% of it; the try (1.2) is not.
+    c = adapt.Check(
+        jnp.asarray(1.05), jnp.asarray(1.0), jnp.asarray(1.2), ok, jnp.asarray(0)
+    )
+    assert float(rule.update(state, c).dt) == 0.25
+    # 1.5 against 1.0: 50% off, not an ODE: the step is halved.
+    c = c._replace(train_accuracy=jnp.asarray(1.5))
+    assert float(rule.update(state, c).dt) == 0.125
+    # The same numbers as absolute differences (0.5 > 0.1) agree; 0.05 would not.
+    absolute = odeness.StepSizeRule(odeness.solver("euler"), odeness.solver("midpoint"))
+    small = c._replace(train_accuracy=jnp.asarray(0.105), test_accuracy=jnp.asarray(0.1),
+                       try_accuracy=jnp.asarray(0.1))  # fmt: skip
+    assert float(rule.update(state, small).dt) == pytest.approx(0.275)  # 5% off: try kept
+    assert float(absolute.update(state, small).dt) == pytest.approx(0.275)
+    with pytest.raises(
+        ValueError, match="threshold must be a finite number >= 0 .relative."
+    ):
+        odeness.StepSizeRule(odeness.solver("euler"), odeness.solver("midpoint"),
+                             threshold=-1.0, relative=True)  # fmt: skip
+
+
+# --- odeness.train with a model and loss of one's own.
+
+
+def _trajectory_data(n=64, seed=0):
+    """Damped rotation sampled at 4 times: inputs (n, 2), targets (n, 4, 2)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(2 * n, 2)).astype(np.float32)
+    ts = np.array([0.25, 0.5, 0.75, 1.0])
+    a = np.array([[-0.1, -2.0], [2.0, -0.1]])
+    w, v = np.linalg.eig(a)
+    flows = [np.real(v @ np.diag(np.exp(w * t)) @ np.linalg.inv(v)) for t in ts]
+    y = np.stack([x @ f.T for f in flows], axis=1).astype(np.float32)
+    return Dataset(x[:n], y[:n], x[n:], y[n:], num_classes=0), jnp.asarray(ts)
+
+
+class Linear2(eqx.Module):
+    a: jax.Array
+
+    def __call__(self, t, y, args):
+        return y @ self.a.T
+
+
+def test_train_takes_a_model_and_loss_of_ones_own(tmp_path):
+    data, ts = _trajectory_data()
+
+    def build(key):
+        return odeness.NeuralODE(Linear2(0.1 * jax.random.normal(key, (2, 2))), ts=ts)
+
+    def mse(outputs, targets):
+        return jnp.mean((outputs - targets) ** 2)
+
+    config = odeness.TrainConfig(dataset="sphere2", steps=8, seeds=(0, 1), iterations=60,
+                                 batch_size=32, learning_rate=3e-2, log_every=20,
+                                 checkpoint_every=20)  # fmt: skip
+    result = odeness.train(config, data=data, model=build, loss=mse, metric="mse",
+                           progress=False, run_dir=tmp_path / "run")  # fmt: skip
+    first, last = result.metrics[0], result.metrics[-1]
+    assert "train_mse" in last and "train_accuracy" not in last
+    assert last["train_mse"] < first["train_mse"] / 2  # it learns
+    score, _ = odeness.score(result.model(0), result.integrator, data.x_test, data.y_test,
+                             metric="mse")  # fmt: skip
+    assert score < first["train_mse"]
+    loaded = odeness.load_run(tmp_path / "run", data=data, model=build)
+    np.testing.assert_array_equal(loaded.models.field.a, result.models.field.a)
+    # Resuming a finished run with the same builder trains nothing and changes nothing.
+    again = odeness.train(config, data=data, model=build, loss=mse, metric="mse",
+                          progress=False, run_dir=tmp_path / "run")  # fmt: skip
+    np.testing.assert_array_equal(again.models.field.a, result.models.field.a)
+
+
+def test_own_loop_with_the_rule_and_a_user_metric():
+    """`init` / `check` / `update` in a plain optax loop, with the MSE compared."""
+    data, ts = _trajectory_data()
+    model = odeness.NeuralODE(Linear2(jnp.zeros((2, 2))), ts=ts)
+    rule = odeness.StepSizeRule(odeness.solver("euler"), odeness.solver("midpoint"),
+                                relative=True, interval=1)  # fmt: skip
+    mse = odeness.as_metric("mse")
+    x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+
+    def evaluate(integ):
+        out, stats = model(x, integ)
+        return mse.mean(out, y), jnp.max(stats.nfe), jnp.all(stats.success)
+
+    state = rule.init(0.5)
+    out, stats = model(x, rule.integrator(state))
+    check = rule.check(state, evaluate, mse.mean(out, y), jnp.max(stats.nfe))
+    # A zero field: every solver gives the inputs back, so the test and try solves score
+    # what the training solve scores: an ODE, and the coarser try is kept.
+    assert float(check.test_accuracy) == pytest.approx(float(check.train_accuracy))
+    assert float(rule.update(state, check).dt) == pytest.approx(0.55)

@@ -19,6 +19,10 @@ in its own process; on CPU the devices are forced with
 `--xla_force_host_platform_device_count` and share this machine's cores. Compilation is
 excluded (a first, identical training run warms up).
 
+User model: the solver swap of the built-in `ODEClassifier` against the same
+parameters assembled as a `NeuralODE` (field, head as decoder); both alternate after a
+warm-up, medians of the swap's wall time (`--swap-only`).
+
 Image training step: one iteration of the CIFAR-10 ODE-Net (Conv2d field, C = 128,
 batch 256, Euler 8 steps) on CIFAR-shaped inputs; the time does not depend on pixel
 values, so no archive is needed. Results also go to `results/bench.json`.
@@ -209,6 +213,38 @@ print("RESULT", json.dumps({{"devices": len(jax.devices()), "seconds": seconds}}
 """
 
 
+def bench_user_swap(rounds: int) -> dict:
+    """The solver swap of a built-in `ODEClassifier` against the same parameters in a
+    `NeuralODE` (field and head as decoder): both alternate, `rounds` times each after a
+    warm-up that compiles; medians of the whole swap's wall time."""
+    data = odeness.load_dataset("sphere2")
+    builtin = odeness.make_classifier("conv", (2,), 2, channels=32, key=jax.random.key(0))
+    user = odeness.NeuralODE(builtin.field, decoder=builtin.head)
+    integ = Integrator(odeness.solver("euler"), steps=8)
+    reference = Integrator(odeness.solver("rk4"), steps=256)
+
+    def swap(model):
+        return odeness.evaluate_solver_swap(
+            model, integ, data.x_test, data.y_test, reference=reference
+        )
+
+    a, b = swap(builtin), swap(user)  # compile both
+    assert [r.score for r in a.rows] == [r.score for r in b.rows], "different swaps"
+    times = {"builtin": [], "user": []}
+    for _ in range(rounds):
+        for name, model in (("builtin", builtin), ("user", user)):
+            start = time.perf_counter()
+            swap(model)
+            times[name].append(time.perf_counter() - start)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "setting": "solver swap, spheres 2-D (1000 test points, 16 test configurations)",
+        "builtin_seconds": med["builtin"],
+        "user_seconds": med["user"],
+        "ratio": med["user"] / med["builtin"],
+    }
+
+
 def bench_devices(counts: tuple[int, ...], seeds: int, iterations: int) -> dict:
     """Sweep throughput with the seeds split over each device count (own processes).
     CPU devices are forced; on accelerators only the counts that exist are measured."""
@@ -256,7 +292,16 @@ def main(argv=None) -> int:
         action="store_true",
         help="only the 1- vs 4-device sweep (no file)",
     )
+    p.add_argument(
+        "--swap-only",
+        action="store_true",
+        help="only the swap of a NeuralODE against the built-in model (no file)",
+    )
     args = p.parse_args(argv)
+    if args.swap_only:
+        r = bench_user_swap(2 if args.quick else args.rounds)
+        print(_swap_line(r))
+        return 0
     if args.devices_only:
         r = bench_devices((1, 4), 8, 100 if args.quick else 500)
         print(json.dumps(r, indent=2))
@@ -286,6 +331,9 @@ def main(argv=None) -> int:
     if args.adapt_only:
         print(json.dumps(results, indent=2))
         return 0
+    r = bench_user_swap(2 if args.quick else args.rounds)
+    results["user_swap"] = r
+    print(_swap_line(r), flush=True)
     r = bench_devices((1, 4), 8, 100 if args.quick else 500)
     results["devices"] = r
     for row in r["rows"]:
@@ -305,6 +353,13 @@ def main(argv=None) -> int:
     io.write_json(Path(args.out), results)
     print(json.dumps(results, indent=2))
     return 0
+
+
+def _swap_line(r: dict) -> str:
+    return (
+        f"{r['setting']}: ODEClassifier {r['builtin_seconds']:.2f} s, the same as a "
+        f"NeuralODE {r['user_seconds']:.2f} s, ratio {r['ratio']:.2f} (target <= 1)"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from experiments._cli import EXPECTED, Parser, report
 from experiments.ott2021.report import ode_report
 from odeness import io
 from odeness.config import integ_label
+from odeness.training import load_data
 
 
 def main(argv=None) -> int:
@@ -43,9 +44,7 @@ def main(argv=None) -> int:
                 f"--seed-index must be in 0..{len(seeds) - 1} for seeds "
                 f"{seeds}, got {args.seed_index}"
             )
-        data = odeness.load_dataset(
-            run.config.dataset, seed=run.config.data_seed, data_dir=run.config.data_dir
-        )
+        data = load_data(run.config)
         out = io.check_folder(args.out or Path(args.run_dir) / "report", "--out")
         if args.points < 1:
             raise ValueError(f"--points must be an integer >= 1, got {args.points}")

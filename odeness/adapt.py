@@ -196,9 +196,9 @@ class StepSizeRule(AbstractRule):
     and kept if its accuracy is within `threshold` of the test solver's.
 
     **Arguments:** `solver` (training) and `test_solver` (higher order) as diffrax
-    solvers; the constants, with the paper's values as defaults; `relative`: compare
-    scores within `threshold ·|test score|` instead of `threshold` (for error metrics
-    such as squared error, whose scale depends on the data).
+    solvers; the constants, with the paper's values as defaults. Scores are compared
+    in threshold units: accuracies, or a metric divided by its scale (`odeness.train`
+    hands the rule `metric.mean / metric.scale`).
 
     **Raises:** `ValueError` if a solver is adaptive-only material (the training solver
     must run with fixed steps) or the test solver's order is not above the training
@@ -213,7 +213,6 @@ class StepSizeRule(AbstractRule):
     max_dt: float = eqx.field(static=True, default=1.0)
     max_steps: int = eqx.field(static=True, default=500)
     error_ratio: float = eqx.field(static=True, default=50.0)
-    relative: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         p, q = order(self.solver), order(self.test_solver)
@@ -292,12 +291,10 @@ class StepSizeRule(AbstractRule):
         )
         tried = jnp.minimum(self.growth * dt, self.max_dt)
         new = jnp.where(
-            _not_an_ode(check, self.threshold, self.relative),
+            _not_an_ode(check, self.threshold),
             refined,
             jnp.where(
-                _close(
-                    check.try_accuracy, check.test_accuracy, self.threshold, self.relative
-                ),
+                jnp.abs(check.test_accuracy - check.try_accuracy) <= self.threshold,
                 tried,
                 dt,
             ),
@@ -329,8 +326,6 @@ class ToleranceRule(AbstractRule):
     `threshold`, the tolerance is multiplied by `shrink`; otherwise `growth · tol` is
     tried and kept unless its accuracy differs from the test solver's by more than
     `threshold`, or the forward NFE was the same in each of the last `hold` iterations.
-    With `relative`, "differs by more than `threshold`" means by more than
-    `threshold ·|test score|` (for error metrics).
 
     **Raises:** `ValueError` if either solver cannot run adaptively, or a constant is out
     of range.
@@ -347,7 +342,6 @@ class ToleranceRule(AbstractRule):
     max_tightenings: int = eqx.field(static=True, default=4)
     hold: int = eqx.field(static=True, default=5)
     max_steps: int = eqx.field(static=True, default=4096)
-    relative: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         for s in (self.solver, self.test_solver):
@@ -431,11 +425,10 @@ class ToleranceRule(AbstractRule):
         tol = state.tol
         held = jnp.all(state.recent_nfe == state.recent_nfe[0])
         keep_try = (
-            _close(check.try_accuracy, check.test_accuracy, self.threshold, self.relative)
-            & ~held
-        )
+            jnp.abs(check.test_accuracy - check.try_accuracy) <= self.threshold
+        ) & ~held
         new = jnp.where(
-            _not_an_ode(check, self.threshold, self.relative),
+            _not_an_ode(check, self.threshold),
             tol * self.shrink,
             jnp.where(keep_try, tol * self.growth, tol),
         )
@@ -445,13 +438,8 @@ class ToleranceRule(AbstractRule):
 # --- Shared ------------------------------------------------------------------------
 
 
-def _check_constants(rule: "StepSizeRule | ToleranceRule") -> None:
-    if rule.relative:
-        if not (math.isfinite(rule.threshold) and rule.threshold >= 0):
-            raise ValueError(
-                f"threshold must be a finite number >= 0 (relative), got {rule.threshold!r}"
-            )
-    elif not 0 <= rule.threshold <= 1:
+def _check_constants(rule: AbstractRule) -> None:
+    if not 0 <= rule.threshold <= 1:
         raise ValueError(f"threshold must lie in [0, 1], got {rule.threshold!r}")
     if isinstance(rule.interval, bool) or not isinstance(rule.interval, int):
         raise ValueError(f"interval must be an integer >= 1, got {rule.interval!r}")
@@ -461,18 +449,10 @@ def _check_constants(rule: "StepSizeRule | ToleranceRule") -> None:
         raise ValueError(f"growth must be > 1, got {rule.growth!r}")
 
 
-def _close(score, reference, threshold: float, relative: bool) -> Bool[Array, ""]:
-    """`|score − reference| <= threshold`, or `<= threshold · |reference|` if relative."""
-    allowed = threshold * jnp.abs(reference) if relative else threshold
-    return jnp.abs(score - reference) <= allowed
-
-
-def _not_an_ode(check: Check, threshold: float, relative: bool) -> Bool[Array, ""]:
-    """The test solve failed, or the training score is further than the threshold from
-    the test score."""
-    reference = check.test_accuracy
-    allowed = threshold * jnp.abs(reference) if relative else threshold
-    return ~check.test_ok | (jnp.abs(reference - check.train_accuracy) > allowed)
+def _not_an_ode(check: Check, threshold: float) -> Bool[Array, ""]:
+    return ~check.test_ok | (
+        jnp.abs(check.test_accuracy - check.train_accuracy) > threshold
+    )
 
 
 def rule_for(

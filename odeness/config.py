@@ -49,7 +49,9 @@ class TrainConfig:
     **Raises:** `ValueError` at construction, naming the bad field and value.
     """
 
-    dataset: str = "sphere2"
+    dataset: str | None = "sphere2"
+    """A built-in data set (`odeness.load_dataset`), or None for data of your own,
+    given to `train(..., data=...)`."""
     solver: str = "euler"
     steps: int | None = 2
     tol: float | None = None
@@ -74,7 +76,8 @@ class TrainConfig:
         table, the data set and field tables, `Integrator`, the rule), so that their
         own errors surface."""
         object.__setattr__(self, "seeds", tuple(self.seeds))
-        check_dataset(self.dataset)
+        if self.dataset is not None:  # None: the data given to `train`
+            check_dataset(self.dataset)
         check_field(self.field, self.channels)
         training_solver = solver(self.solver)
         if self.steps is not None and self.tol is not None:

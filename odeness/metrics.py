@@ -3,14 +3,16 @@
 A metric scores a model's outputs against targets, batch by batch: `batch_total` is the
 sum of the examples' scores, so that a data set evaluated in batches scores exactly what
 it would in one. Its direction (`higher_is_better`) turns two scores into a
-*degradation* (an accuracy drop; an increase in squared error), and `relative` says how
-a degradation is compared with a threshold:
+*degradation* (an accuracy drop; an increase in squared error), and its `scale` is the
+unit thresholds are measured in:
 
-- absolute (accuracy): a model is an ODE if the degradation is at most `threshold`
-  (an accuracy drop of at most 0.1, the paper's);
-- relative (error metrics, whose scale depends on the data): at most
-  `threshold · |training score|` (with 0.1: at most 10% worse than the training
-  configuration scored).
+- accuracy: 1 (a model is an ODE if its accuracy drops by at most `threshold`, 0.1 in
+  the paper);
+- squared error: the targets' mean square (with 0.1: the squared error may grow by a
+  tenth of the targets' power, whatever units the data are in; a degradation measured
+  against the training error instead would call almost every good fit not an ODE, since
+  any solver difference is large next to a small error);
+- cross-entropy: 1 (nats); a `Metric` of your own: 1 unless you give a `scale`.
 
 ```python
 odeness.evaluate_solver_swap(model, integ, x, y, metric="mse")
@@ -37,14 +39,16 @@ class AbstractMetric(eqx.Module):
     name: eqx.AbstractVar[str]
     """The name results are reported under."""
     higher_is_better: eqx.AbstractVar[bool]
-    relative: eqx.AbstractVar[bool]
-    """Whether thresholds are relative to the training score (see the module)."""
 
     @abc.abstractmethod
     def batch_total(
         self, outputs: Shaped[Array, "batch ..."], targets: Shaped[Array, "batch ..."]
     ) -> Float[Array, ""]:
         """The sum over the batch of each example's score."""
+
+    @abc.abstractmethod
+    def scale(self, targets: Shaped[Array, "N ..."]) -> Float[Array, ""]:
+        """The unit of thresholds for these targets (see the module), > 0."""
 
     @abc.abstractmethod
     def check_shapes(self, outputs: tuple[int, ...], targets: tuple[int, ...]) -> None:
@@ -60,11 +64,6 @@ class AbstractMetric(eqx.Module):
         better)."""
         return train - test if self.higher_is_better else test - train
 
-    def allowed(self, threshold: float, train: float):
-        """The largest degradation from the training score `train` that keeps a model
-        an ODE: `threshold`, or `threshold · |train|` for a relative metric."""
-        return threshold * abs(train) if self.relative else threshold
-
     def check_threshold(self, threshold: float) -> None:
         """**Raises:** `ValueError` unless `threshold` is a finite number >= 0 (in
         `[0, 1]` for accuracy, whose drops cannot exceed 1)."""
@@ -73,10 +72,9 @@ class AbstractMetric(eqx.Module):
             if not (number and 0 <= threshold <= 1):
                 raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
         elif not (number and math.isfinite(threshold) and threshold >= 0):
-            kind = "relative to the training score" if self.relative else "absolute"
             raise ValueError(
-                f"threshold must be a finite number >= 0 for metric {self.name!r} "
-                f"({kind}), got {threshold!r}"
+                f"threshold must be a finite number >= 0 for metric {self.name!r}, got "
+                f"{threshold!r}"
             )
 
 
@@ -93,10 +91,12 @@ class Accuracy(AbstractMetric):
 
     name: str = eqx.field(static=True, default="accuracy")
     higher_is_better: bool = eqx.field(static=True, default=True)
-    relative: bool = eqx.field(static=True, default=False)
 
     def batch_total(self, outputs, targets):
         return jnp.sum(jnp.argmax(outputs, axis=-1) == targets)
+
+    def scale(self, targets):
+        return jnp.asarray(1.0)
 
     def check_shapes(self, outputs, targets):
         _same_batch(self.name, outputs, targets)
@@ -112,10 +112,12 @@ class CrossEntropy(AbstractMetric):
 
     name: str = eqx.field(static=True, default="nll")
     higher_is_better: bool = eqx.field(static=True, default=False)
-    relative: bool = eqx.field(static=True, default=True)
 
     def batch_total(self, outputs, targets):
         return jnp.sum(optax.softmax_cross_entropy_with_integer_labels(outputs, targets))
+
+    def scale(self, targets):
+        return jnp.asarray(1.0)
 
     def check_shapes(self, outputs, targets):
         _same_batch(self.name, outputs, targets)
@@ -132,11 +134,15 @@ class MeanSquaredError(AbstractMetric):
 
     name: str = eqx.field(static=True, default="mse")
     higher_is_better: bool = eqx.field(static=True, default=False)
-    relative: bool = eqx.field(static=True, default=True)
 
     def batch_total(self, outputs, targets):
         sq = (outputs - targets) ** 2
         return jnp.sum(jnp.mean(sq.reshape(sq.shape[0], -1), axis=1))
+
+    def scale(self, targets):
+        """The targets' mean square (1 for all-zero targets)."""
+        power = jnp.mean(jnp.asarray(targets, dtype=float) ** 2)
+        return jnp.where(power > 0, power, 1.0)
 
     def check_shapes(self, outputs, targets):
         if outputs != targets:
@@ -151,16 +157,17 @@ class Metric(AbstractMetric):
     (a mean over its examples, so that batches combine exactly).
 
     **Arguments:** `fn`; `name`; `higher_is_better` (required: True for a score such as
-    accuracy, False for an error); `relative` (default: True for errors, False for
-    scores; see the module).
+    accuracy, False for an error); `scale`: the unit of thresholds, a number > 0 or a
+    function of the targets (default 1).
 
-    **Raises:** `ValueError` without a direction or with a function that is not callable.
+    **Raises:** `ValueError` without a direction, with a function that is not callable,
+    or with a scale that is not a number > 0 or a function.
     """
 
     fn: Callable = eqx.field(static=True)
     name: str = eqx.field(static=True)
     higher_is_better: bool = eqx.field(static=True)
-    relative: bool = eqx.field(static=True)
+    unit: float | Callable = eqx.field(static=True)
 
     def __init__(
         self,
@@ -168,7 +175,7 @@ class Metric(AbstractMetric):
         *,
         name: str = "custom",
         higher_is_better: bool | None = None,
-        relative: bool | None = None,
+        scale: float | Callable = 1.0,
     ):
         if not callable(fn):
             raise ValueError(f"metric function must be callable, got {fn!r}")
@@ -177,13 +184,23 @@ class Metric(AbstractMetric):
                 f"metric {name!r} needs a direction: higher_is_better=True (a score) or "
                 f"False (an error), got {higher_is_better!r}"
             )
+        if not callable(scale) and not (
+            isinstance(scale, int | float) and math.isfinite(scale) and scale > 0
+        ):
+            raise ValueError(
+                f"metric {name!r}: scale must be a number > 0 or a function of the "
+                f"targets, got {scale!r}"
+            )
         self.fn = fn
         self.name = name
         self.higher_is_better = higher_is_better
-        self.relative = (not higher_is_better) if relative is None else bool(relative)
+        self.unit = scale
 
     def batch_total(self, outputs, targets):
         return self.fn(outputs, targets) * outputs.shape[0]
+
+    def scale(self, targets):
+        return jnp.asarray(self.unit(targets) if callable(self.unit) else self.unit)
 
     def check_shapes(self, outputs, targets):
         _same_batch(self.name, outputs, targets)

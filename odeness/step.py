@@ -118,15 +118,19 @@ def train_step(
     if rule is not None:
         model = eqx.combine(state.params, static)
 
+        unit = metric.scale(y)  # the rule compares scores in threshold units
+
         def evaluate(test_integ: Integrator):
             outputs, test_stats = model(x, test_integ)
             return (
-                metric.mean(outputs, y),
+                metric.mean(outputs, y) / unit,
                 jnp.max(test_stats.nfe),
                 jnp.all(test_stats.success),
             )
 
-        adapt, check = adapt_step(rule, adapt, jnp.asarray(due), evaluate, accuracy, nfe)
+        adapt, check = adapt_step(
+            rule, adapt, jnp.asarray(due), evaluate, accuracy / unit, nfe
+        )
         metrics = metrics._replace(value=rule.value(adapt), check=check)
     updates, opt_state = opt.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

@@ -221,6 +221,8 @@ class SwapResult(NamedTuple):
     train_nfe: float
     rows: list[SwapRow]
     max_gap: float
+    scale: float = 1.0
+    """The metric's unit of thresholds on the evaluation targets (`metric.scale`)."""
 
     @property
     def step_size(self) -> float | None:
@@ -229,19 +231,14 @@ class SwapResult(NamedTuple):
 
     @property
     def relative_gap(self) -> float:
-        """`max_gap` in threshold units: itself for an absolute metric, over
-        `|train_score|` for a relative one (infinite if that is 0 and the gap is not)."""
-        if not self.metric.relative:
-            return self.max_gap
-        if self.train_score == 0:
-            return 0.0 if self.max_gap <= 0 else math.inf
-        return self.max_gap / abs(self.train_score)
+        """`max_gap` in threshold units: over the metric's `scale` (1 for accuracy; the
+        targets' mean square for squared error)."""
+        return self.max_gap / self.scale
 
     def is_ode(self, threshold: float = 0.1) -> bool:
-        """Whether the model kept its score: `max_gap` within the metric's allowance
-        (`AbstractMetric.allowed`)."""
+        """Whether the model kept its score: `relative_gap <= threshold`."""
         self.metric.check_threshold(threshold)
-        return self.max_gap <= self.metric.allowed(threshold, self.train_score)
+        return self.relative_gap <= threshold
 
 
 def evaluate_solver_swap(
@@ -292,7 +289,8 @@ def evaluate_solver_swap(
     max_gap = max(
         metric.degradation(train_score, r.score) for r in rows if r.at_least_as_accurate
     )
-    return SwapResult(integrator, metric, train_score, train_nfe, rows, max_gap)
+    scale = float(metric.scale(jnp.asarray(y)))
+    return SwapResult(integrator, metric, train_score, train_nfe, rows, max_gap, scale)
 
 
 def swap_configurations(
@@ -354,8 +352,8 @@ def critical_step_size(
 
     The largest training step size `h*` such that every training step size `h <= h*`
     keeps its score under more accurate test solvers: the mean over seeds of the swap's
-    `relative_gap` (the accuracy drop; for a relative metric, the increase over the
-    training score) is at most `threshold`. Models trained with `h <= h*` behave as
+    `relative_gap` (the accuracy drop; for squared error, its increase over the
+    targets' mean square) is at most `threshold`. Models trained with `h <= h*` behave as
     ODEs; above, at least one step size does not.
 
     **Arguments:**
@@ -377,7 +375,7 @@ def critical_step_size(
             gaps[float(h)].extend(g)
     else:
         results = list(results)
-        metrics = {(r.metric.name, r.metric.relative) for r in results}
+        metrics = {r.metric.name for r in results}
         if len(metrics) > 1:
             raise ValueError(f"critical_step_size needs one metric, got {sorted(metrics)}")
         for r in results:

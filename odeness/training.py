@@ -8,7 +8,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -57,15 +57,16 @@ class TrainResult(NamedTuple):
     """A finished (or resumed-and-finished) training run."""
 
     config: TrainConfig
-    models: eqx.Module
-    """The trained models of all seeds, stacked along axis 0 of every array."""
+    models: Any
+    """The trained models of all seeds (an `ODEClassifier`, or the type your builder
+    returns), stacked along axis 0 of every array."""
     integrator: Integrator
     """The training integrator (of an adapted run: the first seed's final one)."""
     metrics: list[dict]
     adaptation: PyTree = None
     """Adapted runs: the rule's final states, stacked over seeds."""
 
-    def model(self, i: int) -> eqx.Module:
+    def model(self, i: int) -> Any:
         """The trained model of the `i`-th seed of `config.seeds`."""
         return unstack(self.models, i)
 
@@ -116,7 +117,7 @@ def check_data(config: TrainConfig, data: Dataset) -> None:
     if config.batch_size > data.x_train.shape[0]:
         raise ValueError(
             f"batch_size {config.batch_size} exceeds the {data.x_train.shape[0]} "
-            f"training examples of {config.dataset}"
+            f"training examples of {config.dataset or 'the data given'}"
         )
     for split, x in (("training", data.x_train), ("test", data.x_test)):
         bad = ~np.isfinite(x)
@@ -196,7 +197,9 @@ def train(
         forward pass, solver steps, seconds), `checkpoint.eqx` (written every
         `checkpoint_every` iterations and at the end, atomically). A folder with a
         checkpoint is resumed; `iterations` may be raised to train further.
-    - `data`: the data set, if already loaded (else `load_dataset(config.dataset, ...)`).
+    - `data`: the data set, if already loaded (else `load_dataset(config.dataset, ...)`);
+        required with `config.dataset=None` (data of your own: a `Dataset` whose
+        targets `y_*` may be labels or arrays such as sampled trajectories).
     - `progress`: show a progress bar (`progress_position`: its line, for several at once).
     - `parallel`: how the program uses several devices (`odeness.parallel`): `"seeds"`
         splits the seeds over the devices, `"data"` every batch, `"none"` uses one
@@ -210,8 +213,8 @@ def train(
     - `loss`: `loss(outputs, targets) -> scalar`, the batch's mean (default: the
         softmax cross-entropy of integer labels).
     - `metric`: the score logged as `train_<name>` and compared by the adaptation rule
-        (`"accuracy"` by default; `"mse"`, `"nll"` or an `odeness.Metric`). A relative
-        metric makes the paper's rules compare relative differences (`relative=True`).
+        (`"accuracy"` by default; `"mse"`, `"nll"` or an `odeness.Metric`); the rule sees
+        it in threshold units (divided by `metric.scale` of the batch's targets).
 
     **Returns:** a `TrainResult` (its arrays on this host's default device).
 
@@ -225,8 +228,7 @@ def train(
     place = placement(parallel, len(config.seeds), config.batch_size)
     task = _Task(cross_entropy if loss is None else loss, as_metric(metric or Accuracy()))
     task.metric.check_threshold(config.threshold)
-    if data is None:
-        data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
+    data = load_data(config, data)
     folder = None if run_dir is None else Path(run_dir)
     if folder is not None:
         check_run_folder(folder, config)
@@ -278,7 +280,7 @@ def _train(
     task: "_Task",
 ) -> TrainResult:
     metrics = [] if metrics is None else metrics
-    rule = _rule(config, task.metric)
+    rule = config.rule()
     integ: Integrator | AbstractRule = (
         dataclasses.replace(config.integrator(), throw=False) if rule is None else rule
     )
@@ -344,19 +346,24 @@ def _train(
     return _result(config, _from_checkpointable(state), static, metrics)
 
 
+def load_data(config: TrainConfig, data: Dataset | None = None) -> Dataset:
+    """`data` if given, else the built-in data set `config` names.
+
+    **Raises:** `ValueError` with `config.dataset=None` and no `data`; as
+    `load_dataset`.
+    """
+    if data is not None:
+        return data
+    if config.dataset is None:
+        raise ValueError("the configuration has dataset=None: give the data (data=...)")
+    return load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
+
+
 class _Task(NamedTuple):
     """What a run optimises and scores."""
 
     loss: Loss
     metric: AbstractMetric
-
-
-def _rule(config: TrainConfig, metric: AbstractMetric) -> AbstractRule | None:
-    """The run's adaptation rule, comparing `metric` as it asks (relative or not)."""
-    rule = config.rule()
-    if rule is not None and metric.relative and hasattr(rule, "relative"):
-        rule = dataclasses.replace(rule, relative=True)  # pyright: ignore[reportCallIssue]
-    return rule
 
 
 def _check_chunk(config: TrainConfig, start: int, m: StepMetrics) -> None:
@@ -465,8 +472,7 @@ def load_run(
         if not (folder / name).exists():
             raise FileNotFoundError(f"{folder / name} does not exist; not a finished run")
     config = TrainConfig.from_dict(io.read_json(folder / CONFIG))
-    if data is None:
-        data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
+    data = load_data(config, data)
     state, static = init_state(config, data, model)
     state = _from_checkpointable(
         io.load_checkpoint(folder / CHECKPOINT, _checkpointable(state))

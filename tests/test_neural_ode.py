@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import odeness
-from odeness import adapt
 from odeness.data import Dataset
 
 
@@ -45,9 +44,12 @@ def test_neural_ode_assembles_encoder_augment_args_and_decoder():
         return y[:, :1] + y[:, 1:].sum(1, keepdims=True)
 
     model = odeness.NeuralODE(
-        field, encoder=Scale(jnp.asarray(2.0)), decoder=decoder, augment=2,
+        field,
+        encoder=Scale(jnp.asarray(2.0)),
+        decoder=decoder,
+        augment=2,
         args=jnp.asarray(3.0),
-    )  # fmt: skip
+    )
     x = jnp.array([[1.0], [-0.5]])
     y0 = model.initial_state(x)
     assert y0.shape == (2, 3) and np.allclose(y0, [[2, 0, 0], [-1, 0, 0]])
@@ -111,8 +113,8 @@ def test_neural_ode_refuses_bad_parts():
 def test_metric_names_directions_and_errors():
     assert odeness.as_metric("accuracy").higher_is_better
     mse = odeness.as_metric("mse")
-    assert not mse.higher_is_better and mse.relative
-    assert mse.degradation(1.0, 1.5) == 0.5 and mse.allowed(0.1, 2.0) == pytest.approx(0.2)
+    assert not mse.higher_is_better and mse.degradation(1.0, 1.5) == 0.5
+    assert float(mse.scale(jnp.array([[1.0, 3.0]]))) == 5.0  # the targets' mean square
     with pytest.raises(
         ValueError, match="unknown metric 'mae'; expected one of accuracy, mse"
     ):
@@ -123,6 +125,8 @@ def test_metric_names_directions_and_errors():
         ValueError, match="metric 'mae' needs a direction: higher_is_better"
     ):
         odeness.Metric(lambda o, t: 0.0, name="mae")
+    with pytest.raises(ValueError, match="metric 'mae': scale must be a number > 0"):
+        odeness.Metric(lambda o, t: 0.0, name="mae", higher_is_better=False, scale=0)
     with pytest.raises(
         ValueError, match="threshold must be a finite number >= 0 for metric 'mse'"
     ):
@@ -139,18 +143,21 @@ def test_mse_swap_of_a_model_that_is_not_an_ode_and_of_one_that_is():
     x = jnp.ones((8, 1))
     train = euler(4)
     model = _regression_model()
-    # Targets at Euler-4's answer (plus a little): only the training solver fits them.
-    fitted = jnp.full((8, 1), EULER4 + 0.01)
+    # Targets at Euler-4's answer: only the training solver fits them.
+    fitted = jnp.full((8, 1), EULER4)
     swap = odeness.evaluate_solver_swap(model, train, x, fitted, metric="mse")
-    assert swap.metric.name == "mse" and swap.train_score == pytest.approx(1e-4, rel=1e-3)
-    worst = (math.e - EULER4 - 0.01) ** 2  # rk4 at 8 steps is all but exact
-    assert swap.max_gap == pytest.approx(worst - 1e-4, rel=1e-2)
-    assert swap.relative_gap > 100 and not swap.is_ode(0.1)
+    assert swap.metric.name == "mse" and swap.train_score == pytest.approx(0, abs=1e-10)
+    worst = (math.e - EULER4) ** 2  # rk4 at 8 steps is all but exact
+    assert swap.max_gap == pytest.approx(worst, rel=1e-2)
+    # Thresholds are in units of the targets' mean square, EULER4² = 5.96.
+    assert swap.scale == pytest.approx(EULER4**2, rel=1e-6)
+    assert swap.relative_gap == pytest.approx(worst / EULER4**2, rel=1e-2)
+    assert not swap.is_ode(0.01) and swap.is_ode(0.02)  # 0.0767 / 5.96 = 0.0129
     assert swap.rows[0].to_json("mse")["mse"] == swap.rows[0].score
     # Targets at the exact flow: finer solvers only do better; the gap is <= 0.
     exact = jnp.full((8, 1), math.e)
     swap = odeness.evaluate_solver_swap(model, train, x, exact, metric="mse")
-    assert swap.max_gap <= 0 and swap.is_ode(0.1)
+    assert swap.max_gap <= 0 and swap.is_ode(0.0)
 
 
 def test_a_custom_metric_with_its_direction():
@@ -168,7 +175,7 @@ def test_a_custom_metric_with_its_direction():
         factors=(1, 2),
     )
     assert swap.metric is mae and swap.train_score == pytest.approx(0, abs=1e-6)
-    assert swap.max_gap == pytest.approx(math.e - EULER4, rel=1e-3)
+    assert swap.max_gap == pytest.approx(math.e - EULER4, rel=1e-3) and swap.scale == 1
     # A larger-is-better score: the gap is a drop.
     neg = odeness.Metric(
         lambda o, t: -jnp.mean(jnp.abs(o - t)), name="neg", higher_is_better=True
@@ -199,26 +206,31 @@ def test_outputs_that_do_not_fit_the_targets_are_one_line_errors():
         odeness.score(_regression_model(), euler(2), x, jnp.ones((3, 1)), metric="mse")
 
 
-def test_critical_step_size_follows_the_relative_threshold():
-    # Targets at the exact flow: MSE shrinks as the step shrinks; coarse steps are worse.
-    # Here each configuration's gap is <= 0 (finer solvers only help): all are ODEs.
+def test_critical_step_size_follows_the_threshold_in_the_metrics_units():
+    # Targets at the exact flow: finer solvers only help; every step size is an ODE.
     x, exact = jnp.ones((4, 1)), jnp.full((4, 1), math.e)
     results = [
         odeness.evaluate_solver_swap(_regression_model(), euler(n), x, exact, metric="mse")
         for n in (2, 4, 8)
     ]
     assert odeness.critical_step_size(results, 0.1) == 0.5
-    # Targets at Euler-8's answer: Euler-8 fits them, and finer solvers move away.
-    fitted = jnp.full((4, 1), (9 / 8) ** 8 + 1e-3)
+    # Targets fitted by each training solver (a discrete map per step size): the gap
+    # shrinks with the step, so h* moves with the threshold.
     results = [
-        odeness.evaluate_solver_swap(_regression_model(), euler(n), x, fitted, metric="mse")
+        odeness.evaluate_solver_swap(
+            _regression_model(),
+            euler(n),
+            x,
+            jnp.full((4, 1), (1 + 1 / n) ** n),
+            metric="mse",
+        )
         for n in (8, 16, 64)
     ]
     gaps = [r.relative_gap for r in results]
-    assert gaps[0] > gaps[1] > gaps[2]
-    # h* moves with the threshold, compared with each run's relative gap.
+    assert gaps[0] > gaps[1] > gaps[2] > 0
     assert odeness.critical_step_size(results, gaps[2] * 1.01) == 1 / 64
     assert odeness.critical_step_size(results, gaps[0] * 1.01) == 1 / 8
+    assert odeness.critical_step_size(results, gaps[2] * 0.99) is None
     with pytest.raises(ValueError, match="needs one metric"):
         acc = odeness.SwapResult(euler(8), odeness.Accuracy(), 1.0, 8, [], 0.0)
         odeness.critical_step_size([results[0], acc], 0.1)
@@ -252,35 +264,6 @@ def test_diagnostics_apply_the_upstream_layer_first():
         odeness.trajectories(3.0, integ, x)  # pyright: ignore[reportArgumentType]
 
 
-# --- The adaptation rule with an error metric, in one's own loop.
-
-
-def test_step_size_rule_compares_error_metrics_relatively():
-    rule = odeness.StepSizeRule(odeness.solver("euler"), odeness.solver("midpoint"),
-                                threshold=0.1, relative=True)  # fmt: skip
-    state = rule.init(0.25)
-    ok = jnp.asarray(True)
-    # MSE 1.05 against the test solver's 1.0: within 10% of it; the try (1.2) is not.
-    c = adapt.Check(
-        jnp.asarray(1.05), jnp.asarray(1.0), jnp.asarray(1.2), ok, jnp.asarray(0)
-    )
-    assert float(rule.update(state, c).dt) == 0.25
-    # 1.5 against 1.0: 50% off, not an ODE: the step is halved.
-    c = c._replace(train_accuracy=jnp.asarray(1.5))
-    assert float(rule.update(state, c).dt) == 0.125
-    # The same numbers as absolute differences (0.5 > 0.1) agree; 0.05 would not.
-    absolute = odeness.StepSizeRule(odeness.solver("euler"), odeness.solver("midpoint"))
-    small = c._replace(train_accuracy=jnp.asarray(0.105), test_accuracy=jnp.asarray(0.1),
-                       try_accuracy=jnp.asarray(0.1))  # fmt: skip
-    assert float(rule.update(state, small).dt) == pytest.approx(0.275)  # 5% off: try kept
-    assert float(absolute.update(state, small).dt) == pytest.approx(0.275)
-    with pytest.raises(
-        ValueError, match="threshold must be a finite number >= 0 .relative."
-    ):
-        odeness.StepSizeRule(odeness.solver("euler"), odeness.solver("midpoint"),
-                             threshold=-1.0, relative=True)  # fmt: skip
-
-
 # --- odeness.train with a model and loss of one's own.
 
 
@@ -312,41 +295,65 @@ def test_train_takes_a_model_and_loss_of_ones_own(tmp_path):
     def mse(outputs, targets):
         return jnp.mean((outputs - targets) ** 2)
 
-    config = odeness.TrainConfig(dataset="sphere2", steps=8, seeds=(0, 1), iterations=60,
-                                 batch_size=32, learning_rate=3e-2, log_every=20,
-                                 checkpoint_every=20)  # fmt: skip
-    result = odeness.train(config, data=data, model=build, loss=mse, metric="mse",
-                           progress=False, run_dir=tmp_path / "run")  # fmt: skip
+    config = odeness.TrainConfig(
+        dataset="sphere2",
+        steps=8,
+        seeds=(0, 1),
+        iterations=60,
+        batch_size=32,
+        learning_rate=3e-2,
+        log_every=20,
+        checkpoint_every=20,
+    )
+    result = odeness.train(
+        config,
+        data=data,
+        model=build,
+        loss=mse,
+        metric="mse",
+        progress=False,
+        run_dir=tmp_path / "run",
+    )
     first, last = result.metrics[0], result.metrics[-1]
     assert "train_mse" in last and "train_accuracy" not in last
     assert last["train_mse"] < first["train_mse"] / 2  # it learns
-    score, _ = odeness.score(result.model(0), result.integrator, data.x_test, data.y_test,
-                             metric="mse")  # fmt: skip
+    score, _ = odeness.score(
+        result.model(0), result.integrator, data.x_test, data.y_test, metric="mse"
+    )
     assert score < first["train_mse"]
     loaded = odeness.load_run(tmp_path / "run", data=data, model=build)
     np.testing.assert_array_equal(loaded.models.field.a, result.models.field.a)
     # Resuming a finished run with the same builder trains nothing and changes nothing.
-    again = odeness.train(config, data=data, model=build, loss=mse, metric="mse",
-                          progress=False, run_dir=tmp_path / "run")  # fmt: skip
+    again = odeness.train(
+        config,
+        data=data,
+        model=build,
+        loss=mse,
+        metric="mse",
+        progress=False,
+        run_dir=tmp_path / "run",
+    )
     np.testing.assert_array_equal(again.models.field.a, result.models.field.a)
 
 
 def test_own_loop_with_the_rule_and_a_user_metric():
-    """`init` / `check` / `update` in a plain optax loop, with the MSE compared."""
+    """`init` / `check` / `update` outside `odeness.train`, with the MSE compared."""
     data, ts = _trajectory_data()
     model = odeness.NeuralODE(Linear2(jnp.zeros((2, 2))), ts=ts)
-    rule = odeness.StepSizeRule(odeness.solver("euler"), odeness.solver("midpoint"),
-                                relative=True, interval=1)  # fmt: skip
+    rule = odeness.StepSizeRule(
+        odeness.solver("euler"), odeness.solver("midpoint"), interval=1
+    )
     mse = odeness.as_metric("mse")
     x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+    unit = mse.scale(y)  # the rule compares scores in threshold units
 
     def evaluate(integ):
         out, stats = model(x, integ)
-        return mse.mean(out, y), jnp.max(stats.nfe), jnp.all(stats.success)
+        return mse.mean(out, y) / unit, jnp.max(stats.nfe), jnp.all(stats.success)
 
     state = rule.init(0.5)
     out, stats = model(x, rule.integrator(state))
-    check = rule.check(state, evaluate, mse.mean(out, y), jnp.max(stats.nfe))
+    check = rule.check(state, evaluate, mse.mean(out, y) / unit, jnp.max(stats.nfe))
     # A zero field: every solver gives the inputs back, so the test and try solves score
     # what the training solve scores: an ODE, and the coarser try is kept.
     assert float(check.test_accuracy) == pytest.approx(float(check.train_accuracy))

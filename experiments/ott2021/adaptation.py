@@ -23,13 +23,12 @@ from experiments.plots import plot_adaptation
 from experiments.tables import MeanStd, markdown_table
 from odeness import io
 from odeness.config import TrainConfig
-from odeness.data import load_dataset
 from odeness.integrate import Integrator
 from odeness.parallel import Layout
 from odeness.runs import check_run_folder
 from odeness.solvers import solver
 from odeness.swap import evaluate_solver_swap, swap_configurations
-from odeness.training import train
+from odeness.training import load_data, train
 
 FIGURE = "adaptation.png"
 
@@ -183,13 +182,13 @@ def run_adaptation(
     swap_configurations(like, test_solvers, factors)
     out = Path(out_dir)
     check_run_folder(out, config)  # before the data set loads; `train` checks the data
-    data = load_dataset(config.dataset, seed=config.data_seed, data_dir=config.data_dir)
+    data = load_data(config)
     # A finished run resumes with nothing left to train.
     result = train(config, run_dir=out, data=data, progress=progress, parallel=parallel)
     seeds, swap_rows = _swap_seeds(config, result, data, test_solvers, factors)
     io.write_jsonl(out / "swap.jsonl", swap_rows)
     summary = AdaptedSummary(
-        config.dataset,
+        config.dataset or "the data given",
         config.solver,
         config.iterations,
         config.threshold,

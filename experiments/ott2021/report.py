@@ -25,7 +25,7 @@ from odeness.diagnostics import (
     trajectories,
 )
 from odeness.integrate import Integrator
-from odeness.models import ODEClassifier
+from odeness.neural_ode import AbstractODEModel
 from odeness.solvers import solver, solver_name
 from odeness.swap import SwapResult, evaluate_solver_swap
 
@@ -96,7 +96,7 @@ class Report(NamedTuple):
 
 
 def ode_report(
-    model: ODEClassifier,
+    model: AbstractODEModel,
     integ: Integrator,
     data: Dataset,
     out_dir: str | Path,

@@ -29,7 +29,6 @@ from experiments.plots import plot_swap_sweep
 from experiments.tables import markdown_table, mean_std
 from odeness import io
 from odeness.config import TrainConfig
-from odeness.data import load_dataset
 from odeness.errors import RunFailed
 from odeness.integrate import Integrator
 from odeness.parallel import Layout, placement
@@ -42,7 +41,7 @@ from odeness.swap import (
     evaluate_solver_swap,
     swap_configurations,
 )
-from odeness.training import check_data, train
+from odeness.training import check_data, load_data, train
 
 FIGURE = "accuracy_vs_test_steps.png"
 T = TypeVar("T")
@@ -292,7 +291,7 @@ def run_sweep(
     placement(parallel, len(base.seeds), base.batch_size)  # a bad layout fails here
     plan = _plan(base, steps, tols, test_solvers, factors, reference, threshold)
     out = io.check_folder(out_dir, "sweep folder")
-    data = load_dataset(base.dataset, seed=base.data_seed, data_dir=base.data_dir)
+    data = load_data(base)
     check_data(base, data)
     _check_folder(plan, out)
     io.remove_stale_temporaries(out)

@@ -1,0 +1,47 @@
+"""The examples of `examples/` run (quick mode) and print what the README shows."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(name: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "examples" / name), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_time_series_example():
+    out = _run("time_series.py")
+    rows = re.findall(
+        r"^\s+(\d+) \| +([\d.]+) \| +(-?[\d.]+) \| +(-?[\d.]+) \| (yes|no)$",
+        out,
+        flags=re.M,
+    )
+    assert [int(r[0]) for r in rows] == [2, 8], out
+    assert "critical step size h* = " in out
+
+
+def test_classifier_example():
+    out = _run("classifier.py")
+    rows = re.findall(
+        r"^\s+(\d+) \| +([\d.]+) \| +(-?[\d.]+) \| (yes|no)$", out, flags=re.M
+    )
+    assert [int(r[0]) for r in rows] == [1, 8], out
+    assert all(0 <= float(r[1]) <= 1 for r in rows)
+    assert re.search(r"report, Euler 1 step\(s\): \d+ crossing pairs", out), out
+
+
+def test_adaptation_loop_example():
+    out = _run("adaptation_loop.py")
+    assert len(re.findall(r"^iteration +\d+: h = [\d.]+", out, flags=re.M)) >= 5, out
+    assert re.search(r"^final: \d+ Euler steps, test accuracy [\d.]+", out, flags=re.M)

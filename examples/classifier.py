@@ -67,7 +67,7 @@ def fit(model, integ, x, y, *, iterations: int, key):
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a few iterations: a smoke test")
     args = p.parse_args(argv)
     data = odeness.load_dataset("sphere2")

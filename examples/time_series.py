@@ -48,7 +48,7 @@ def mse(outputs, targets):
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a few iterations: a smoke test")
     args = p.parse_args(argv)
     x_train, y_train = oscillator(512, seed=0)

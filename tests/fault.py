@@ -8,7 +8,7 @@ POINT is where the N-th event of its kind kills the process:
 - `chunk`: as the N-th training chunk starts;
 - `checkpoint`: half-way through writing the N-th checkpoint's temporary file;
 - `metrics`: half-way through appending the N-th block of metrics rows (a torn line);
-- `swap`: as the N-th accuracy evaluation of the solver swap starts.
+- `swap`: as the N-th score evaluation of the solver swap starts.
 """
 
 import os
@@ -74,7 +74,7 @@ def install(point: str, n: str) -> None:
 
         odeness.io.append_jsonl = on_call(count, torn)(odeness.io.append_jsonl)
     elif point == "swap":
-        odeness.swap.accuracy = on_call(count, lambda *a, **k: die())(odeness.swap.accuracy)
+        odeness.swap.score = on_call(count, lambda *a, **k: die())(odeness.swap.score)
     else:
         raise SystemExit(f"unknown fault point {point!r}")
 

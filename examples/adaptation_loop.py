@@ -52,7 +52,7 @@ def main(argv=None) -> None:
     rule = odeness.StepSizeRule(
         odeness.solver("euler"), odeness.solver("midpoint"), interval=25
     )
-    iterations = 100 if args.quick else 2000
+    iterations = 50 if args.quick else 2000
     opt = optax.adam(1e-2)
     opt_state = opt.init(eqx.filter(model, eqx.is_array))
 

@@ -72,8 +72,8 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     data = odeness.load_dataset("sphere2")
     x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
-    steps = (1, 8) if args.quick else (1, 2, 4, 8, 16)
-    iterations = 100 if args.quick else 1500
+    steps = (1, 2) if args.quick else (1, 2, 4, 8, 16)
+    iterations = 30 if args.quick else 1500
     swaps, models = [], {}
     print("train steps | accuracy | max drop | ODE?")
     for n in steps:
@@ -96,7 +96,7 @@ def main(argv=None) -> None:
     print(f"critical step size h* = {odeness.critical_step_size(swaps, threshold=0.1)}")
     # The report's diagnostics, on the coarsest model: inside the ODE (after the encoder).
     model, integ = models[steps[0]]
-    x_test = data.x_test[:300]
+    x_test = data.x_test[: 50 if args.quick else 300]
     _, paths = odeness.trajectories(model, integ, x_test)
     crossings = odeness.count_crossings(paths[..., :2])  # a projection of the 6-D state
     folding = odeness.nonpositive_det_fraction(model, integ, x_test)

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 STEPS := 1 2 4 8 16 32 64 128
 
 .PHONY: test sweep-euler sweep-midpoint sweep-rk4 sweep-dopri5 figure1 report bench lint clean \
-	adapt table1 resnet-ode
+	adapt table1 resnet-ode figure3
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ table1: $(STAMP)
 
 figure1: $(STAMP)
 	$(PY) experiments/figure1.py --out results/figure1 $(ARGS)
+
+figure3: $(STAMP)
+	$(PY) experiments/figure3.py --out results/figure3 $(ARGS)
 
 # make report RUN=results/sweep-euler/runs/euler-n0002
 # Sander et al.: distance, adjoint error, linear ResNets, memory, MNIST fine-tuning

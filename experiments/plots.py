@@ -212,12 +212,27 @@ def plot_adaptation(
         color = colors[k % len(colors)]
         x = [r["check_step"] for r in rows]
         v = [r[value] for r in rows]
-        top.plot(x, [1 / a for a in v] if value == "dt" else v, color=color,
-                 drawstyle="steps-post", label=f"seed {seed}")  # fmt: skip
-        bottom.plot(x, [r["check_train_accuracy"] for r in rows], color=color, lw=1,
-                    label=f"seed {seed}: training solver" if k < 3 else None)  # fmt: skip
-        bottom.plot(x, [r["test_accuracy"] for r in rows], color=color, ls=":",
-                    label=f"seed {seed}: test solver" if k < 3 else None)  # fmt: skip
+        top.plot(
+            x,
+            [1 / a for a in v] if value == "dt" else v,
+            color=color,
+            drawstyle="steps-post",
+            label=f"seed {seed}",
+        )
+        bottom.plot(
+            x,
+            [r["check_train_accuracy"] for r in rows],
+            color=color,
+            lw=1,
+            label=f"seed {seed}: training solver" if k < 3 else None,
+        )
+        bottom.plot(
+            x,
+            [r["test_accuracy"] for r in rows],
+            color=color,
+            ls=":",
+            label=f"seed {seed}: test solver" if k < 3 else None,
+        )
     top.set_yscale("log")
     top.set_ylabel("steps per unit time (1/h)" if value == "dt" else "tolerance")
     top.grid(alpha=0.3, which="both")
@@ -255,4 +270,57 @@ def plot_lines(
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=10)
+    save_figure(fig, path)
+
+
+def plot_xor_fan(panels, swept, exact, labels, path: str | Path) -> None:
+    """Ott et al.'s Fig. 3: the Euler trajectories of the four XOR points and their end
+    points (by class, each class's segment drawn) at two step sizes, the exact end
+    points, and whether the end points are linearly separable along a sweep of h."""
+    colours = np.array(["tab:blue", "tab:orange"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    for ax, p in zip(axes[:2], panels, strict=True):
+        for i in range(p.paths.shape[1]):
+            ax.plot(p.paths[:, i, 0], p.paths[:, i, 1], color=colours[labels[i]], lw=0.6)
+        end = p.paths[-1]
+        for cls in (0, 1):
+            pts = end[labels == cls]
+            ax.plot(
+                pts[:, 0],
+                pts[:, 1],
+                "o-",
+                color=colours[cls],
+                ms=7,
+                lw=2,
+                mec="k",
+                label=f"class {cls} (end points)",
+            )
+        ax.plot(exact[:, 0], exact[:, 1], "kx", ms=8, label="exact end points")
+        verdict = "separable" if p.separable else "not separable"
+        ax.set_title(
+            f"Euler, h = {p.h:.3g}: end points {verdict}\n(the view is the end "
+            "points'; the trajectories swing far out)"
+        )
+        both = np.concatenate([end, exact])
+        lo, hi = both.min(0), both.max(0)
+        pad = 0.25 * (hi - lo).max()
+        ax.set_xlim(lo[0] - pad, hi[0] + pad)
+        ax.set_ylim(lo[1] - pad, hi[1] + pad)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="best")
+    hs = [h for h, _ in swept]
+    axes[2].step(hs, [int(s) for _, s in swept], where="mid")
+    axes[2].set_xscale("log")
+    axes[2].set_xticks([3e-3, 1e-3, 3e-4], ["3e-3", "1e-3", "3e-4"])
+    axes[2].minorticks_off()
+    axes[2].invert_xaxis()
+    axes[2].set_yticks([0, 1], ["no", "yes"])
+    axes[2].set_xlabel("Euler step h (finer to the right)")
+    axes[2].set_title("end points linearly separable?")
+    axes[2].grid(alpha=0.3)
+    fig.suptitle(
+        "XOR points under Euler (views around the end points; the trajectories "
+        "swing far out between)",
+        fontsize=10,
+    )
     save_figure(fig, path)

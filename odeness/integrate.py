@@ -124,7 +124,11 @@ class Integrator(eqx.Module):
             if _is_concrete(dt):
                 needed = _num_steps(length, float(dt))
                 if max_steps is None:
-                    max_steps = needed
+                    # A step that does not divide the interval: diffrax adds up the
+                    # times in floating point, and over thousands of steps the sum can
+                    # fall one step short of t1; one spare step covers it.
+                    ratio = length / float(dt)
+                    max_steps = needed + (abs(ratio - round(ratio)) > 1e-3)
                 elif needed > max_steps:
                     raise ValueError(
                         f"dt={float(dt)!r} needs {needed} steps, more than "

@@ -291,3 +291,14 @@ def test_diffrax_solver_objects_pass_through():
     integ = odeness.Integrator(diffrax.Tsit5(), rtol=1e-4)
     assert integ.adaptive and integ.order == 5
     assert integ.describe()["solver"] == "tsit5"
+
+
+def test_a_step_that_does_not_divide_a_long_interval_reaches_t1():
+    # 2.5 / h = 4197.01: the float32 times need one step more than the count of
+    # `_num_steps` (diffrax stopped at max_steps = 4197 before).
+    h = 0.0005956621435290103
+    integ = odeness.Integrator(odeness.solver("euler"), dt=h, t1=2.5)
+    y, stats = odeness.solve(lambda t, y, args: -y, jnp.ones((1, 1)), integ)
+    assert bool(stats.success.all()) and integ.max_steps == 4198
+    np.testing.assert_allclose(y, np.exp(-2.5), rtol=1e-3)
+    assert odeness.Integrator(odeness.solver("euler"), steps=8).max_steps == 8

@@ -1,0 +1,59 @@
+"""Figure 3 (XOR under Euler): separability decided exactly, at both steps and along h."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from experiments.ott2021.figure3 import XOR, XorODE, exact_end, panel, separable, sweep
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_separability_is_exact():
+    assert not separable(XOR)  # the XOR points themselves: the diagonals cross
+    assert separable(np.array([[0, 0], [1, 0], [0, 1], [1, 1]]))  # rows apart
+    # Touching counts as not separable: class 1's segment ends on class 0's.
+    assert not separable(np.array([[0, 0], [2, 0], [1, 0], [1, 1]]))
+
+
+def test_coarse_euler_separates_what_the_fine_one_and_the_flow_do_not():
+    ode, end = XorODE(), 2.5
+    assert panel(ode, 10**-2.5, end).separable
+    assert not panel(ode, 10**-3.5, end).separable
+    assert not separable(exact_end(ode, end, steps=4000))
+    verdicts = [s for _, s in sweep(ode, np.logspace(-2.5, -3.5, 6), end)]
+    assert verdicts[0] and not verdicts[-1]
+    assert sum(a != b for a, b in zip(verdicts[:-1], verdicts[1:], strict=True)) == 1
+
+
+def test_figure3_script(tmp_path):
+    out = tmp_path / "fig3"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "experiments" / "figure3.py"),
+            "--out",
+            str(out),
+            "--points",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    numbers = json.loads((out / "figure3.json").read_text())
+    assert [p["separable"] for p in numbers["panels"]] == [True, False]
+    assert (out / "figure3.png").read_bytes()[:4] == b"\x89PNG"
+    bad = subprocess.run(
+        [sys.executable, str(REPO / "experiments" / "figure3.py"), "--points", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "error: --points must be an integer >= 2, got 1"
+    )

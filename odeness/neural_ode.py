@@ -80,9 +80,9 @@ class NeuralODE(AbstractODEModel):
         ODEs; default 0).
     - `args`: passed to `field` as its third argument.
     - `ts`: save times in `[t0, t1]`, strictly increasing (kept as static floats, never
-        trained): the outputs are then
-        `(batch, T, ...)`, one per save time (see `odeness.solve` for save times that
-        fall between steps). Default: the state at `t1` only.
+        trained): the outputs are then `(batch, T, ...)`, one per save time (see
+        `odeness.solve` for save times that fall between steps). Default: the state at
+        `t1` only.
 
     **Raises:** `ValueError` for a negative `augment` or a field that is not callable;
     when called, for save times that are not strictly increasing or lie outside the

@@ -35,21 +35,26 @@ def _initial(model: AbstractODEModel, x):
     return model.initial_state(x)
 
 
-def ode_of(model: ODE, x: Inputs) -> tuple[VectorField, Float[Array, "batch ..."]]:
-    """The vector field and the initial states of the inputs `x`.
+def field_of(model: ODE) -> VectorField:
+    """The vector field of `model` (itself, if it is a bare field).
 
     **Raises:** `ValueError` for a model that is neither an `AbstractODEModel` nor a
     vector field.
     """
-    x = jnp.asarray(x)
     if isinstance(model, AbstractODEModel):
-        return model.vector_field, _initial(model, x)
+        return model.vector_field
     if callable(model):
-        return cast(VectorField, model), x
+        return cast(VectorField, model)
     raise ValueError(
         f"the diagnostics need an AbstractODEModel (e.g. odeness.NeuralODE) or a vector "
         f"field field(t, y, args), got {model!r}"
     )
+
+
+def ode_of(model: ODE, x: Inputs) -> tuple[VectorField, Float[Array, "batch ..."]]:
+    """The vector field and the initial states of the inputs `x` (see `field_of`)."""
+    field, x = field_of(model), jnp.asarray(x)
+    return field, _initial(model, x) if isinstance(model, AbstractODEModel) else x
 
 
 # --- Trajectories.
@@ -325,7 +330,7 @@ def step_determinants(model: ODE, integ: Integrator, x: Inputs) -> StepDetermina
     space, which is what lets trajectories cross.
     """
     ts, paths = trajectories(model, integ, x)
-    field, _ = ode_of(model, x[:1])
+    field = field_of(model)
     sign, logabsdet = _step_slogdets(
         field, integ.solver, jnp.asarray(ts), jnp.asarray(paths)
     )
@@ -415,7 +420,7 @@ def lady_windermere_fan(
     exact solution); consecutive curves differ by one local error carried to the end.
     """
     ts, paths = trajectories(model, integ, x)
-    field, _ = ode_of(model, x[:1])
+    field = field_of(model)
     reference = _reference(reference_steps)
     curves, fan_ts = [], []
     for t_k, z_k in zip(ts, paths, strict=True):

@@ -257,11 +257,11 @@ def _solve_joint(field: VectorField, y0, integ: Integrator, args, ts):
     return sol.ys, stats
 
 
-def check_save_times(ts, integ: Integrator) -> None:
-    """**Raises:** `ValueError` unless `ts` is a non-empty 1-D sequence of finite,
-    strictly increasing times inside `[integ.t0, integ.t1]` (concrete values only)."""
-    if isinstance(ts, jax.core.Tracer):
-        return
+def save_times(ts) -> np.ndarray:
+    """`ts` as a float array, checked: non-empty, 1-D, finite, strictly increasing.
+
+    **Raises:** `ValueError` naming the first bad value.
+    """
     values = np.asarray(ts, dtype=float)
     if values.ndim != 1 or values.size == 0:
         raise ValueError(
@@ -269,18 +269,27 @@ def check_save_times(ts, integ: Integrator) -> None:
         )
     if not np.all(np.isfinite(values)):
         raise ValueError(f"save times ts must be finite, got {values.tolist()}")
-    outside = values[(values < integ.t0) | (values > integ.t1)]
-    if outside.size:
-        raise ValueError(
-            f"save time {float(outside[0]):g} lies outside [t0, t1] = "
-            f"[{integ.t0:g}, {integ.t1:g}]"
-        )
     steps = np.diff(values)
     if np.any(steps <= 0):
         i = int(np.flatnonzero(steps <= 0)[0])
         raise ValueError(
             f"save times ts must be strictly increasing, got {float(values[i]):g} then "
             f"{float(values[i + 1]):g}"
+        )
+    return values
+
+
+def check_save_times(ts, integ: Integrator) -> None:
+    """**Raises:** `ValueError` unless `ts` passes `save_times` and lies inside
+    `[integ.t0, integ.t1]` (concrete values only)."""
+    if isinstance(ts, jax.core.Tracer):
+        return
+    values = save_times(ts)
+    outside = values[(values < integ.t0) | (values > integ.t1)]
+    if outside.size:
+        raise ValueError(
+            f"save time {float(outside[0]):g} lies outside [t0, t1] = "
+            f"[{integ.t0:g}, {integ.t1:g}]"
         )
 
 

@@ -86,6 +86,15 @@ def _same_batch(name: str, outputs: tuple[int, ...], targets: tuple[int, ...]) -
         )
 
 
+def _logits_and_labels(name: str, outputs, targets) -> None:
+    _same_batch(name, outputs, targets)
+    if len(outputs) != 2 or len(targets) != 1:
+        raise ValueError(
+            f"metric {name!r} needs logits (batch, classes) and class labels (batch,), "
+            f"got outputs {outputs} and targets {targets}"
+        )
+
+
 class Accuracy(AbstractMetric):
     """The fraction of examples whose largest logit is the target class (the papers')."""
 
@@ -99,12 +108,7 @@ class Accuracy(AbstractMetric):
         return jnp.asarray(1.0)
 
     def check_shapes(self, outputs, targets):
-        _same_batch(self.name, outputs, targets)
-        if len(outputs) != 2 or len(targets) != 1:
-            raise ValueError(
-                f"metric 'accuracy' needs logits (batch, classes) and class labels "
-                f"(batch,), got outputs {outputs} and targets {targets}"
-            )
+        _logits_and_labels(self.name, outputs, targets)
 
 
 class CrossEntropy(AbstractMetric):
@@ -120,12 +124,7 @@ class CrossEntropy(AbstractMetric):
         return jnp.asarray(1.0)
 
     def check_shapes(self, outputs, targets):
-        _same_batch(self.name, outputs, targets)
-        if len(outputs) != 2 or len(targets) != 1:
-            raise ValueError(
-                f"metric 'nll' needs logits (batch, classes) and class labels (batch,), "
-                f"got outputs {outputs} and targets {targets}"
-            )
+        _logits_and_labels(self.name, outputs, targets)
 
 
 class MeanSquaredError(AbstractMetric):

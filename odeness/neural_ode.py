@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
-from .integrate import Integrator, SolveStats, solve
+from .integrate import Integrator, SolveStats, save_times, solve
 
 
 class AbstractODEModel(eqx.Module):
@@ -55,14 +55,7 @@ class AbstractODEModel(eqx.Module):
 
 
 def _times(ts) -> tuple[float, ...] | None:
-    if ts is None:
-        return None
-    values = np.asarray(ts, dtype=float)
-    if values.ndim != 1 or values.size == 0:
-        raise ValueError(
-            f"save times ts must be a non-empty 1-D array, got shape {values.shape}"
-        )
-    return tuple(float(t) for t in values)
+    return None if ts is None else tuple(float(t) for t in save_times(ts))
 
 
 class NeuralODE(AbstractODEModel):
@@ -84,9 +77,9 @@ class NeuralODE(AbstractODEModel):
         `odeness.solve` for save times that fall between steps). Default: the state at
         `t1` only.
 
-    **Raises:** `ValueError` for a negative `augment` or a field that is not callable;
-    when called, for save times that are not strictly increasing or lie outside the
-    integrator's `[t0, t1]`.
+    **Raises:** `ValueError` for a negative `augment`, a field that is not callable or
+    save times that are not strictly increasing; when called, for save times outside
+    the integrator's `[t0, t1]`.
     """
 
     field: PyTree

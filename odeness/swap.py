@@ -31,6 +31,8 @@ Model = Callable[[Array, Integrator], tuple[PyTree[Array], SolveStats]]
 @eqx.filter_jit
 def _batch_score(model: Model, integ: Integrator, metric: AbstractMetric, x, y):
     outputs, stats = model(x, integ)
+    # Shapes are static: checked once per compiled program, while tracing.
+    metric.check_shapes(tuple(outputs.shape), tuple(y.shape))
     finite = jnp.all(
         jnp.array([jnp.all(jnp.isfinite(o)) for o in jax.tree.leaves(outputs)])
     )
@@ -40,12 +42,6 @@ def _batch_score(model: Model, integ: Integrator, metric: AbstractMetric, x, y):
 def _label(integ: Integrator) -> str:
     items = integ.describe().items()
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
-
-
-def _check_outputs(model: Model, integ: Integrator, metric: AbstractMetric, x, y) -> None:
-    """The metric's shape check on one batch, without solving (`eqx.filter_eval_shape`)."""
-    outputs, _ = eqx.filter_eval_shape(model, x, integ)
-    metric.check_shapes(tuple(outputs.shape), tuple(y.shape))
 
 
 def score(
@@ -80,7 +76,6 @@ def score(
     if len(x) != n:
         raise ValueError(f"{len(x)} inputs and {n} targets: give one target per input")
     quiet = dataclasses.replace(integ, throw=False)  # failures are raised below
-    _check_outputs(model, quiet, metric, jnp.asarray(x[:batch_size]), y[:batch_size])
     total, nfes = 0, []
     for start in range(0, n, batch_size):
         t, f, stats, finite = _batch_score(

@@ -6,16 +6,36 @@ STAMP := $(VENV)/.installed-stamp
 STEPS := 1 2 4 8 16 32 64 128
 
 .PHONY: test sweep-euler sweep-midpoint sweep-rk4 sweep-dopri5 figure1 report bench lint clean \
-	adapt table1 resnet-ode figure3
+	adapt table1 resnet-ode figure3 docs docs-serve
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q -e '.[dev,docs]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) docs
 	$(PY) -m pytest -q -n auto
+
+# The docs site (mkdocs-material + mkdocstrings) into site/, strict: a broken link or
+# anchor, a missing reference or a public name without a docstring fails the build.
+# MathJax is served from the site itself: the npm package, fetched once and checked.
+MATHJAX := docs/assets/mathjax/tex-svg.js
+MATHJAX_VERSION := 3.2.2
+MATHJAX_SHA256 := d4295dc33744836935c1399feece5159577b34c5c8ffb9f1c6324cd82e03a882
+export NO_MKDOCS_2_WARNING := 1
+$(MATHJAX):
+	@command -v npm >/dev/null || { echo "error: make docs needs npm to fetch MathJax $(MATHJAX_VERSION) (or put its es5/tex-svg.js at $@)"; exit 2; }
+	@tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null \
+		&& tar xzf mathjax-$(MATHJAX_VERSION).tgz package/es5/tex-svg.js) \
+		&& echo "$(MATHJAX_SHA256)  $$tmp/package/es5/tex-svg.js" | sha256sum -c --quiet \
+		&& mkdir -p $(@D) && cp $$tmp/package/es5/tex-svg.js $@; status=$$?; rm -rf $$tmp; exit $$status
+
+docs: $(STAMP) $(MATHJAX)
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+docs-serve: $(STAMP) $(MATHJAX)
+	$(VENV)/bin/mkdocs serve --strict
 
 sweep-euler: $(STAMP)
 	$(PY) experiments/sweep.py --solver euler --steps $(STEPS) --out results/sweep-euler $(ARGS)

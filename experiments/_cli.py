@@ -80,7 +80,7 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
         "--data-dir",
         default=None,
         help="folder with the official archives of mnist, fashion_mnist or cifar10 "
-        "(default: $ODENESS_MNIST_DIR, ...; see the README)",
+        "(default: $ODENESS_MNIST_DIR, ...; see docs/guides/datasets.md)",
     )
 
 

@@ -162,6 +162,8 @@ class AbstractRule(eqx.Module):
 
 
 class StepSizeState(NamedTuple):
+    """`StepSizeRule`'s state: arrays, carried through the training loop."""
+
     dt: Float[Array, ""]
     """The training step size in use."""
     test_accuracy: Float[Array, ""]
@@ -309,6 +311,8 @@ DEFAULT_TOLERANCE_TEST = {"dopri5": ("dopri5", 0.1), "fehlberg2": ("dopri5", 0.2
 
 
 class ToleranceState(NamedTuple):
+    """`ToleranceRule`'s state: arrays, carried through the training loop."""
+
     tol: Float[Array, ""]
     """The training tolerance in use (rtol = atol)."""
     recent_nfe: Int[Array, " hold"]

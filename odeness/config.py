@@ -174,6 +174,7 @@ class TrainConfig:
 
 
 def integ_label(config: TrainConfig) -> str:
+    """How `config` integrates, for tables: `n=8`, `tol=0.001`, `adapted from n=2`."""
     label = (
         f"n={config.steps}"
         if config.steps is not None

@@ -98,6 +98,7 @@ def _dumps(obj: Any, **kwargs) -> str:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
+    """Write `obj` as strict JSON (no NaN), indented and with sorted keys, atomically."""
     atomic_write_text(path, _dumps(obj, indent=2, sort_keys=True) + "\n")
 
 

@@ -36,7 +36,7 @@ def _conv1d_k3(h: Float[Array, "*batch L C"], w: Float[Array, "O C 3"]):
 
     For signals of length <= 3 the convolution is one dense banded (block-Toeplitz)
     matrix, a single matmul with no padding work (the spheres experiments' d = 2 is the
-    case it serves; the README's Performance section has the comparison). Longer
+    case it serves; the docs' Performance page has the comparison). Longer
     signals use the three shifted copies side by side. Both equal
     `lax.conv_general_dilated` (tests/test_models.py).
     """
@@ -130,7 +130,7 @@ def _conv2d_k3(h: Float[Array, "N H W C"], kernel: Float[Array, "3 3 C O"]):
 def _conv2d_k3_matmul(h: Float[Array, "N H W C"], kernel: Float[Array, "3 3 C O"]):
     """`_conv2d_k3` as three matmuls: the width taps side by side (`(N, H+2, W, 3C)`),
     one matmul per row tap. Used on CPU, where XLA's convolution gradients inside the
-    solver's loop are much slower than matmuls (the README's Performance section).
+    solver's loop are much slower than matmuls (the docs' Performance page).
     """
     width = h.shape[2]
     hp = jnp.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)))

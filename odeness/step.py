@@ -35,6 +35,8 @@ class TrainState(NamedTuple):
 
 
 class StepMetrics(NamedTuple):
+    """What one training iteration reports, per seed."""
+
     loss: Float[Array, ""]
     accuracy: Float[Array, ""]
     """The training batch's score under the run's metric (accuracy by default)."""

@@ -1,4 +1,4 @@
-"""The examples of `examples/` run (quick mode) and print what the README shows."""
+"""The examples of `examples/` run (quick mode) and print what the guides show."""
 
 import re
 import subprocess

@@ -273,7 +273,7 @@ def run_sweep(
     - `reference`: `(solver name, steps)` of a fine reference solve, or None.
     - `threshold`: accuracy drop that marks a model as not an ODE (`critical_step_size`).
     - `jobs`: training configurations run at once, in threads (each its own compiled
-        program; see the README's Performance section for what it gains). Results do not
+        program; see the docs' Performance page for what it gains). Results do not
         depend on it. A multi-process run trains one configuration at a time (all
         processes must issue the same collectives in the same order).
     - `parallel`: the device layout of each training program (`odeness.parallel`;

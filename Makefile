@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 STEPS := 1 2 4 8 16 32 64 128
 
 .PHONY: test sweep-euler sweep-midpoint sweep-rk4 sweep-dopri5 figure1 report bench lint clean \
-	adapt table1 resnet-ode figure3 docs docs-serve
+	adapt table1 resnet-ode figure2 figure3 docs docs-serve sweep-fehlberg2 \
+	sweep-euler-backsolve sweep-spheres ott2021
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +44,29 @@ sweep-euler: $(STAMP)
 sweep-midpoint: $(STAMP)
 	$(PY) experiments/sweep.py --solver midpoint --steps $(STEPS) --out results/sweep-midpoint $(ARGS)
 
+# The paper's library's "rk4" is the 3/8 rule: trained with it, tested with it and with
+# classic RK4 (the paper's Fig. 4b).
 sweep-rk4: $(STAMP)
-	$(PY) experiments/sweep.py --solver rk4 --steps $(STEPS) --out results/sweep-rk4 $(ARGS)
+	$(PY) experiments/sweep.py --solver rk4_38 --steps $(STEPS) --test-solvers rk4_38 rk4 \
+		--out results/sweep-rk4 $(ARGS)
+
+sweep-fehlberg2: $(STAMP)
+	$(PY) experiments/sweep.py --solver fehlberg2 --tols 1e-1 1e-2 1e-3 1e-4 1e-5 \
+		--test-solvers fehlberg2 dopri5 --factors 0.1 1 10 --out results/sweep-fehlberg2 $(ARGS)
+
+# The Euler sweep trained with the continuous adjoint instead of backpropagation.
+sweep-euler-backsolve: $(STAMP)
+	$(PY) experiments/sweep.py --solver euler --steps $(STEPS) --adjoint backsolve \
+		--out results/sweep-euler-backsolve $(ARGS)
+
+# The supplement's spheres: sphere10 with 3 seeds; sphere900 with the fully connected
+# field (the Conv1d field costs about 670x its 2-D cost there), 3 seeds, 1 ... 32 steps.
+sweep-spheres: $(STAMP)
+	$(PY) experiments/sweep.py --dataset sphere3 --steps $(STEPS) --out results/sweep-sphere3 $(ARGS)
+	$(PY) experiments/sweep.py --dataset sphere10 --steps $(STEPS) --seeds 0 1 2 \
+		--out results/sweep-sphere10 $(ARGS)
+	$(PY) experiments/sweep.py --dataset sphere900 --field mlp --steps 1 2 4 8 16 32 \
+		--seeds 0 1 2 --out results/sweep-sphere900 $(ARGS)
 
 sweep-dopri5: $(STAMP)
 	$(PY) experiments/sweep.py --solver dopri5 --tols 1e-1 1e-2 1e-3 1e-4 1e-5 1e-6 \
@@ -69,6 +91,14 @@ table1: $(STAMP)
 
 figure1: $(STAMP)
 	$(PY) experiments/figure1.py --out results/figure1 $(ARGS)
+
+figure2: $(STAMP)
+	$(PY) experiments/figure2.py --out results/figure2 $(ARGS)
+
+# Every table and figure of Ott et al. (experiments/reproduce_ott2021.py) into results/,
+# resuming finished runs; the tables and figures are then copied into docs/results/.
+ott2021: $(STAMP)
+	$(PY) experiments/reproduce_ott2021.py $(ARGS)
 
 figure3: $(STAMP)
 	$(PY) experiments/figure3.py --out results/figure3 $(ARGS)

@@ -82,6 +82,12 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
         help="folder with the official archives of mnist, fashion_mnist or cifar10 "
         "(default: $ODENESS_MNIST_DIR, ...; see docs/guides/datasets.md)",
     )
+    p.add_argument(
+        "--adjoint",
+        default="backprop",
+        help="how gradients go through the solve: backprop (through the solver's "
+        "operations, the default) or backsolve (the continuous adjoint)",
+    )
 
 
 def training_fields(args: argparse.Namespace) -> dict:
@@ -95,6 +101,7 @@ def training_fields(args: argparse.Namespace) -> dict:
         field=args.field,
         channels=paper_channels(args.dataset) if args.channels is None else args.channels,
         data_dir=args.data_dir,
+        adjoint=args.adjoint,
     )
 
 

@@ -19,6 +19,15 @@ in its own process; on CPU the devices are forced with
 `--xla_force_host_platform_device_count` and share this machine's cores. Compilation is
 excluded (a first, identical training run warms up).
 
+Adjoint: training by backpropagation through the solver against the continuous adjoint
+(`--adjoint backsolve`, diffrax's `BacksolveAdjoint`) at Euler 16 and 128 steps: time
+per iteration (alternating, medians), function evaluations forward and backward
+(`odeness.solvers.backward_nfe`, checked against a counting field by the tests) and XLA's
+temp bytes of one gradient (`--adjoint-only`).
+
+Fields: one training iteration of the Conv1d field against the fully connected one on
+the spheres of 2, 3, 10 and 900 dimensions (`--fields-only`).
+
 User model: the solver swap of the built-in `ODEClassifier` against the same
 parameters assembled as a `NeuralODE` (field, head as decoder); both alternate after a
 warm-up, medians of the swap's wall time (`--swap-only`).
@@ -47,7 +56,9 @@ from experiments._cli import Parser
 from odeness import io
 from odeness.batching import chunk_batch_indices
 from odeness.integrate import Integrator
-from odeness.step import TrainState, optimizer, train_chunk
+from odeness.resnet_ode import compiled_memory
+from odeness.solvers import backward_nfe, nfe
+from odeness.step import TrainState, loss_fn, optimizer, train_chunk
 from odeness.training import init_state
 
 
@@ -84,6 +95,18 @@ def time_call(fn, *args, repeats: int) -> list[float]:
         jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - start)
     return times
+
+
+def alternate(runs: dict, rounds: int) -> dict[str, float]:
+    """Median seconds per call of each `name: (fn, state)`, compiled first, the calls
+    alternating over `rounds` rounds of two calls each."""
+    for fn, state in runs.values():
+        jax.block_until_ready(fn(state))  # compile
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, (fn, state) in runs.items():
+            times[name] += time_call(fn, state, repeats=2)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def bench_train_step(seeds: int, steps: int, length: int, rounds: int) -> dict:
@@ -151,13 +174,7 @@ def bench_adaptation(seeds: int, steps: int, rounds: int) -> dict:
             ),
             state,
         )
-    for fn, state in runs.values():
-        jax.block_until_ready(fn(state))  # compile
-    times = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, (fn, state) in runs.items():
-            times[name] += time_call(fn, state, repeats=2)
-    per_iter = {name: statistics.median(t) / length for name, t in times.items()}
+    per_iter = {name: t / length for name, t in alternate(runs, rounds).items()}
     checks = runs["adapted"][0](runs["adapted"][1])[1].check
     assert int(np.sum(~np.isnan(np.asarray(checks.test_accuracy)))) == seeds  # one each
     return {
@@ -169,6 +186,96 @@ def bench_adaptation(seeds: int, steps: int, rounds: int) -> dict:
         "ratio": round(per_iter["adapted"] / per_iter["plain"], 3),
         "traced_step_size_ratio": round(per_iter["traced"] / per_iter["plain"], 3),
     }
+
+
+def bench_adjoint(steps: int, length: int, rounds: int) -> dict:
+    """Backpropagation through the solver against the continuous adjoint
+    (`diffrax.BacksolveAdjoint`): time per training iteration (one seed), function
+    evaluations per iteration, and XLA's temp bytes of one gradient."""
+    data = odeness.load_dataset("sphere2")
+    x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+    runs, rows = {}, {}
+    for name in ("backprop", "backsolve"):
+        config = odeness.TrainConfig(
+            dataset="sphere2", solver="euler", steps=steps, adjoint=name
+        )
+        state, static = init_state(config, data)
+        integ = config.integrator()
+        opt = optimizer(config.learning_rate)
+        runs[name] = (
+            lambda s, static=static, integ=integ, opt=opt: train_chunk(
+                s, static, integ, opt, x, y, batch_size=128, length=length
+            ),
+            state,
+        )
+        model = eqx.combine(jax.tree.map(lambda a: a[0], state.params), static)
+        params, model_static = eqx.partition(model, eqx.is_array)
+
+        def loss(params, xb, yb, model_static=model_static, integ=integ):
+            return loss_fn(eqx.combine(params, model_static), integ, xb, yb)[0]
+
+        memory = compiled_memory(jax.grad(loss), params, x[:128], y[:128])
+        forward = nfe(integ.solver, steps)
+        primal, vjps = backward_nfe(integ.solver, steps, adjoint=integ.adjoint)
+        rows[name] = {
+            "forward_nfe": forward,
+            "backward_evaluations": primal,
+            "backward_vjps": vjps,
+            "gradient_temp_mib": round(memory["temp_bytes"] / 2**20, 3),
+        }
+    for name, t in alternate(runs, rounds).items():
+        rows[name]["ms_per_iteration"] = round(t / length * 1e3, 3)
+    return {
+        "setting": f"spheres 2-D, Euler {steps} steps, batch 128, C=32, 1 seed",
+        **rows,
+        "time_ratio": round(
+            rows["backsolve"]["ms_per_iteration"] / rows["backprop"]["ms_per_iteration"], 3
+        ),
+    }
+
+
+def bench_fields(dims: tuple[int, ...], length: int, rounds: int) -> dict:
+    """Time per training iteration (one seed, Euler 16 steps, batch 128, C = 32) of the
+    Conv1d field and the fully connected one on the spheres of each dimension."""
+    rows = []
+    for d in dims:
+        data = odeness.load_dataset(f"sphere{d}")
+        x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+        runs = {}
+        for field in ("conv", "mlp"):
+            config = odeness.TrainConfig(dataset=f"sphere{d}", steps=16, field=field)
+            state, static = init_state(config, data)
+            integ, opt = config.integrator(), optimizer(config.learning_rate)
+            runs[field] = (
+                lambda s, static=static, integ=integ, opt=opt, x=x, y=y: train_chunk(
+                    s, static, integ, opt, x, y, batch_size=128, length=length
+                ),
+                state,
+            )
+        ms = {name: t / length * 1e3 for name, t in alternate(runs, rounds).items()}
+        rows.append(
+            {
+                "dim": d,
+                "conv_ms_per_iteration": round(ms["conv"], 3),
+                "mlp_ms_per_iteration": round(ms["mlp"], 3),
+            }
+        )
+    for row in rows:
+        row["conv_relative_to_first"] = round(
+            row["conv_ms_per_iteration"] / rows[0]["conv_ms_per_iteration"], 1
+        )
+    return {"setting": "spheres, Euler 16 steps, batch 128, C=32, 1 seed", "rows": rows}
+
+
+def _adjoint_line(r: dict) -> str:
+    parts = [
+        f"{name}: {r[name]['ms_per_iteration']:.2f} ms/it, NFE forward "
+        f"{r[name]['forward_nfe']} + backward {r[name]['backward_evaluations']} "
+        f"evaluations and {r[name]['backward_vjps']} VJPs, gradient temp "
+        f"{r[name]['gradient_temp_mib']:.2f} MiB"
+        for name in ("backprop", "backsolve")
+    ]
+    return f"{r['setting']}: " + "; ".join(parts) + f"; time ratio {r['time_ratio']:.2f}"
 
 
 def bench_image_step(channels: int, batch: int, steps: int, repeats: int) -> dict:
@@ -293,11 +400,37 @@ def main(argv=None) -> int:
         help="only the 1- vs 4-device sweep (no file)",
     )
     p.add_argument(
+        "--adjoint-only",
+        action="store_true",
+        help="only backpropagation against the continuous adjoint (no file)",
+    )
+    p.add_argument(
+        "--fields-only",
+        action="store_true",
+        help="only the Conv1d against the fully connected field on spheres (no file)",
+    )
+    p.add_argument(
         "--swap-only",
         action="store_true",
         help="only the swap of a NeuralODE against the built-in model (no file)",
     )
     args = p.parse_args(argv)
+    if args.fields_only:
+        r = bench_fields((2, 3, 10, 900), 10 if args.quick else 20, 2 if args.quick else 3)
+        for row in r["rows"]:
+            print(_fields_line(r, row), flush=True)
+        return 0
+    if args.adjoint_only:
+        for steps in (16, 128):
+            print(
+                _adjoint_line(
+                    bench_adjoint(
+                        steps, 20 if args.quick else 50, 2 if args.quick else args.rounds
+                    )
+                ),
+                flush=True,
+            )
+        return 0
     if args.swap_only:
         r = bench_user_swap(2 if args.quick else args.rounds)
         print(_swap_line(r))
@@ -331,6 +464,15 @@ def main(argv=None) -> int:
     if args.adapt_only:
         print(json.dumps(results, indent=2))
         return 0
+    results["adjoint"] = []
+    for steps in (16, 128):
+        r = bench_adjoint(steps, 20 if args.quick else 50, 2 if args.quick else args.rounds)
+        results["adjoint"].append(r)
+        print(_adjoint_line(r), flush=True)
+    r = bench_fields((2, 3, 10, 900), 10 if args.quick else 20, 2 if args.quick else 3)
+    results["fields"] = r
+    for row in r["rows"]:
+        print(_fields_line(r, row), flush=True)
     r = bench_user_swap(2 if args.quick else args.rounds)
     results["user_swap"] = r
     print(_swap_line(r), flush=True)
@@ -353,6 +495,15 @@ def main(argv=None) -> int:
     io.write_json(Path(args.out), results)
     print(json.dumps(results, indent=2))
     return 0
+
+
+def _fields_line(r: dict, row: dict) -> str:
+    return (
+        f"{r['setting']}, d = {row['dim']}: "
+        f"Conv1d {row['conv_ms_per_iteration']:.2f} ms/it "
+        f"({row['conv_relative_to_first']:.1f} x d = {r['rows'][0]['dim']}), fully "
+        f"connected {row['mlp_ms_per_iteration']:.2f} ms/it"
+    )
 
 
 def _swap_line(r: dict) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")
+import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -321,6 +322,40 @@ def plot_xor_fan(panels, swept, exact, labels, path: str | Path) -> None:
     fig.suptitle(
         "XOR points under Euler (views around the end points; the trajectories "
         "swing far out between)",
+        fontsize=10,
+    )
+    save_figure(fig, path)
+
+
+def plot_decision_regions(panels, head, path: str | Path) -> None:
+    """Ott et al.'s Fig. 2: the ODE block's outputs of the test set, coloured by true
+    label, over the decision regions of the linear `head`, one panel per test step."""
+    colours = np.array(["tab:blue", "tab:orange"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8))
+    for ax, p in zip(np.atleast_1d(axes), panels, strict=True):
+        lo, hi = p.outputs.min(0), p.outputs.max(0)
+        pad = 0.1 * (hi - lo).max()
+        lo, hi = lo - pad, hi + pad
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 400), np.linspace(lo[1], hi[1], 400))
+        grid = np.stack([gx.ravel(), gy.ravel()], -1).astype(np.float32)
+        regions = np.asarray(np.argmax(head(jnp.asarray(grid)), axis=-1)).reshape(gx.shape)
+        ax.contourf(gx, gy, regions, levels=[-0.5, 0.5, 1.5], colors=colours, alpha=0.18)
+        for cls in (0, 1):
+            pts = p.outputs[p.labels == cls]
+            ax.scatter(pts[:, 0], pts[:, 1], s=5, color=colours[cls], label=f"class {cls}")
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.set_title(
+            f"Euler, h = 1/{p.steps}: test accuracy {p.accuracy:.3f}\n"
+            f"class 0 in class 1's region {100 * p.misplaced(0):.0f}%, "
+            f"class 1 in class 0's {100 * p.misplaced(1):.0f}%",
+            fontsize=9,
+        )
+        ax.set_xlabel("$z_0(1)$")
+        ax.set_ylabel("$z_1(1)$")
+    np.atleast_1d(axes)[0].legend(fontsize=8, loc="best")
+    fig.suptitle(
+        "Trained with Euler at h = 1/2: ODE outputs over the classifier's decision regions",
         fontsize=10,
     )
     save_figure(fig, path)

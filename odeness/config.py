@@ -2,8 +2,10 @@
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
+import diffrax
 import numpy as np
 
 from .adapt import AbstractRule, rule_for
@@ -23,6 +25,15 @@ MAX_SEED = 2**32 - 1
 
 def _is_seed(x) -> bool:
     return _is_int(x) and 0 <= x <= MAX_SEED
+
+
+ADJOINTS: dict[str, Callable[[], diffrax.AbstractAdjoint | None]] = {
+    "backprop": lambda: None,  # `Integrator`'s default: through the solver's operations
+    "backsolve": diffrax.BacksolveAdjoint,
+}
+"""How training computes gradients through the solve, by name: backpropagation through
+the solver (discretise-then-optimise) or the continuous adjoint (optimise-then-
+discretise)."""
 
 
 def paper_channels(dataset: str) -> int:
@@ -45,6 +56,11 @@ class TrainConfig:
     initial step size; an adaptive solver must be given `tol` (the paper's is 1e-6).
     `threshold`, `interval` and `test_solver` (default: the paper's for the solver) are
     the rule's; `max_steps` caps its step count (default 500, the paper's).
+
+    `adjoint` is how gradients go through the solve (`ADJOINTS`): `"backprop"` (the
+    paper's, default) backpropagates through the solver's operations; `"backsolve"`
+    solves the continuous adjoint ODE backwards (`diffrax.BacksolveAdjoint`, the paper's
+    supplement), for runs without adaptation.
 
     **Raises:** `ValueError` at construction, naming the bad field and value.
     """
@@ -70,6 +86,7 @@ class TrainConfig:
     threshold: float = 0.1
     interval: int = 50
     test_solver: str | None = None
+    adjoint: str = "backprop"
 
     def __post_init__(self):
         """Check what the configuration owns, and build what it names (the solver
@@ -79,6 +96,15 @@ class TrainConfig:
         if self.dataset is not None:  # None: the data given to `train`
             check_dataset(self.dataset)
         check_field(self.field, self.channels)
+        if self.adjoint not in ADJOINTS:
+            raise ValueError(
+                f"unknown adjoint {self.adjoint!r}; expected one of {', '.join(ADJOINTS)}"
+            )
+        if self.adapt and self.adjoint != "backprop":
+            raise ValueError(
+                f"adjoint={self.adjoint!r} does not combine with adapt=True: adapted runs "
+                "backpropagate through the solver (adjoint='backprop')"
+            )
         training_solver = solver(self.solver)
         if self.steps is not None and self.tol is not None:
             raise ValueError(
@@ -150,12 +176,20 @@ class TrainConfig:
                 "this adapted run starts at Hairer's step size, known once the model is "
                 "initialised"
             )
+        adjoint = ADJOINTS[self.adjoint]()
         if self.steps is not None:
             return Integrator(
-                solver(self.solver), steps=self.steps, max_steps=self.max_steps
+                solver(self.solver),
+                steps=self.steps,
+                max_steps=self.max_steps,
+                adjoint=adjoint,
             )
         return Integrator(
-            solver(self.solver), rtol=self.tol, atol=self.tol, max_steps=self.max_steps
+            solver(self.solver),
+            rtol=self.tol,
+            atol=self.tol,
+            max_steps=self.max_steps,
+            adjoint=adjoint,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -57,12 +57,19 @@ class Integrator(eqx.Module):
         recomputation beyond re-running each step), adaptive to diffrax's `log(max_steps)`.
     - `per_sample`: integrate each row of the batch as its own ODE (own step sizes when
         adaptive) instead of the whole batch as one state (the paper's choice, default).
+    - `adjoint`: how gradients go through the solve. None (default): backpropagation
+        through the solver's operations (discretise-then-optimise, diffrax's
+        `RecursiveCheckpointAdjoint` with `checkpoints`); `diffrax.BacksolveAdjoint()`:
+        the continuous adjoint (optimise-then-discretise), which solves the adjoint ODE
+        backwards in time with the same solver and steps and stores no trajectory.
     - `throw`: raise when the solve fails (e.g. `max_steps` reached), as diffrax does. With
         `throw=False` failure is reported in the `success` statistic instead.
 
     **Raises:** `ValueError` for `steps < 1`, a non-positive or non-finite step size or
     tolerance, both or neither of fixed and adaptive settings, a solver without an error
-    estimate asked to run adaptively, `t1 <= t0`, or more steps than `max_steps`.
+    estimate asked to run adaptively, `t1 <= t0`, more steps than `max_steps`, an
+    `adjoint` that is not a diffrax adjoint, or `checkpoints` with another adjoint than
+    backpropagation.
     """
 
     solver: diffrax.AbstractSolver
@@ -75,6 +82,7 @@ class Integrator(eqx.Module):
     checkpoints: int | None = eqx.field(static=True)
     per_sample: bool = eqx.field(static=True)
     throw: bool = eqx.field(static=True)
+    adjoint: diffrax.AbstractAdjoint | None
 
     def __init__(
         self,
@@ -90,6 +98,7 @@ class Integrator(eqx.Module):
         checkpoints: int | None = None,
         per_sample: bool = False,
         throw: bool = True,
+        adjoint: diffrax.AbstractAdjoint | None = None,
     ):
         if not isinstance(solver, diffrax.AbstractSolver):
             raise ValueError(
@@ -107,6 +116,23 @@ class Integrator(eqx.Module):
             )
         if steps is not None and dt is not None:
             raise ValueError(f"give steps= or dt=, not both (steps={steps!r}, dt={dt!r})")
+        if isinstance(adjoint, diffrax.RecursiveCheckpointAdjoint):
+            if checkpoints is not None:
+                raise ValueError(
+                    "give checkpoints= or adjoint=RecursiveCheckpointAdjoint(...), not both"
+                )
+            checkpoints, adjoint = adjoint.checkpoints, None
+        elif adjoint is not None:
+            if not isinstance(adjoint, diffrax.AbstractAdjoint):
+                raise ValueError(
+                    "adjoint must be a diffrax adjoint object such as "
+                    f"diffrax.BacksolveAdjoint(), got {adjoint!r}"
+                )
+            if checkpoints is not None:
+                raise ValueError(
+                    "checkpoints= applies to backpropagation through the solver, not to "
+                    f"adjoint={type(adjoint).__name__}()"
+                )
         if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
             raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
         length = t1 - t0
@@ -138,7 +164,10 @@ class Integrator(eqx.Module):
                 raise ValueError("a traced dt needs an explicit max_steps")
             self.dt = jnp.asarray(dt, dtype=float)
             self.rtol = self.atol = None
-            self.checkpoints = max_steps if checkpoints is None else checkpoints
+            if adjoint is not None:
+                self.checkpoints = None
+            else:
+                self.checkpoints = max_steps if checkpoints is None else checkpoints
         else:
             if not is_adaptive(solver):
                 raise ValueError(
@@ -161,6 +190,7 @@ class Integrator(eqx.Module):
         self.max_steps = max_steps
         self.per_sample = per_sample
         self.throw = throw
+        self.adjoint = adjoint
 
     @property
     def adaptive(self) -> bool:
@@ -187,6 +217,8 @@ class Integrator(eqx.Module):
         else:
             out["steps"] = self.steps
             out["dt"] = float(self.dt)
+        if self.adjoint is not None:
+            out["adjoint"] = type(self.adjoint).__name__
         return out
 
 
@@ -236,7 +268,11 @@ def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
         saveat=saveat,
         stepsize_controller=controller,
         max_steps=integ.max_steps,
-        adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=integ.checkpoints),
+        adjoint=(
+            diffrax.RecursiveCheckpointAdjoint(checkpoints=integ.checkpoints)
+            if integ.adjoint is None
+            else integ.adjoint
+        ),
         throw=integ.throw,
     )
     num_steps = sol.stats["num_steps"]

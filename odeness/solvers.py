@@ -189,8 +189,24 @@ def nfe(solver: diffrax.AbstractSolver, num_steps):
     return stages(solver) * num_steps
 
 
-def backward_nfe(solver: diffrax.AbstractSolver, num_steps) -> tuple:
-    """`(primal evaluations, vector-Jacobian products)` of the backward pass through a
-    fixed-step solve with one checkpoint per step (see `nfe`)."""
+def backward_nfe(
+    solver: diffrax.AbstractSolver,
+    num_steps,
+    *,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+) -> tuple:
+    """`(primal evaluations, vector-Jacobian products)` of the backward pass of a
+    fixed-step solve (see `nfe`).
+
+    With `adjoint=None`, backpropagation through the solver with one checkpoint per step:
+    each forward evaluation is re-run once (Euler) or twice (multi-stage methods, whose
+    stages diffrax runs in a scan), with one vector-Jacobian product each. With
+    `diffrax.BacksolveAdjoint()`, the adjoint ODE solved backwards with the same solver
+    and steps: one evaluation and one vector-Jacobian product per forward evaluation.
+    """
     forward = nfe(solver, num_steps)
+    if isinstance(adjoint, diffrax.BacksolveAdjoint):
+        return forward, forward
+    if adjoint is not None and not isinstance(adjoint, diffrax.RecursiveCheckpointAdjoint):
+        raise ValueError(f"no function-evaluation count for adjoint {adjoint!r}")
     return forward * (1 if stages(solver) == 1 else 2), forward

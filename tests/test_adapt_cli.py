@@ -126,10 +126,14 @@ def test_table1_from_a_sweep_and_an_adapted_run(tmp_path, capsys):
         n = critical["steps_star"]
         assert f"grid search (h*) | 50 | 1/{n} | {n:.1f} ± 0.0" in text
         assert f"{n * 50:,} ± 0" in text  # training NFE of the run at h*
-        adapted_nfe = json.loads((adapt_dir / "summary.json").read_text())["seeds"][0][
-            "train_nfe_total"
-        ]
-        assert f"| {adapted_nfe:,} ± 0 | {adapted_nfe / (n * 50):.2f} |" in text
+        assert f"| {float(n):.1f} ± 0.0 | 1 | – |" in text  # per iteration: n steps
+        seed = json.loads((adapt_dir / "summary.json").read_text())["seeds"][0]
+        adapted_nfe = seed["train_nfe_total"]
+        per_iteration = (adapted_nfe + seed["check_nfe_total"]) / 50
+        assert (
+            f"| {adapted_nfe:,} ± 0 | {per_iteration:.1f} ± 0.0 | "
+            f"{adapted_nfe / (n * 50):.2f} |" in text
+        )
     else:
         assert "no ODE on the grid" in text
     capsys.readouterr()

@@ -116,10 +116,14 @@ class Counter:
 
 
 @pytest.mark.parametrize("name", sorted(ORDERS))
-@pytest.mark.parametrize("n", [1, 5])
-def test_nfe_fixed_steps_forward_and_backward(name, n):
+@pytest.mark.parametrize(
+    "n, adjoint",
+    [(1, None), (5, None), (5, diffrax.BacksolveAdjoint())],
+    ids=["1-backprop", "5-backprop", "5-backsolve"],
+)
+def test_nfe_fixed_steps_forward_and_backward(name, n, adjoint):
     s = odeness.solver(name)
-    integ = odeness.Integrator(s, steps=n)
+    integ = odeness.Integrator(s, steps=n, adjoint=adjoint)
     field = Counter()
     y0 = jnp.array([0.3, 0.1])
     y1, stats = jax.jit(lambda y: odeness.solve(field, y, integ))(y0)
@@ -129,7 +133,7 @@ def test_nfe_fixed_steps_forward_and_backward(name, n):
     field.primal = 0
     grad = jax.jit(jax.grad(lambda y: odeness.solve(field, y, integ)[0].sum()))(y0)
     jax.block_until_ready(grad)
-    primal_backward, vjps = backward_nfe(s, n)
+    primal_backward, vjps = backward_nfe(s, n, adjoint=adjoint)
     assert field.vjp == vjps == nfe(s, n)
     assert field.primal == nfe(s, n) + primal_backward
 

@@ -1,0 +1,70 @@
+"""Figure 2: the ODE block's outputs over the decision regions, at two test steps."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import odeness
+from experiments.ott2021.figure2 import run_figure2, train_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def figure(tmp_path_factory):
+    out = tmp_path_factory.mktemp("figure2")
+    return out, run_figure2(out, iterations=200, progress=False)
+
+
+def test_figure2_writes_its_files(figure):
+    out, numbers = figure
+    assert {p.name for p in out.iterdir()} >= {"figure2.png", "figure2.json", "figure2.md"}
+    assert json.loads((out / "figure2.json").read_text()) == json.loads(json.dumps(numbers))
+    assert [p["test_steps"] for p in numbers["panels"]] == [2, 4]
+    assert "| 1/2 |" in (out / "figure2.md").read_text()
+
+
+def test_the_panels_are_the_models_predictions(figure):
+    out, numbers = figure
+    data = odeness.load_dataset("sphere2")
+    run = odeness.load_run(out / "runs" / "euler-n0002", data=data)
+    labels = data.y_test
+    for p in numbers["panels"]:
+        integ = odeness.Integrator(odeness.solver("euler"), steps=p["test_steps"])
+        accuracy, _ = odeness.score(run.model(0), integ, data.x_test, labels)
+        assert p["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+        # The misplaced points of each class are exactly the errors.
+        counts = np.bincount(labels)
+        errors = sum(p["misplaced"][str(c)] * counts[c] for c in (0, 1))
+        assert errors / len(labels) == pytest.approx(1 - p["accuracy"], abs=1e-6)
+
+
+def test_figure2_refuses_a_run_folder_of_another_configuration(figure):
+    out, _ = figure
+    with pytest.raises(ValueError, match="seeds"):
+        run_figure2(out, iterations=200, seed=1, progress=False)
+    odeness.check_run_folder(out / "runs" / "euler-n0002", train_config(iterations=200))
+
+
+def test_figure2_script_refuses_bad_input(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "experiments" / "figure2.py"),
+            "--iterations",
+            "0",
+            "--out",
+            str(tmp_path / "f2"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error: iterations must be an integer >= 1")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "f2").exists()

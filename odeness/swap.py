@@ -118,10 +118,13 @@ def scaled_steps(steps: int, factor: float) -> int:
     return max(1, math.floor(factor * steps + 0.5))
 
 
-def _eval_integrator(s: diffrax.AbstractSolver, steps: int, like: Integrator) -> Integrator:
-    # max_steps rounded up to a power of two: forward solves run only the steps they need,
-    # and test integrators share compiled programs.
-    bucket = 1 << max(0, steps - 1).bit_length()
+def _eval_integrator(
+    s: diffrax.AbstractSolver, steps: int, like: Integrator, most: int
+) -> Integrator:
+    # One max_steps for every fixed-step configuration of a swap (`most` steps, rounded up
+    # to a power of two): forward solves run only the steps they need, and the test
+    # integrators of one solver share one compiled program (the step size is traced).
+    bucket = 1 << max(0, most - 1).bit_length()
     return Integrator(
         s, steps=steps, t0=like.t0, t1=like.t1, max_steps=bucket, per_sample=like.per_sample
     )
@@ -307,6 +310,11 @@ def swap_configurations(
         raise ValueError(f"factors must be finite numbers > 0, got {tuple(factors)!r}")
     test_solvers = [solver(s) if isinstance(s, str) else s for s in solvers]
     configs: list[tuple[float | None, Integrator]] = []
+    most = (
+        None
+        if integrator.adaptive
+        else max(scaled_steps(integrator.steps, f) for f in factors)
+    )
     for s in test_solvers:
         for f in factors:
             if integrator.rtol is not None and integrator.atol is not None:
@@ -320,7 +328,10 @@ def swap_configurations(
                     per_sample=integrator.per_sample,
                 )
             else:
-                test = _eval_integrator(s, scaled_steps(integrator.steps, f), integrator)
+                assert most is not None
+                test = _eval_integrator(
+                    s, scaled_steps(integrator.steps, f), integrator, most
+                )
             configs.append((f, test))
     if reference is not None:
         configs.append((None, reference))

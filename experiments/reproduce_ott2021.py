@@ -111,8 +111,15 @@ def main(argv=None) -> int:
     p = Parser(__doc__)
     p.add_argument("--results", default="results", help="folder of the runs")
     p.add_argument("--docs", default="docs/results", help="where the tables and figures go")
+    p.add_argument(
+        "--publish-only",
+        action="store_true",
+        help="run nothing: copy the tables and figures that exist into --docs",
+    )
     args = p.parse_args(argv)
     results, stages = Path(args.results), plan(Path(args.results))
+    if args.publish_only:
+        stages = []
     start, failed = time.perf_counter(), []
     for i, (script, script_argv) in enumerate(stages, start=1):
         began = time.perf_counter()

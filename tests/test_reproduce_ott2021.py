@@ -43,3 +43,6 @@ def test_publish_copies_what_exists(tmp_path):
         "table1.md",
     ]
     assert (docs / "sweep-euler" / "summary.md").read_text() == "euler"
+    argv = ["--results", str(results), "--docs", str(tmp_path / "again"), "--publish-only"]
+    assert reproduce_ott2021.main(argv) == 0
+    assert (tmp_path / "again" / "table1.md").read_text() == "table"

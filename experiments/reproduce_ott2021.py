@@ -3,13 +3,14 @@
     python experiments/reproduce_ott2021.py [--results results] [--docs docs/results]
 
 Runs, into --results, one stage after another (each resumes; finished runs are reused):
-Figures 1, 2 and 3; the Euler sweep (Fig. 4a) and Table 1's runs (the Euler adaptation,
-Fig. 5; the dopri5 sweep, Fig. 4d, and its adapted runs; the table); the paper's RK4 (the
-3/8 rule) sweep, tested with it and with classic RK4 (Fig. 4b); the Fehlberg2 sweep,
-tested with Fehlberg2 and dopri5 (Fig. 4c); the Euler sweep trained with the continuous
-adjoint; and the Euler sweeps on the 3-, 10- and 900-dimensional spheres (the
-supplement). sphere10 trains 3 seeds, sphere900 3 seeds on 1 … 32 steps with the fully
-connected field (the Conv1d field costs about 670 times its 2-D cost there: `make bench`).
+Figures 1, 2 and 3; the Euler sweep (Fig. 4a) and the ODE-ness report of its 8-step
+model; Table 1's runs (the Euler adaptation, Fig. 5; the dopri5 sweep, Fig. 4d, and its
+adapted runs; the table); the paper's RK4 (the 3/8 rule) sweep, tested with it and with
+classic RK4 (Fig. 4b); the Fehlberg2 sweep, tested with Fehlberg2 and dopri5 (Fig. 4c);
+the Euler sweep trained with the continuous adjoint; and the Euler sweeps on the 3-, 10-
+and 900-dimensional spheres (the supplement). sphere10 trains 3 seeds, sphere900 3 seeds
+on 1 … 32 steps with the fully connected field (the Conv1d field costs about 670 times
+its 2-D cost there: `make bench`).
 Each stage prints one progress line and its wall time; a stage that fails is reported and
 the others still run (exit status 2 at the end). Then the tables and figures that exist
 are copied into --docs (for the documentation, independent of one machine's results
@@ -22,7 +23,16 @@ import sys
 import time
 from pathlib import Path
 
-from experiments import adapt, figure1, figure2, figure3, reproduce_table1, sweep, table1
+from experiments import (
+    adapt,
+    figure1,
+    figure2,
+    figure3,
+    ode_report,
+    reproduce_table1,
+    sweep,
+    table1,
+)
 from experiments._cli import Parser
 
 STEPS = reproduce_table1.STEPS
@@ -35,6 +45,7 @@ SCRIPTS = {
     "sweep": sweep.main,
     "adapt": adapt.main,
     "table1": table1.main,
+    "ode_report": ode_report.main,
 }
 
 
@@ -50,7 +61,9 @@ def plan(results: Path) -> list[tuple[str, list[str]]]:
         ("figure2", [*out("figure2"), *quiet]),
         ("figure1", [*out("figure1"), *quiet]),
     ]
-    stages += reproduce_table1.plan(results, mnist=False, extra=quiet)
+    table = reproduce_table1.plan(results, mnist=False, extra=quiet)
+    report = str(results / "sweep-euler" / "runs" / "euler-n0008")
+    stages += [table[0], ("ode_report", [report, "--out", f"{report}/report"]), *table[1:]]
     stages += [
         ("sweep", ["--solver", "rk4_38", "--steps", *STEPS, "--test-solvers", "rk4_38",
                    "rk4", *out("sweep-rk4"), *quiet]),
@@ -75,6 +88,12 @@ PUBLISHED = {
     "figure2": ["figure2.md", "figure2.png"],
     "figure3": ["figure3.md", "figure3.png"],
     "adapt-sphere2-euler": ["summary.md", "adaptation.png"],
+    "sweep-euler/runs/euler-n0008/report": [
+        "report.md",
+        "swap.png",
+        "trajectories.png",
+        "fan.png",
+    ],
     **{
         name: ["summary.md", "critical_step.json", "accuracy_vs_test_steps.png"]
         for name in (

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from experiments import sweep as sweep_cli
+from odeness.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,3 +98,23 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
     assert proc.stderr.strip().startswith(message), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_sweep_folder_from_before_a_new_config_field_resumes(tmp_path):
+    """A sweep.json written before `TrainConfig` gained a field (here `adjoint`) holds
+    that field's default; another value is still refused."""
+    from experiments.ott2021.sweep import _check_folder, _plan
+
+    base = TrainConfig(seeds=(0,), iterations=10)
+    plan = _plan(base, [2], None, ("euler",), (1.0,), None, 0.1)
+    older = json.loads(json.dumps(plan.spec))
+    del older["base"]["adjoint"]
+    (tmp_path / "sweep.json").write_text(json.dumps(older))
+    _check_folder(plan, tmp_path)
+    other = _plan(
+        base.replace(adjoint="backsolve"), [2], None, ("euler",), (1.0,), None, 0.1
+    )
+    with pytest.raises(
+        ValueError, match="base.adjoint is 'backprop' there, 'backsolve' here"
+    ):
+        _check_folder(other, tmp_path)

@@ -237,9 +237,24 @@ def _plan(base, steps, tols, test_solvers, factors, reference, threshold) -> _Pl
     return _Plan(configs, grid, fixed, ref_integ, spec)
 
 
+def _saved_spec(path: Path) -> dict:
+    """`sweep.json` as the current `TrainConfig` reads its base: a field added since it
+    was written takes its default (e.g. `adjoint`, "backprop")."""
+    saved = io.read_json(path)
+    base = saved.get("base")
+    if isinstance(base, dict):
+        try:
+            full = TrainConfig.from_dict({**base, "steps": 1, "tol": None}).to_dict()
+        except (TypeError, ValueError):
+            return saved  # compared as it is: the difference names the field
+        full = {k: v for k, v in full.items() if k not in ("steps", "tol")}
+        saved = {**saved, "base": json.loads(json.dumps(full))}
+    return saved
+
+
 def _check_folder(plan: _Plan, out: Path) -> None:
     if (out / "sweep.json").exists():
-        difference = io.first_difference(io.read_json(out / "sweep.json"), plan.spec)
+        difference = io.first_difference(_saved_spec(out / "sweep.json"), plan.spec)
         if difference is not None:
             raise ValueError(
                 f"{out} holds another sweep ({difference}); choose another --out"

@@ -34,9 +34,9 @@ from experiments import (
     table1,
 )
 from experiments._cli import Parser
+from odeness import io
 
 STEPS = reproduce_table1.STEPS
-TOLS = reproduce_table1.TOLS
 FEHLBERG2_TOLS = ["1e-1", "1e-2", "1e-3", "1e-4", "1e-5"]
 SCRIPTS = {
     "figure1": figure1.main,
@@ -121,7 +121,9 @@ def publish(results: Path, docs: Path) -> list[Path]:
             if source.is_file():
                 target = docs / ("" if folder == "." else folder) / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, target)
+                tmp = target.with_name(f".{target.name}.tmp")
+                shutil.copyfile(source, tmp)
+                io.publish(tmp, target)  # atomically: never a half-copied figure
                 copied.append(target)
     return copied
 

@@ -45,4 +45,24 @@ def offline(monkeypatch):
     monkeypatch.delenv("ODENESS_TFDS_DIR", raising=False)
 
 
+class Parsed(Exception):
+    """Raised by the `parse_only` fixture in place of running a script."""
+
+
+@pytest.fixture
+def parse_only(monkeypatch):
+    """Every `argparse` parser (the scripts' `_cli.Parser` inherits it) parses its
+    arguments, then raises `Parsed` instead of letting the script run: a command line
+    can be checked without running it."""
+    import argparse
+
+    original = argparse.ArgumentParser.parse_args
+
+    def parse(self, args=None, namespace=None):
+        raise Parsed(original(self, args, namespace))
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse)
+    return Parsed
+
+
 __all__ = ["jax"]

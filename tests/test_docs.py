@@ -7,7 +7,6 @@ Makefile and pyproject.toml.
 Blocks that include a file (`--8<--`) are the examples, run by `test_examples.py`.
 """
 
-import argparse
 import contextlib
 import importlib
 import io
@@ -99,10 +98,6 @@ def test_every_guide_has_code():
         assert "```python" in text or "```sh" in text, page
 
 
-class _Parsed(Exception):
-    pass
-
-
 def _commands(body: str):
     for line in body.replace("\\\n", " ").splitlines():
         line = line.split(" #")[0].strip()
@@ -118,7 +113,7 @@ def _shell_cases():
 
 
 @pytest.mark.parametrize("command", list(_shell_cases()))
-def test_shell_command_is_valid(command, monkeypatch):
+def test_shell_command_is_valid(command, parse_only):
     words = [w for w in shlex.split(command) if not re.fullmatch(r"[A-Z_0-9]+=\S*", w)]
     script = next(
         (w for w in words if re.fullmatch(r"(experiments|examples)/\w+\.py", w)), None
@@ -126,13 +121,7 @@ def test_shell_command_is_valid(command, monkeypatch):
     if script is not None:
         argv = words[words.index(script) + 1 :]
         module = importlib.import_module(script[:-3].replace("/", "."))
-        original = argparse.ArgumentParser.parse_args  # `_cli.Parser` inherits it
-
-        def parse_only(self, args=None, namespace=None):
-            raise _Parsed(original(self, args, namespace))
-
-        monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_only)
-        with pytest.raises(_Parsed):
+        with pytest.raises(parse_only):
             module.main(argv)
     elif words[0] == "make":
         done = subprocess.run(["make", "-n", *words[1:]], cwd=REPO, capture_output=True)

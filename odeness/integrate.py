@@ -83,6 +83,7 @@ class Integrator(eqx.Module):
     per_sample: bool = eqx.field(static=True)
     throw: bool = eqx.field(static=True)
     adjoint: diffrax.AbstractAdjoint | None
+    _dt_checked: bool = eqx.field(static=True, init=False)  # a concrete dt, checked here
 
     def __init__(
         self,
@@ -162,6 +163,7 @@ class Integrator(eqx.Module):
                     )
             elif max_steps is None:
                 raise ValueError("a traced dt needs an explicit max_steps")
+            self._dt_checked = _is_concrete(dt)
             self.dt = jnp.asarray(dt, dtype=float)
             self.rtol = self.atol = None
             if adjoint is not None:
@@ -180,6 +182,7 @@ class Integrator(eqx.Module):
             _positive_finite("rtol", rtol)
             _positive_finite("atol", atol)
             self.dt = None
+            self._dt_checked = True
             self.rtol = jnp.asarray(rtol, dtype=float)
             self.atol = jnp.asarray(atol, dtype=float)
             max_steps = 4096 if max_steps is None else max_steps
@@ -252,17 +255,52 @@ class SolveStats(eqx.Module):
         return str(diffrax.RESULTS[one])
 
 
+class _FixedStep(diffrax.AbstractStepSizeController):
+    """`diffrax.ConstantStepSize` with its step size as a field instead of `dt0`.
+
+    Given a traced `dt0`, `diffrax.diffeqsolve` checks its sign with a host callback,
+    and JAX never writes a program with host callbacks to its persistent compilation
+    cache. `Integrator` has checked a concrete `dt` already; this controller keeps the
+    check out of the program (the steps are the same as `ConstantStepSize`'s). The step
+    is in diffrax's normalised time, forwards, so `wrap` keeps it: a backward solve
+    (`BacksolveAdjoint`) takes the same steps.
+    """
+
+    dt: Float[Array, ""]
+
+    def wrap(self, direction):
+        return self
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        del dt0
+        dt = jnp.asarray(self.dt, dtype=jnp.result_type(t0))  # diffrax's time dtype
+        return diffrax.ConstantStepSize().init(
+            terms, t0, t1, y0, dt, args, func, error_order
+        )
+
+    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, state):
+        return diffrax.ConstantStepSize().adapt_step_size(
+            t0, t1, y0, y1_candidate, args, y_error, error_order, state
+        )
+
+
 def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
     if integ.rtol is not None and integ.atol is not None:
         controller = diffrax.PIDController(rtol=integ.rtol, atol=integ.atol)
     else:
-        controller = diffrax.ConstantStepSize()
+        assert integ.dt is not None
+        dt = integ.dt
+        if not integ._dt_checked:  # traced at construction: checked in the program
+            dt = eqx.error_if(
+                dt, ~(jnp.isfinite(dt) & (dt > 0)), "dt must be a finite number > 0"
+            )
+        controller = _FixedStep(dt)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
         integ.solver,
         integ.t0,
         integ.t1,
-        integ.dt,
+        None,
         y0,
         args,
         saveat=saveat,

@@ -209,6 +209,43 @@ def test_traced_tolerance_does_not_recompile():
     assert errors[2] < errors[0]
 
 
+@pytest.mark.parametrize(
+    "integ",
+    [
+        odeness.Integrator(odeness.solver("euler"), steps=4, throw=False),
+        odeness.Integrator(
+            odeness.solver("rk4"), steps=4, throw=False, adjoint=diffrax.BacksolveAdjoint()
+        ),
+        odeness.Integrator(odeness.solver("dopri5"), rtol=1e-3, throw=False),
+    ],
+    ids=["euler", "rk4-backsolve", "dopri5"],
+)
+def test_a_solve_that_does_not_throw_has_no_host_callback(integ):
+    # JAX never writes a program with a host callback to its persistent compilation
+    # cache: the training and swap programs (throw=False) must have none, forward or
+    # backward, although the step size is traced.
+    def loss(y, integ):
+        return odeness.solve(logistic, y, integ)[0].sum()
+
+    for fn in (loss, jax.grad(loss)):
+        text = jax.jit(fn).lower(jnp.array([0.2]), integ).as_text()
+        assert "callback" not in text
+
+
+def test_a_traced_step_size_is_checked_in_the_program():
+    run = jax.jit(
+        lambda dt: odeness.solve(
+            logistic,
+            jnp.array([0.2]),
+            odeness.Integrator(odeness.solver("euler"), dt=dt, max_steps=8, throw=False),
+        )[0]
+    )
+    assert jnp.isfinite(run(0.25)).all()
+    for bad in (-0.25, 0.0, jnp.nan):
+        with pytest.raises(Exception, match="dt must be a finite number > 0"):
+            jax.block_until_ready(run(bad))
+
+
 def test_numpy_integer_steps_are_accepted():
     assert odeness.Integrator(odeness.solver("euler"), steps=np.int64(4)).steps == 4
 

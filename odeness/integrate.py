@@ -267,6 +267,7 @@ class _FixedStep(diffrax.AbstractStepSizeController):
     """
 
     dt: Float[Array, ""]
+    constant: diffrax.ConstantStepSize = diffrax.ConstantStepSize()
 
     def wrap(self, direction):
         return self
@@ -274,12 +275,10 @@ class _FixedStep(diffrax.AbstractStepSizeController):
     def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
         del dt0
         dt = jnp.asarray(self.dt, dtype=jnp.result_type(t0))  # diffrax's time dtype
-        return diffrax.ConstantStepSize().init(
-            terms, t0, t1, y0, dt, args, func, error_order
-        )
+        return self.constant.init(terms, t0, t1, y0, dt, args, func, error_order)
 
     def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, state):
-        return diffrax.ConstantStepSize().adapt_step_size(
+        return self.constant.adapt_step_size(
             t0, t1, y0, y1_candidate, args, y_error, error_order, state
         )
 

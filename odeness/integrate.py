@@ -83,7 +83,7 @@ class Integrator(eqx.Module):
     per_sample: bool = eqx.field(static=True)
     throw: bool = eqx.field(static=True)
     adjoint: diffrax.AbstractAdjoint | None
-    _dt_checked: bool = eqx.field(static=True, init=False)  # a concrete dt, checked here
+    _dt_traced: bool = eqx.field(static=True, init=False)  # checked in the program
 
     def __init__(
         self,
@@ -163,7 +163,7 @@ class Integrator(eqx.Module):
                     )
             elif max_steps is None:
                 raise ValueError("a traced dt needs an explicit max_steps")
-            self._dt_checked = _is_concrete(dt)
+            self._dt_traced = not _is_concrete(dt)
             self.dt = jnp.asarray(dt, dtype=float)
             self.rtol = self.atol = None
             if adjoint is not None:
@@ -182,7 +182,7 @@ class Integrator(eqx.Module):
             _positive_finite("rtol", rtol)
             _positive_finite("atol", atol)
             self.dt = None
-            self._dt_checked = True
+            self._dt_traced = False
             self.rtol = jnp.asarray(rtol, dtype=float)
             self.atol = jnp.asarray(atol, dtype=float)
             max_steps = 4096 if max_steps is None else max_steps
@@ -289,7 +289,7 @@ def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
     else:
         assert integ.dt is not None
         dt = integ.dt
-        if not integ._dt_checked:  # traced at construction: checked in the program
+        if integ._dt_traced:  # unknown at construction: checked in the program
             dt = eqx.error_if(
                 dt, ~(jnp.isfinite(dt) & (dt > 0)), "dt must be a finite number > 0"
             )

@@ -35,3 +35,33 @@ def test_publish_copies_what_exists(tmp_path):
     argv = ["--results", str(results), "--docs", str(tmp_path / "again"), "--publish-only"]
     assert reproduce_ott2021.main(argv) == 0
     assert (tmp_path / "again" / "table1.md").read_text() == "table"
+
+
+def test_seeds_override_every_training_stage(tmp_path, parse_only):
+    trained = 0
+    for script, argv in reproduce_ott2021.plan(tmp_path, seeds=2):
+        if script in ("sweep", "adapt"):
+            with pytest.raises(parse_only) as parsed:
+                reproduce_ott2021.SCRIPTS[script](argv)
+            assert parsed.value.args[0].seeds == [0, 1], argv
+            trained += 1
+    assert trained == 12  # 8 sweeps, 4 adapted runs
+
+
+def test_seeds_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as e:
+        reproduce_ott2021.main(["--seeds", "0"])
+    assert e.value.code == 2
+    assert "--seeds must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_seeds_runs_publish_only_when_asked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "results" / "ott2021-seeds1"
+    (folder / "sweep-euler").mkdir(parents=True)
+    (folder / "sweep-euler" / "summary.md").write_text("one seed")
+    assert reproduce_ott2021.main(["--seeds", "1", "--publish-only"]) == 0
+    assert not (tmp_path / "docs").exists()  # the documented results stay as they are
+    argv = ["--seeds", "1", "--publish-only", "--docs", "d"]
+    assert reproduce_ott2021.main(argv) == 0
+    assert (tmp_path / "d" / "sweep-euler" / "summary.md").read_text() == "one seed"

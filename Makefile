@@ -3,16 +3,17 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-STEPS := 1 2 4 8 16 32 64 128
+# The papers' figures, tables and sweeps: each is defined once, in experiments/ott2021 and
+# experiments/sander2022 (`python experiments/study.py --list`); ARGS go to its script.
+STUDIES := sweep-euler sweep-midpoint sweep-rk4 sweep-fehlberg2 sweep-dopri5 \
+	sweep-euler-backsolve sweep-spheres figure1 figure2 figure3 resnet-ode
 
-.PHONY: test sweep-euler sweep-midpoint sweep-rk4 sweep-dopri5 figure1 report bench lint clean \
-	adapt table1 resnet-ode figure2 figure3 docs docs-serve sweep-fehlberg2 \
-	sweep-euler-backsolve sweep-spheres ott2021
+.PHONY: test $(STUDIES) report bench lint clean adapt table1 docs docs-serve ott2021
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev,docs]'
+	$(VENV)/bin/pip install -q -e '.[dev,docs,studies]'
 	touch $(STAMP)
 
 test: $(STAMP) docs
@@ -32,45 +33,17 @@ $(MATHJAX):
 		&& echo "$(MATHJAX_SHA256)  $$tmp/package/es5/tex-svg.js" | sha256sum -c --quiet \
 		&& mkdir -p $(@D) && cp $$tmp/package/es5/tex-svg.js $@; status=$$?; rm -rf $$tmp; exit $$status
 
+# (`--quiet` would also silence the warnings that make `--strict` fail: the log is shown
+# only when the build fails.)
 docs: $(STAMP) $(MATHJAX)
-	$(VENV)/bin/mkdocs build --strict --quiet
+	@log=$$(mktemp) && if $(VENV)/bin/mkdocs build --strict >$$log 2>&1; then rm $$log; \
+		else grep -v '^INFO' $$log; rm $$log; exit 1; fi
 
 docs-serve: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/mkdocs serve --strict
 
-sweep-euler: $(STAMP)
-	$(PY) experiments/sweep.py --solver euler --steps $(STEPS) --out results/sweep-euler $(ARGS)
-
-sweep-midpoint: $(STAMP)
-	$(PY) experiments/sweep.py --solver midpoint --steps $(STEPS) --out results/sweep-midpoint $(ARGS)
-
-# The paper's library's "rk4" is the 3/8 rule: trained with it, tested with it and with
-# classic RK4 (the paper's Fig. 4b).
-sweep-rk4: $(STAMP)
-	$(PY) experiments/sweep.py --solver rk4_38 --steps $(STEPS) --test-solvers rk4_38 rk4 \
-		--out results/sweep-rk4 $(ARGS)
-
-sweep-fehlberg2: $(STAMP)
-	$(PY) experiments/sweep.py --solver fehlberg2 --tols 1e-1 1e-2 1e-3 1e-4 1e-5 \
-		--test-solvers fehlberg2 dopri5 --factors 0.1 1 10 --out results/sweep-fehlberg2 $(ARGS)
-
-# The Euler sweep trained with the continuous adjoint instead of backpropagation.
-sweep-euler-backsolve: $(STAMP)
-	$(PY) experiments/sweep.py --solver euler --steps $(STEPS) --adjoint backsolve \
-		--out results/sweep-euler-backsolve $(ARGS)
-
-# The supplement's spheres: sphere10 with 3 seeds; sphere900 with the fully connected
-# field (the Conv1d field costs about 670x its 2-D cost there), 3 seeds, 1 ... 32 steps.
-sweep-spheres: $(STAMP)
-	$(PY) experiments/sweep.py --dataset sphere3 --steps $(STEPS) --out results/sweep-sphere3 $(ARGS)
-	$(PY) experiments/sweep.py --dataset sphere10 --steps $(STEPS) --seeds 0 1 2 \
-		--out results/sweep-sphere10 $(ARGS)
-	$(PY) experiments/sweep.py --dataset sphere900 --field mlp --steps 1 2 4 8 16 32 \
-		--seeds 0 1 2 --out results/sweep-sphere900 $(ARGS)
-
-sweep-dopri5: $(STAMP)
-	$(PY) experiments/sweep.py --solver dopri5 --tols 1e-1 1e-2 1e-3 1e-4 1e-5 1e-6 \
-		--test-solvers dopri5 --factors 0.1 1 10 --out results/sweep-dopri5 $(ARGS)
+$(STUDIES): $(STAMP)
+	$(PY) experiments/study.py $@ $(ARGS)
 
 # make adapt DATASET=sphere2 SOLVER=euler (ARGS=--quick for a smoke test)
 DATASET ?= sphere2
@@ -89,31 +62,19 @@ table1: $(STAMP)
 	$(PY) experiments/reproduce_table1.py $(if $(filter 1,$(MNIST)),--mnist) \
 		--args "$(TABLE_ARGS)"
 
-figure1: $(STAMP)
-	$(PY) experiments/figure1.py --out results/figure1 $(ARGS)
-
-figure2: $(STAMP)
-	$(PY) experiments/figure2.py --out results/figure2 $(ARGS)
-
 # Every table and figure of Ott et al. (experiments/reproduce_ott2021.py) into results/,
 # resuming finished runs; the tables and figures are then copied into docs/results/.
 ott2021: $(STAMP)
 	$(PY) experiments/reproduce_ott2021.py $(ARGS)
 
-figure3: $(STAMP)
-	$(PY) experiments/figure3.py --out results/figure3 $(ARGS)
-
 # make report RUN=results/sweep-euler/runs/euler-n0002
-# Sander et al.: distance, adjoint error, linear ResNets, memory, MNIST fine-tuning
-# (fine-tuning reads MNIST from $$ODENESS_MNIST_DIR or ARGS="--data-dir DIR")
-resnet-ode: $(STAMP)
-	$(PY) experiments/resnet_ode.py --out results/resnet_ode $(ARGS)
-
 report: $(STAMP)
 	$(PY) experiments/ode_report.py $(RUN) $(ARGS)
 
+# make bench [BENCH="train_step adjoint_cost ..."] [ARGS=--quick]: benchmarks/, one each
+BENCH ?=
 bench: $(STAMP)
-	$(PY) experiments/bench.py $(ARGS)
+	$(PY) -m benchmarks $(BENCH) $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .

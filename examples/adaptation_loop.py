@@ -75,7 +75,7 @@ def main(argv=None) -> None:
                 jnp.all(stats.success),
             )
 
-        rule_state, _ = odeness.adapt.adapt_step(rule, rule_state, due, evaluate, acc, nfe)
+        rule_state, _ = odeness.adapt_step(rule, rule_state, due, evaluate, acc, nfe)
         updates, opt_state = opt.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         return eqx.apply_updates(model, updates), opt_state, rule_state, acc
 

@@ -97,11 +97,13 @@ def main(argv=None) -> None:
     # The report's diagnostics, on the coarsest model: inside the ODE (after the encoder).
     model, integ = models[steps[0]]
     x_test = data.x_test[: 50 if args.quick else 300]
-    _, paths = odeness.trajectories(model, integ, x_test)
-    crossings = odeness.count_crossings(paths[..., :2])  # a projection of the 6-D state
-    folding = odeness.nonpositive_det_fraction(model, integ, x_test)
-    error = odeness.global_error(model, integ, x_test)
-    back = odeness.round_trip_error(model, integ, x_test)
+    _, paths = odeness.diagnostics.trajectories(model, integ, x_test)
+    crossings = odeness.diagnostics.count_crossings(
+        paths[..., :2]
+    )  # a projection of the 6-D state
+    folding = odeness.diagnostics.nonpositive_det_fraction(model, integ, x_test)
+    error = odeness.diagnostics.global_error(model, integ, x_test)
+    back = odeness.diagnostics.round_trip_error(model, integ, x_test)
     print(
         f"report, Euler {steps[0]} step(s): {crossings.num_pairs} crossing pairs in the "
         f"(y0, y1) projection, {100 * folding['steps']:.1f}% folding steps, global "

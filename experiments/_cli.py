@@ -1,14 +1,13 @@
 """What the command-line scripts share: the parser, the error path, training options."""
 
 import argparse
+import importlib
 import re
 import sys
 from collections.abc import Callable
+from typing import get_args
 
-from odeness import parallel
-from odeness.config import paper_channels
-from odeness.errors import RunFailed
-from odeness.solvers import SOLVERS
+import odeness
 
 # Negative numbers in any notation (-1, -1.5, -1e-3, -inf) are values, never options.
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan)$", re.I)
@@ -28,7 +27,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-EXPECTED = (ValueError, OSError, RunFailed)
+EXPECTED = (ValueError, OSError, odeness.RunFailed)
 """Failures a script reports as one line: bad input, a file it cannot use, a run that
 diverged or a solve that failed."""
 
@@ -50,10 +49,10 @@ def run(main: Callable[[], int]) -> int:
 
 def check_solver(option: str, name: str) -> None:
     """**Raises:** `ValueError` naming `option` if `name` is not a solver."""
-    if name not in SOLVERS:
-        raise ValueError(
-            f"{option}: unknown solver {name!r}; expected one of {', '.join(SOLVERS)}"
-        )
+    try:
+        odeness.solver(name)
+    except ValueError as e:
+        raise ValueError(f"{option}: {e}") from None
 
 
 DATASETS = (
@@ -99,18 +98,18 @@ def training_fields(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         field=args.field,
-        channels=paper_channels(args.dataset) if args.channels is None else args.channels,
+        channels=args.channels,  # None: the paper's for the data set
         data_dir=args.data_dir,
         adjoint=args.adjoint,
     )
 
 
 def add_parallel_args(p: argparse.ArgumentParser) -> None:
-    """--parallel and the multi-process options (see `odeness.parallel`)."""
+    """--parallel and the multi-process options (see `odeness.initialize_distributed`)."""
     p.add_argument(
         "--parallel",
         default="seeds",
-        choices=parallel.LAYOUTS,
+        choices=get_args(odeness.Layout),
         help="use the devices for the seeds (default), for data parallelism within "
         "each run (every batch split), or use one device",
     )
@@ -125,4 +124,9 @@ def add_parallel_args(p: argparse.ArgumentParser) -> None:
 
 def start_processes(args: argparse.Namespace) -> None:
     """Join a multi-process run if the options or the environment ask for one."""
-    parallel.initialize(args.coordinator, args.num_processes, args.process_id)
+    odeness.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+
+
+def script_main(script: str) -> Callable[[list[str]], int]:
+    """The `main(argv)` of the command-line script `experiments/<script>.py`."""
+    return importlib.import_module(f"experiments.{script}").main

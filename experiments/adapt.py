@@ -6,29 +6,26 @@
 Fixed-step solvers adapt the step size (from Hairer's initial step, or --steps); adaptive
 solvers adapt the tolerance (from --tol, the paper's 1e-6). Writes config.json,
 metrics.jsonl, checkpoint.eqx, swap.jsonl, summary.{json,md} and adaptation.png into
---out; an interrupted run resumes. See `odeness.adapt` and `experiments.ott2021.adaptation`.
+--out; an interrupted run resumes. See `odeness.StepSizeRule`, `odeness.ToleranceRule`
+and `experiments.lab.adapted_runs`.
 """
 
 import argparse
 import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the repository
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import odeness
-from experiments._cli import (
-    Parser,
-    add_parallel_args,
-    add_training_args,
-    check_solver,
-    run,
-    start_processes,
-    training_fields,
-)
-from experiments.ott2021.adaptation import run_adaptation
-from odeness.solvers import is_adaptive, solver
+from experiments import _cli
+from experiments.lab.adapted_runs import run_adaptation
+from experiments.lab.catalogue import quick_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = Parser(__doc__)
-    add_training_args(p)
+    p = _cli.Parser(__doc__)
+    _cli.add_training_args(p)
     p.add_argument("--solver", default="euler", help="training solver (euler, midpoint, "
                    "dopri5, fehlberg2, ...)")  # fmt: skip
     start = p.add_mutually_exclusive_group()
@@ -53,26 +50,26 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "results/adapt-DATASET-SOLVER)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="smoke test: 200 iterations, the "
                    "first two seeds")  # fmt: skip
-    add_parallel_args(p)
+    _cli.add_parallel_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return run(lambda: adapt(args))
+    return _cli.run(lambda: adapt(args))
 
 
 def adapt(args: argparse.Namespace) -> int:
-    start_processes(args)
-    check_solver("--solver", args.solver)
+    _cli.start_processes(args)
+    _cli.check_solver("--solver", args.solver)
     if args.test_solver is not None:
-        check_solver("--test-solver", args.test_solver)
+        _cli.check_solver("--test-solver", args.test_solver)
     for name in args.test_solvers or ():
-        check_solver("--test-solvers", name)
+        _cli.check_solver("--test-solvers", name)
     if args.interval < 1:
         raise ValueError(f"--interval must be an integer >= 1, got {args.interval}")
-    adaptive = is_adaptive(solver(args.solver))
+    adaptive = odeness.is_adaptive(odeness.solver(args.solver))
     if adaptive and args.steps is not None:
         raise ValueError(
             f"solver {args.solver!r} adapts its tolerance: give --tol, not --steps"
@@ -88,14 +85,12 @@ def adapt(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         interval=args.interval,
         max_steps=args.max_steps,
-        **training_fields(args),
+        **_cli.training_fields(args),
         log_every=args.interval,
         checkpoint_every=args.interval * max(1, 1000 // args.interval),
     )
     if args.quick:
-        config = config.replace(
-            seeds=config.seeds[:2], iterations=min(config.iterations, 200)
-        )
+        config = quick_config(config)
     summary = run_adaptation(
         config,
         args.out or f"results/adapt-{args.dataset}-{args.solver}",

@@ -5,13 +5,18 @@
 Trains spheres 2-D with Euler at 2 steps (the paper's settings, resumable run folder in
 --out/runs/), then draws the test set's ODE-block outputs over the classifier's decision
 regions at h = 1/2 and h = 1/4; writes `figure2.png`, `figure2.json` and `figure2.md`
-(see `experiments.ott2021.figure2`).
+(see `experiments.ott2021.decision_regions`).
 """
 
 import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the repository
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments._cli import Parser, run
-from experiments.ott2021.figure2 import run_figure2
+from experiments.lab.catalogue import QUICK_ITERATIONS
+from experiments.ott2021.decision_regions import run_figure2
 
 
 def main(argv=None) -> int:
@@ -19,11 +24,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/figure2")
     p.add_argument("--iterations", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="200 iterations: a smoke test")
+    p.add_argument("--quick", action="store_true", help="a smoke test: 200 iterations")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.quick:
-        args.iterations = min(args.iterations, 200)
+        args.iterations = min(args.iterations, QUICK_ITERATIONS)
     return run(lambda: figure2(args))
 
 

@@ -2,13 +2,17 @@
 
     python experiments/figure3.py [--out results/figure3] [--points 41]
 
-Writes `figure3.png`, `figure3.json` and `figure3.md` (see `experiments.ott2021.figure3`).
+Writes `figure3.png`, `figure3.json` and `figure3.md` (see `experiments.ott2021.xor_fan`).
 """
 
 import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the repository
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments._cli import Parser, run
-from experiments.ott2021.figure3 import run_figure3
+from experiments.ott2021.xor_fan import run_figure3
 
 
 def main(argv=None) -> int:

@@ -9,12 +9,13 @@ global error, round trip) with its figures into RUN_FOLDER/report/ (or --out).
 import sys
 from pathlib import Path
 
+if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the repository
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import odeness
 from experiments._cli import EXPECTED, Parser, report
-from experiments.ott2021.report import ode_report
-from odeness import io
-from odeness.config import integ_label
-from odeness.training import load_data
+from experiments.lab.ode_reports import ode_report
+from odeness import files
 
 
 def main(argv=None) -> int:
@@ -44,13 +45,13 @@ def main(argv=None) -> int:
                 f"--seed-index must be in 0..{len(seeds) - 1} for seeds "
                 f"{seeds}, got {args.seed_index}"
             )
-        data = load_data(run.config)
-        out = io.check_folder(args.out or Path(args.run_dir) / "report", "--out")
+        data = run.config.load_dataset()
+        out = files.check_folder(args.out or Path(args.run_dir) / "report", "--out")
         if args.points < 1:
             raise ValueError(f"--points must be an integer >= 1, got {args.points}")
         title = (
             f"{run.config.dataset}, {run.config.solver} "
-            f"{integ_label(run.config)}, seed {seeds[args.seed_index]}"
+            f"{run.config.label}, seed {seeds[args.seed_index]}"
         )
         numbers = ode_report(
             run.model(args.seed_index),

@@ -4,10 +4,10 @@
     python experiments/reproduce_table1.py --mnist         # and MNIST (Euler)
     python experiments/reproduce_table1.py --args "--seeds 0 1 2 --iterations 3000"
 
-Runs, into --results: the Euler sweep (`sweep-euler`) and its adapted run
-(`adapt-sphere2-euler`); the dopri5 sweep (`sweep-dopri5`) and adapted runs from the
-paper's tol 1e-6 and from 1e-4 and 1e-3; with --mnist, the MNIST Euler sweep and adapted
-run. Finished runs are reused (each folder resumes). Then writes table1.md
+Runs, into --results, the studies of `experiments.ott2021.TABLE1` (with --mnist,
+`TABLE1_MNIST`): the Euler sweep and its adapted run; the dopri5 sweep and adapted runs
+from the paper's tol 1e-6 and from 1e-4 and 1e-3; with --mnist, the MNIST Euler sweep
+and adapted run. Finished runs are reused (each folder resumes). Then writes table1.md
 (`experiments/table1.py`). --args go to every sweep and adapted run.
 """
 
@@ -15,50 +15,18 @@ import shlex
 import sys
 from pathlib import Path
 
-from experiments import adapt, sweep, table1
-from experiments._cli import EXPECTED, Parser, report
+if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the repository
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-STEPS = ["1", "2", "4", "8", "16", "32", "64", "128"]
-MNIST_STEPS = ["2", "4", "8", "16", "32", "64"]
-TOLS = ["1e-1", "1e-2", "1e-3", "1e-4", "1e-5", "1e-6"]
-DOPRI5_STARTS = [None, "1e-4", "1e-3"]  # None: the paper's 1e-6
+from experiments._cli import EXPECTED, Parser, report, script_main
+from experiments.ott2021 import TABLE1, TABLE1_MNIST
 
 
 def plan(results: Path, *, mnist: bool, extra: list[str]) -> list[tuple[str, list[str]]]:
     """The (script, argv) runs of Table 1, in order, ending with the table itself."""
-
-    def out(name: str) -> list[str]:
-        return ["--out", str(results / name)]
-
-    runs = [
-        ("sweep", ["--solver", "euler", "--steps", *STEPS, *out("sweep-euler"), *extra]),
-        ("adapt", ["--solver", "euler", *out("adapt-sphere2-euler"), *extra]),
-        ("sweep", ["--solver", "dopri5", "--tols", *TOLS, "--test-solvers", "dopri5",
-                   "--factors", "0.1", "1", "10", *out("sweep-dopri5"), *extra]),
-    ]  # fmt: skip
-    dopri5 = []
-    for tol in DOPRI5_STARTS:
-        name = "adapt-sphere2-dopri5" + ("" if tol is None else f"-tol{tol}")
-        start = [] if tol is None else ["--tol", tol]
-        runs.append(("adapt", ["--solver", "dopri5", *start, *out(name), *extra]))
-        dopri5.append(str(results / name))
-    rows = [
-        "--row", str(results / "sweep-euler"), str(results / "adapt-sphere2-euler"),
-        "--row", str(results / "sweep-dopri5"), *dopri5,
-    ]  # fmt: skip
-    if mnist:
-        runs += [
-            ("sweep", ["--dataset", "mnist", "--solver", "euler", "--steps", *MNIST_STEPS,
-                       "--reference", "none", *out("sweep-mnist-euler"), *extra]),
-            ("adapt", ["--dataset", "mnist", "--solver", "euler",
-                       *out("adapt-mnist-euler"), *extra]),
-        ]  # fmt: skip
-        rows += ["--row", str(results / "sweep-mnist-euler"),
-                 str(results / "adapt-mnist-euler")]  # fmt: skip
-    return [*runs, ("table1", [*rows, "--out", str(results / "table1.md")])]
-
-
-SCRIPTS = {"sweep": sweep.main, "adapt": adapt.main, "table1": table1.main}
+    table = TABLE1_MNIST if mnist else TABLE1
+    runs = [(s.script, s.argv(results, extra)) for s in table.studies()]
+    return [*runs, (table.script, table.argv(results))]
 
 
 def main(argv=None) -> int:
@@ -76,7 +44,7 @@ def main(argv=None) -> int:
         print(
             f"[table 1: {i}/{len(runs)}] {script}.py {shlex.join(script_argv)}", flush=True
         )
-        code = SCRIPTS[script](script_argv)
+        code = script_main(script)(script_argv)
         if code != 0:
             return code
     return 0

@@ -4,34 +4,35 @@
         --out results/sweep-euler
 
 Writes results.jsonl, summary.md, critical_step.json and a figure into --out; an
-interrupted sweep resumes from its checkpoints. See `experiments.ott2021.sweep`.
+interrupted sweep resumes from its checkpoints. See `experiments.lab.sweep_runs`.
 """
 
 import argparse
 import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the repository
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import odeness
-from experiments._cli import (
-    Parser,
-    add_parallel_args,
-    add_training_args,
-    check_solver,
-    run,
-    start_processes,
-    training_fields,
-)
-from experiments.ott2021.sweep import quick, run_sweep
+from experiments import _cli
+from experiments.lab.catalogue import quick_config
+from experiments.lab.sweep_runs import run_sweep
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = Parser(__doc__)
-    add_training_args(p)
+    p = _cli.Parser(__doc__)
+    _cli.add_training_args(p)
     p.add_argument("--solver", default="euler", help="training solver")
     grid = p.add_mutually_exclusive_group()
     grid.add_argument("--steps", type=int, nargs="+", help="training step counts on [0, 1]")
     grid.add_argument("--tols", type=float, nargs="+", help="training tolerances")
-    p.add_argument("--test-solvers", nargs="+", default=["euler", "midpoint", "rk4"])
-    p.add_argument("--factors", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.5, 2.0])
+    p.add_argument("--test-solvers", nargs="+", default=None, help="the swap's solvers "
+                   "(default: euler midpoint rk4 for steps, the training solver for "
+                   "tols)")  # fmt: skip
+    p.add_argument("--factors", type=float, nargs="+", default=None, help="the swap's "
+                   "factors (default: 0.5 0.75 1 1.5 2 for steps, 0.1 1 10 for tols)"
+                   )  # fmt: skip
     p.add_argument(
         "--reference",
         default="rk4:256",
@@ -57,7 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=2,
         help="training configurations run at once (threads; default 2)",
     )
-    add_parallel_args(p)
+    _cli.add_parallel_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p.parse_args(argv)
 
@@ -70,19 +71,19 @@ def parse_reference(text: str) -> tuple[str, int] | None:
         raise ValueError(
             f"--reference must be SOLVER:STEPS (e.g. rk4:256) or none, got {text!r}"
         )
-    check_solver("--reference", name)
+    _cli.check_solver("--reference", name)
     return name, int(steps)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return run(lambda: sweep(args))
+    return _cli.run(lambda: sweep(args))
 
 
 def sweep(args: argparse.Namespace) -> int:
-    start_processes(args)
-    for name in args.test_solvers:
-        check_solver("--test-solvers", name)
+    _cli.start_processes(args)
+    for name in args.test_solvers or ():
+        _cli.check_solver("--test-solvers", name)
     if args.steps is None and args.tols is None:
         args.steps = [1, 2, 4, 8, 16, 32, 64, 128]
     first = (
@@ -92,11 +93,11 @@ def sweep(args: argparse.Namespace) -> int:
     )
     base = odeness.TrainConfig(
         solver=args.solver,
-        **training_fields(args),
+        **_cli.training_fields(args),
         **first,
     )
     if args.quick:
-        base = quick(base)
+        base = quick_config(base)
     run_sweep(
         base,
         args.out or f"results/sweep-{args.solver}",

@@ -12,9 +12,12 @@ set and solver. `make table1` runs them all.
 import sys
 from pathlib import Path
 
+if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the repository
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from experiments._cli import EXPECTED, Parser, report
-from experiments.ott2021.table1 import adapted_row, grid_row, table_markdown
-from odeness import io
+from experiments.ott2021.grid_vs_adaptation import adapted_row, grid_row, table_markdown
+from odeness import files
 
 
 def main(argv=None) -> int:
@@ -44,9 +47,9 @@ def main(argv=None) -> int:
         out = Path(args.out)
         if out.is_dir():
             raise ValueError(f"--out {out} is a folder; give the path of a file")
-        io.check_folder(out.parent, "the folder of --out")
+        files.check_folder(out.parent, "the folder of --out")
         text = table_markdown(entries)
-        io.atomic_write_text(out, text)
+        files.atomic_write_text(out, text)
     except EXPECTED as e:
         return report(e)
     print(text)

@@ -4,98 +4,91 @@ with the solver it was trained with?
 Solver-swap evaluation, the critical step size and training tools for Neural ODEs
 and the step-size / tolerance adaptation that keeps training in the ODE regime
 (Ott et al., ICLR 2021), in JAX with equinox, diffrax and optax.
+
+Everything a user calls is a name of this namespace; four namespaces are imported as
+such: `odeness.data` (data sets and their builders), `odeness.diagnostics` (why a model
+is not an ODE), `odeness.resnet_ode` (ResNets as discretised ODEs) and `odeness.files`
+(the atomic files runs write).
 """
 
 from importlib.metadata import version as _version
 
 from . import (
-    adapt as adapt,
-    batching as batching,
-    config as config,
     data as data,
     diagnostics as diagnostics,
-    errors as errors,
-    integrate as integrate,
-    io as io,
-    metrics as metrics,
-    models as models,
-    neural_ode as neural_ode,
-    parallel as parallel,
+    files as files,
     resnet_ode as resnet_ode,
-    runs as runs,
-    solvers as solvers,
-    step as step,
-    swap as swap,
-    training as training,
 )
-from .adapt import (
-    AbstractRule as AbstractRule,
-    StepSizeRule as StepSizeRule,
-    ToleranceRule as ToleranceRule,
-)
-from .config import TrainConfig as TrainConfig
-from .data import (
-    Dataset as Dataset,
-    load_dataset as load_dataset,
-)
-from .diagnostics import (
-    count_crossings as count_crossings,
-    global_error as global_error,
-    lady_windermere_fan as lady_windermere_fan,
-    nonpositive_det_fraction as nonpositive_det_fraction,
-    round_trip_error as round_trip_error,
-    step_determinants as step_determinants,
-    trajectories as trajectories,
-)
-from .errors import (
+from ._config import TrainConfig as TrainConfig
+from ._devices import Layout as Layout, initialize_distributed as initialize_distributed
+from ._errors import (
     Diverged as Diverged,
     RunFailed as RunFailed,
     SolveFailed as SolveFailed,
 )
-from .integrate import (
+from ._integrate import (
     Integrator as Integrator,
     SolveStats as SolveStats,
     solve as solve,
-    trajectory as trajectory,
 )
-from .metrics import (
+from ._metrics import (
     AbstractMetric as AbstractMetric,
     Accuracy as Accuracy,
     CrossEntropy as CrossEntropy,
     MeanSquaredError as MeanSquaredError,
     Metric as Metric,
-    as_metric as as_metric,
 )
-from .models import (
+from ._models import (
     ConvField1d as ConvField1d,
     ConvField2d as ConvField2d,
     Linear as Linear,
     MLPField as MLPField,
     ODEClassifier as ODEClassifier,
-    ResNetClassifier as ResNetClassifier,
     make_classifier as make_classifier,
 )
-from .neural_ode import (
+from ._neural_ode import (
     AbstractODEModel as AbstractODEModel,
     NeuralODE as NeuralODE,
 )
-from .runs import check_run_folder as check_run_folder
-from .solvers import solver as solver
-from .swap import (
+from ._rules import (
+    AbstractRule as AbstractRule,
+    AdaptationCheck as AdaptationCheck,
+    StepSizeRule as StepSizeRule,
+    StepSizeState as StepSizeState,
+    ToleranceRule as ToleranceRule,
+    ToleranceState as ToleranceState,
+    adapt_step as adapt_step,
+    initial_step_size as initial_step_size,
+)
+from ._run_folder import check_run_folder as check_run_folder
+from ._solvers import (
+    RK4 as RK4,
+    Fehlberg2 as Fehlberg2,
+    RK4ThreeEighths as RK4ThreeEighths,
+    is_adaptive as is_adaptive,
+    solver as solver,
+    solver_name as solver_name,
+)
+from ._swap import (
     SwapResult as SwapResult,
     SwapRow as SwapRow,
-    accuracy as accuracy,
     at_least_as_accurate as at_least_as_accurate,
     critical_step_size as critical_step_size,
+    critical_tolerance as critical_tolerance,
+    default_swap as default_swap,
     evaluate_solver_swap as evaluate_solver_swap,
-    scaled_steps as scaled_steps,
     score as score,
     swap_configurations as swap_configurations,
 )
-from .training import (
+from ._training import (
     TrainResult as TrainResult,
+    check_training as check_training,
     load_run as load_run,
     train as train,
+)
+from .data import (
+    Dataset as Dataset,
+    load_dataset as load_dataset,
 )
 
 __version__ = _version("odeness")
@@ -106,67 +99,52 @@ __all__ = [
     "AbstractODEModel",
     "AbstractRule",
     "Accuracy",
-    "accuracy",
-    "adapt",
-    "as_metric",
+    "adapt_step",
+    "AdaptationCheck",
     "at_least_as_accurate",
-    "batching",
     "check_run_folder",
-    "config",
+    "check_training",
     "ConvField1d",
     "ConvField2d",
-    "count_crossings",
     "critical_step_size",
+    "critical_tolerance",
     "CrossEntropy",
-    "data",
     "Dataset",
-    "diagnostics",
+    "default_swap",
     "Diverged",
-    "errors",
     "evaluate_solver_swap",
-    "global_error",
-    "integrate",
+    "Fehlberg2",
+    "initial_step_size",
+    "initialize_distributed",
     "Integrator",
-    "io",
-    "lady_windermere_fan",
+    "is_adaptive",
+    "Layout",
     "Linear",
     "load_dataset",
     "load_run",
     "make_classifier",
     "MeanSquaredError",
     "Metric",
-    "metrics",
     "MLPField",
-    "models",
-    "neural_ode",
     "NeuralODE",
-    "nonpositive_det_fraction",
     "ODEClassifier",
-    "parallel",
-    "resnet_ode",
-    "ResNetClassifier",
-    "round_trip_error",
+    "RK4",
+    "RK4ThreeEighths",
     "RunFailed",
-    "runs",
-    "scaled_steps",
     "score",
     "solve",
     "SolveFailed",
     "solver",
-    "solvers",
+    "solver_name",
     "SolveStats",
-    "step",
-    "step_determinants",
     "StepSizeRule",
-    "swap",
+    "StepSizeState",
     "swap_configurations",
     "SwapResult",
     "SwapRow",
     "ToleranceRule",
+    "ToleranceState",
     "train",
     "TrainConfig",
-    "training",
     "TrainResult",
-    "trajectories",
-    "trajectory",
 ]

@@ -17,9 +17,23 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .integrate import Integrator, VectorField, solve, trajectory
-from .neural_ode import AbstractODEModel
-from .solvers import solver
+from ._integrate import Integrator, VectorField, solve, trajectory
+from ._neural_ode import AbstractODEModel
+from ._solvers import solver
+
+__all__ = [
+    "count_crossings",
+    "Crossings",
+    "Fan",
+    "global_error",
+    "lady_windermere_fan",
+    "nonpositive_det_fraction",
+    "round_trip_error",
+    "segments_intersect",
+    "step_determinants",
+    "StepDeterminants",
+    "trajectories",
+]
 
 Inputs = Float[Array, "batch ..."] | Float[np.ndarray, "batch ..."]
 """A batch of inputs, as a JAX or NumPy array."""
@@ -35,7 +49,7 @@ def _initial(model: AbstractODEModel, x):
     return model.initial_state(x)
 
 
-def field_of(model: ODE) -> VectorField:
+def _field_of(model: ODE) -> VectorField:
     """The vector field of `model` (itself, if it is a bare field).
 
     **Raises:** `ValueError` for a model that is neither an `AbstractODEModel` nor a
@@ -51,9 +65,9 @@ def field_of(model: ODE) -> VectorField:
     )
 
 
-def ode_of(model: ODE, x: Inputs) -> tuple[VectorField, Float[Array, "batch ..."]]:
-    """The vector field and the initial states of the inputs `x` (see `field_of`)."""
-    field, x = field_of(model), jnp.asarray(x)
+def _ode_of(model: ODE, x: Inputs) -> tuple[VectorField, Float[Array, "batch ..."]]:
+    """The vector field and the initial states of the inputs `x` (see `_field_of`)."""
+    field, x = _field_of(model), jnp.asarray(x)
     return field, _initial(model, x) if isinstance(model, AbstractODEModel) else x
 
 
@@ -66,7 +80,7 @@ def trajectories(model: ODE, integ: Integrator, x: Inputs) -> tuple[np.ndarray, 
     **Returns:** `(ts, paths)`: times `(points,)` and states `(points, batch, ...)`, from
     `t0` through every accepted step to `t1`.
     """
-    field, y0 = ode_of(model, x)
+    field, y0 = _ode_of(model, x)
     ts, ys, stats = _trajectory(field, integ, y0)
     valid = int(stats.num_accepted_steps) + 1
     return np.asarray(ts[:valid]), np.asarray(ys[:valid])
@@ -330,7 +344,7 @@ def step_determinants(model: ODE, integ: Integrator, x: Inputs) -> StepDetermina
     space, which is what lets trajectories cross.
     """
     ts, paths = trajectories(model, integ, x)
-    field = field_of(model)
+    field = _field_of(model)
     sign, logabsdet = _step_slogdets(
         field, integ.solver, jnp.asarray(ts), jnp.asarray(paths)
     )
@@ -364,7 +378,7 @@ def global_error(
     """Per input, `‖Φ_integ(y0) − Φ_ref(y0)‖` at `t1`: the global error of the training
     configuration against a fine reference solve (default: RK4, 256 steps)."""
     reference = _reference(256) if reference is None else reference
-    field, y0 = ode_of(model, x)
+    field, y0 = _ode_of(model, x)
     diff = _final(field, integ, y0) - _final(field, reference, y0)
     return np.asarray(jnp.linalg.norm(diff.reshape(diff.shape[0], -1), axis=1))
 
@@ -420,7 +434,7 @@ def lady_windermere_fan(
     exact solution); consecutive curves differ by one local error carried to the end.
     """
     ts, paths = trajectories(model, integ, x)
-    field = field_of(model)
+    field = _field_of(model)
     reference = _reference(reference_steps)
     curves, fan_ts = [], []
     for t_k, z_k in zip(ts, paths, strict=True):
@@ -448,7 +462,7 @@ def round_trip_error(
     0 for an ODE flow solved accurately; large where the forward solve is not the flow
     of the field."""
     reference = _reference(256) if reference is None else reference
-    field, x = ode_of(model, x)
+    field, x = _ode_of(model, x)
     forward = _final(field, integ, x)
     length = jnp.asarray(-(integ.t1 - integ.t0))
     _, ys = _flow_for(field, reference, forward, jnp.asarray(integ.t1), length)

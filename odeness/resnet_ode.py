@@ -28,9 +28,35 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
-from .integrate import Integrator, trajectory
-from .models import conv3x3
-from .solvers import solver
+from ._checks import integer
+from ._integrate import Integrator, trajectory
+from ._models import conv3x3
+from ._solvers import solver
+
+__all__ = [
+    "AbstractResidual",
+    "AbstractStageMethod",
+    "compiled_memory",
+    "ConvBlock",
+    "depth_distance",
+    "EulerStep",
+    "fit_linear_resnet",
+    "gradient_memory",
+    "HeunStep",
+    "IID",
+    "interpolated_weights",
+    "limit_field",
+    "LinearFit",
+    "LinearInTheta",
+    "LinearMap",
+    "MLPBlock",
+    "ode_distance",
+    "ResidualStage",
+    "Smooth",
+    "smoothness",
+    "StageClassifier",
+    "TanhLayer",
+]
 
 # --- Residual functions f(x, θ) ------------------------------------------------------
 
@@ -336,8 +362,7 @@ class ResidualStage(eqx.Module):
         `t_n = n / depth`, stepped by `method` (default `EulerStep()`)."""
         family = Smooth() if family is None else family
         method = EulerStep() if method is None else method
-        if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+        integer("depth", depth)
         _check_method(method)
         times = jnp.arange(depth + method.extra_weights) / depth
         return cls(residual, family(residual, times, key=key), method, adjoint)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from odeness.data import images
+from odeness.data import _images as images
 
 
 def _sha(data: bytes) -> str:

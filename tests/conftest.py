@@ -37,7 +37,7 @@ def tiny_sphere():
 @pytest.fixture
 def offline(monkeypatch):
     """No network, whatever the machine: a download is never attempted."""
-    from odeness.data import images
+    from odeness.data import _images as images
 
     monkeypatch.setattr(images, "_reachable", lambda url, timeout=5.0: False)
     for cls in images.BUILDERS.values():

@@ -43,9 +43,9 @@ def on_call(n: int, before):
 def install(point: str, n: str) -> None:
     import equinox as eqx
 
-    import odeness.io
-    import odeness.swap
-    import odeness.training as train_module
+    import odeness._swap
+    import odeness._training as train_module
+    import odeness.files
 
     count = int(float(n))
     if point == "compile":
@@ -67,14 +67,14 @@ def install(point: str, n: str) -> None:
     elif point == "metrics":
 
         def torn(path, rows):
-            line = odeness.io._dumps(list(rows)[0])
+            line = odeness.files._dumps(list(rows)[0])
             with Path(path).open("a") as f:
                 f.write(line[: len(line) // 2])
             die()
 
-        odeness.io.append_jsonl = on_call(count, torn)(odeness.io.append_jsonl)
+        odeness.files.append_jsonl = on_call(count, torn)(odeness.files.append_jsonl)
     elif point == "swap":
-        odeness.swap.score = on_call(count, lambda *a, **k: die())(odeness.swap.score)
+        odeness._swap.score = on_call(count, lambda *a, **k: die())(odeness._swap.score)
     else:
         raise SystemExit(f"unknown fault point {point!r}")
 

@@ -1,5 +1,6 @@
-"""The adaptation rules (odeness.adapt) and adapted training."""
+"""The adaptation rules (`StepSizeRule`, `ToleranceRule`) and adapted training."""
 
+import json
 import math
 from typing import NamedTuple
 
@@ -8,28 +9,27 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import odeness
-from odeness import adapt
-from odeness.adapt import (
-    Check,
+from odeness import TrainConfig, _rules as adapt, score as accuracy
+from odeness._rules import (
+    AdaptationCheck,
     StepSizeRule,
     ToleranceRule,
     adapt_step,
     initial_step_size,
     rule_for,
 )
-from odeness.config import TrainConfig
-from odeness.solvers import solver
-from odeness.step import optimizer, train_chunk
-from odeness.swap import accuracy
-from odeness.training import init_state, train, unstack
+from odeness._solvers import solver
+from odeness._train_step import adam as optimizer, train_chunk
+from odeness._training import init_state, train, unstack
 
 
 def check(train, test, try_, ok=True):
     f = lambda v: jnp.asarray(v, dtype=float)  # noqa: E731
-    return Check(f(train), f(test), f(try_), jnp.asarray(ok), jnp.asarray(0))
+    return AdaptationCheck(f(train), f(test), f(try_), jnp.asarray(ok), jnp.asarray(0))
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_step_rule_init_clips(step_rule):
     ],
 )
 def test_test_step_size_is_the_papers(train, test, h, expected):
-    p, q = odeness.solvers.order(solver(train)), odeness.solvers.order(solver(test))
+    p, q = odeness._solvers.order(solver(train)), odeness._solvers.order(solver(test))
     got = float(adapt.test_step_size(jnp.asarray(h), p, q))
     assert got == pytest.approx(expected, rel=1e-5)
     assert got <= float(jnp.asarray(h))
@@ -415,7 +415,7 @@ class HalvingRule(odeness.AbstractRule):
     def check(self, state, evaluate, train_accuracy, nfe):
         test = odeness.Integrator(self.test_solver, dt=state.dt, max_steps=self.max_steps)
         accuracy, cost, ok = evaluate(test)
-        return adapt.Check(train_accuracy, accuracy, accuracy, ok, cost)
+        return adapt.AdaptationCheck(train_accuracy, accuracy, accuracy, ok, cost)
 
     def update(self, state, check):
         return HalvingState(state.dt / 2)
@@ -435,6 +435,40 @@ def test_training_takes_a_rule_written_against_the_abstract_interface(tiny_spher
     assert np.allclose(np.asarray(state.adapt.dt), 0.25 / 8)
     assert np.asarray(m.value).shape == (2, 5)
     assert rule.final_integrator(unstack(state.adapt, 0)).steps == 32
+
+
+def test_train_takes_a_rule_and_an_optimizer_of_ones_own(tiny_sphere, tmp_path):
+    config = TrainConfig(
+        steps=4, seeds=(0,), channels=4, iterations=6, log_every=3, checkpoint_every=3,
+        adapt=True,
+    )  # fmt: skip
+    rule = HalvingRule(solver("euler"), solver("midpoint"))
+    frozen = optax.sgd(0.0)  # the parameters never move: Adam would move them
+    run = train(
+        config, data=tiny_sphere, rule=rule, optimizer=frozen, progress=False,
+        run_dir=tmp_path / "run",
+    )  # fmt: skip
+    # Checks at iterations 0, 2 and 4: the rule halved 1/4 three times.
+    assert run.integrator_of(0).steps == 32 and run.rule is rule
+    assert [r["dt"] for r in run.metrics] == [0.25 / 4, 0.25 / 8]
+    initial = init_state(config, tiny_sphere)[0].params
+    for a, b in zip(jax.tree.leaves(initial), jax.tree.leaves(run.models), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    saved = json.loads((tmp_path / "run" / "components.json").read_text())
+    assert saved == {"rule": "HalvingRule", "optimizer": "given"}
+    # What config.json cannot hold must be given again, to resume or to load the run.
+    with pytest.raises(ValueError, match=r"an adaptation rule of your own \(HalvingRule\)"):
+        train(config.replace(iterations=9), data=tiny_sphere, run_dir=tmp_path / "run")
+    with pytest.raises(ValueError, match="an optimizer of your own"):
+        odeness.load_run(tmp_path / "run", tiny_sphere, rule=rule)
+    loaded = odeness.load_run(tmp_path / "run", tiny_sphere, rule=rule, optimizer=frozen)
+    assert loaded.integrator_of(0).steps == 32
+    with pytest.raises(ValueError, match="rule= adapts the step size or tolerance"):
+        train(config.replace(adapt=False), data=tiny_sphere, rule=rule)
+    with pytest.raises(
+        ValueError, match="optimizer must be an optax.GradientTransformation"
+    ):
+        train(config, data=tiny_sphere, optimizer="adam")  # pyright: ignore[reportArgumentType]
 
 
 class ZeroingRule(HalvingRule):

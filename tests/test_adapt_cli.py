@@ -8,7 +8,7 @@ import pytest
 from archives import accept, write_cifar
 
 from experiments import adapt as adapt_cli, sweep as sweep_cli, table1 as table1_cli
-from odeness.data import images
+from odeness.data import _images as images
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import pytest
 
 import odeness
-from odeness.step import loss_fn
+from odeness._train_step import loss_fn
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 import odeness
-from odeness.data.spheres import SHELLS
-from odeness.data.three_minima import label_states as three_minima_labels, minima
+from odeness.data._spheres import SHELLS
+from odeness.data._three_minima import label_states as three_minima_labels, minima
 
 
 @pytest.mark.parametrize("dim", [2, 3, 10, 900])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import odeness
+from odeness._models import Linear
 from odeness.diagnostics import segments_intersect
-from odeness.models import Linear
 
 
 def seg(*coords):
@@ -46,7 +46,7 @@ def test_count_crossings_on_hand_made_polylines():
             [[5.0, 5.0], [6.0, 5.0], [7.0, 5.0]],
         ]
     ).transpose(1, 0, 2)  # (points, batch, 2)
-    crossings = odeness.count_crossings(paths)
+    crossings = odeness.diagnostics.count_crossings(paths)
     assert crossings.pairs.tolist() == [[0, 1]]
     assert crossings.num_pairs == 1 and crossings.fraction_involved == 0.5
     np.testing.assert_allclose(crossings.points, [[0.5, 0.5]])
@@ -54,7 +54,7 @@ def test_count_crossings_on_hand_made_polylines():
     assert len(crossings.points_among(2)) == 1 and len(crossings.points_among(1)) == 0
     parallel = paths.copy()
     parallel[:, 1, 1] += 5.0
-    assert odeness.count_crossings(parallel).num_pairs == 0
+    assert odeness.diagnostics.count_crossings(parallel).num_pairs == 0
 
 
 @pytest.mark.parametrize("spread", ["uniform", "mixed"])
@@ -64,7 +64,7 @@ def test_count_crossings_matches_brute_force_on_random_paths(spread):
     if spread == "mixed":  # tiny steps beside a few long ones, as in a trained flow
         steps *= 10.0 ** rng.integers(-4, 2, size=(6, 40, 1))
     paths = np.cumsum(steps, axis=0)
-    found = {tuple(p) for p in odeness.count_crossings(paths).pairs.tolist()}
+    found = {tuple(p) for p in odeness.diagnostics.count_crossings(paths).pairs.tolist()}
     brute = set()
     for i in range(40):
         for j in range(i + 1, 40):
@@ -83,9 +83,9 @@ def test_count_crossings_matches_brute_force_on_random_paths(spread):
 
 def test_count_crossings_rejects_bad_shapes():
     with pytest.raises(ValueError, match="paths must have shape"):
-        odeness.count_crossings(np.zeros((1, 3, 2)))
+        odeness.diagnostics.count_crossings(np.zeros((1, 3, 2)))
     with pytest.raises(ValueError, match="dims must name two of the 2 coordinates"):
-        odeness.count_crossings(np.zeros((3, 3, 2)), dims=(0, 2))
+        odeness.diagnostics.count_crossings(np.zeros((3, 3, 2)), dims=(0, 2))
 
 
 class LinearField(eqx.Module):
@@ -114,7 +114,7 @@ def test_euler_step_determinant_is_det_of_i_plus_h_a(steps):
     assert np.all(dets.sign == np.sign(det))
     if det != 0:
         np.testing.assert_allclose(dets.logabsdet, math.log(abs(det)), rtol=1e-5)
-    frac = odeness.nonpositive_det_fraction(model, integ, x)
+    frac = odeness.diagnostics.nonpositive_det_fraction(model, integ, x)
     assert frac == {"inputs": float(det <= 0), "steps": float(det <= 0)}
 
 
@@ -135,14 +135,14 @@ def test_round_trip_and_global_error_of_an_exactly_solvable_ode():
     x = jnp.array([[0.5, -1.0], [2.0, 0.25]])
     integ = odeness.Integrator(odeness.solver("euler"), steps=n)
     euler = (1 + a / n) ** n
-    rt = odeness.round_trip_error(model, integ, x)
+    rt = odeness.diagnostics.round_trip_error(model, integ, x)
     np.testing.assert_allclose(rt, abs(math.exp(-a) * euler - 1), rtol=1e-4)
-    ge = odeness.global_error(model, integ, x)
+    ge = odeness.diagnostics.global_error(model, integ, x)
     np.testing.assert_allclose(
         ge, abs(euler - math.exp(a)) * np.linalg.norm(x, axis=1), rtol=1e-4
     )
     fine = odeness.Integrator(odeness.solver("rk4"), steps=64)
-    assert np.all(odeness.round_trip_error(model, fine, x) < 1e-5)
+    assert np.all(odeness.diagnostics.round_trip_error(model, fine, x) < 1e-5)
 
 
 def test_lady_windermere_fan_telescopes_to_the_global_error():
@@ -150,7 +150,7 @@ def test_lady_windermere_fan_telescopes_to_the_global_error():
     model = linear_model([[a, 0.0], [0.0, 0.5 * a]])
     x = jnp.array([[1.0, 1.0]])
     integ = odeness.Integrator(odeness.solver("euler"), steps=n)
-    fan = odeness.lady_windermere_fan(model, integ, x)
+    fan = odeness.diagnostics.lady_windermere_fan(model, integ, x)
     assert fan.iterates.shape == (n + 1, 1, 2) and fan.fan.shape[:2] == (n + 1, 257)
     np.testing.assert_allclose(fan.fan_ts[:, -1], 1.0, rtol=1e-6)
     np.testing.assert_allclose(fan.fan_ts[:, 0], fan.ts, rtol=1e-6)
@@ -166,7 +166,7 @@ def test_lady_windermere_fan_telescopes_to_the_global_error():
 
 def test_trajectories_through_a_model():
     model = linear_model([[0.0, -1.0], [1.0, 0.0]])  # rotation
-    ts, paths = odeness.trajectories(
+    ts, paths = odeness.diagnostics.trajectories(
         model, odeness.Integrator(odeness.solver("euler"), steps=5), jnp.ones((3, 2))
     )
     np.testing.assert_allclose(ts, np.linspace(0, 1, 6), rtol=1e-6)

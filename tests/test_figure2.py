@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import odeness
-from experiments.ott2021.figure2 import run_figure2, train_config
+from experiments.ott2021.decision_regions import run_figure2, train_config
 
 REPO = Path(__file__).resolve().parents[1]
 

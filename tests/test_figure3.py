@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.ott2021.figure3 import XOR, XorODE, exact_end, panel, separable, sweep
+from experiments.ott2021.xor_fan import XOR, XorODE, exact_end, panel, separable, sweep
 
 REPO = Path(__file__).resolve().parents[1]
 

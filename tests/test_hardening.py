@@ -18,14 +18,14 @@ import odeness
 from experiments import (
     adapt as adapt_cli,
     figure1 as figure1_cli,
-    resnet_ode as resnet_ode_cli,
+    resnets as resnet_ode_cli,
     sweep as sweep_cli,
     table1 as table1_cli,
 )
-from experiments.ott2021 import sweep as ott2021_sweep
-from odeness import io
-from odeness.runs import _checkpointable
-from odeness.training import init_state
+from experiments.lab import sweep_runs as ott2021_sweep
+from odeness import files as io
+from odeness._run_folder import checkpointable as _checkpointable
+from odeness._training import init_state
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -272,7 +272,7 @@ def test_a_failed_test_solve_is_an_error_not_a_row(tiny_sphere, getkey):
         odeness.SolveFailed,
         match=r"max_steps=2\) failed .*: The maximum number of solver steps was reached",
     ):
-        odeness.accuracy(model, integ, tiny_sphere.x_test, tiny_sphere.y_test)
+        odeness.score(model, integ, tiny_sphere.x_test, tiny_sphere.y_test)
 
 
 def test_data_errors_are_the_only_line(tmp_path):

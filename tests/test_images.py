@@ -16,7 +16,7 @@ import pytest
 from archives import accept, write_cifar, write_idx_set
 
 import odeness
-from odeness.data import images
+from odeness.data import _images as images
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
@@ -168,7 +168,7 @@ def test_no_tensorflow_after_loading_every_dataset(tmp_path):
 import numpy as np
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import archives as t
-from odeness.data import images
+from odeness.data import _images as images
 import odeness
 images._reachable = lambda url, timeout=5.0: False
 rng = np.random.default_rng(0)

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 
 import odeness
-from odeness.models import (
+from odeness._models import (
     ConvField1d,
     ConvField2d,
     MLPField,
-    ResNetClassifier,
     _conv1d_k3,
     _conv2d_k3,
     _conv2d_k3_matmul,
@@ -103,16 +102,26 @@ def test_image_classifier(getkey):
     assert logits.shape == (3, 10) and int(stats.nfe) == 2
 
 
-def test_resnet_with_identical_blocks_is_euler(getkey):
+class _FieldLayer(odeness.resnet_ode.AbstractResidual):
+    """`f(x, θ) = θ(x)`: a residual layer whose weights are one of the paper's fields."""
+
+    def __call__(self, x, theta):
+        return theta(None, x)
+
+    def init(self, key):
+        return ConvField1d(2, 8, key=key)
+
+
+def test_a_residual_stage_of_identical_layers_is_euler(getkey):
     depth = 6
     model = odeness.make_classifier("conv", (2,), 2, channels=8, key=getkey())
-    stacked = jax.tree.map(lambda a: jnp.stack([a] * depth), model.field)
-    resnet = ResNetClassifier(stacked, model.head)
-    assert resnet.depth == depth
+    weights = jax.tree.map(lambda a: jnp.stack([a] * depth), model.field)
+    stage = odeness.resnet_ode.ResidualStage(_FieldLayer(), weights)
+    assert stage.depth == depth
     x = jax.random.normal(getkey(), (5, 2))
-    euler, _ = model(x, odeness.Integrator(odeness.solver("euler"), steps=depth))
-    np.testing.assert_allclose(resnet(x), euler, rtol=1e-5, atol=1e-6)
-    built = ResNetClassifier.build("mlp", 2, 2, depth, channels=8, key=getkey())
+    euler, _ = model.flow(x, odeness.Integrator(odeness.solver("euler"), steps=depth))
+    np.testing.assert_allclose(stage(x), euler, rtol=1e-5, atol=1e-6)
+    built = odeness.resnet_ode.ResidualStage.init(_FieldLayer(), depth, key=getkey())
     assert built(x).shape == (5, 2)
-    leaves = jax.tree.leaves(eqx.filter(built.blocks, eqx.is_array))
+    leaves = jax.tree.leaves(eqx.filter(built.weights, eqx.is_array))
     assert all(leaf.shape[0] == depth for leaf in leaves)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import odeness
+from odeness._metrics import as_metric
 from odeness.data import Dataset
 
 
@@ -111,16 +112,16 @@ def test_neural_ode_refuses_bad_parts():
 
 
 def test_metric_names_directions_and_errors():
-    assert odeness.as_metric("accuracy").higher_is_better
-    mse = odeness.as_metric("mse")
+    assert as_metric("accuracy").higher_is_better
+    mse = as_metric("mse")
     assert not mse.higher_is_better and mse.degradation(1.0, 1.5) == 0.5
     assert float(mse.scale(jnp.array([[1.0, 3.0]]))) == 5.0  # the targets' mean square
     with pytest.raises(
         ValueError, match="unknown metric 'mae'; expected one of accuracy, mse"
     ):
-        odeness.as_metric("mae")
+        as_metric("mae")
     with pytest.raises(ValueError, match="has no direction; wrap it as odeness.Metric"):
-        odeness.as_metric(lambda o, t: 0.0)  # pyright: ignore[reportArgumentType]
+        as_metric(lambda o, t: 0.0)  # pyright: ignore[reportArgumentType]
     with pytest.raises(
         ValueError, match="metric 'mae' needs a direction: higher_is_better"
     ):
@@ -130,9 +131,9 @@ def test_metric_names_directions_and_errors():
     with pytest.raises(
         ValueError, match="threshold must be a finite number >= 0 for metric 'mse'"
     ):
-        odeness.as_metric("mse").check_threshold(-0.1)
+        as_metric("mse").check_threshold(-0.1)
     with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\], got 2"):
-        odeness.as_metric("accuracy").check_threshold(2)
+        as_metric("accuracy").check_threshold(2)
 
 
 def _regression_model():
@@ -161,34 +162,25 @@ def test_mse_swap_of_a_model_that_is_not_an_ode_and_of_one_that_is():
 
 
 def test_a_custom_metric_with_its_direction():
+    x, target = jnp.ones((4, 1)), jnp.full((4, 1), EULER4)
+
+    def swap_with(metric):
+        return odeness.evaluate_solver_swap(
+            _regression_model(), euler(4), x, target, metric=metric, solvers=("rk4",),
+            factors=(1, 2),
+        )  # fmt: skip
+
     mae = odeness.Metric(
         lambda o, t: jnp.mean(jnp.abs(o - t)), name="mae", higher_is_better=False
     )
-    x, target = jnp.ones((4, 1)), jnp.full((4, 1), EULER4)
-    swap = odeness.evaluate_solver_swap(
-        _regression_model(),
-        euler(4),
-        x,
-        target,
-        metric=mae,
-        solvers=("rk4",),
-        factors=(1, 2),
-    )
+    swap = swap_with(mae)
     assert swap.metric is mae and swap.train_score == pytest.approx(0, abs=1e-6)
     assert swap.max_gap == pytest.approx(math.e - EULER4, rel=1e-3) and swap.scale == 1
     # A larger-is-better score: the gap is a drop.
     neg = odeness.Metric(
         lambda o, t: -jnp.mean(jnp.abs(o - t)), name="neg", higher_is_better=True
     )
-    swap = odeness.evaluate_solver_swap(
-        _regression_model(),
-        euler(4),
-        x,
-        target,
-        metric=neg,
-        solvers=("rk4",),
-        factors=(1, 2),
-    )
+    swap = swap_with(neg)
     assert swap.max_gap == pytest.approx(math.e - EULER4, rel=1e-3)
 
 
@@ -246,22 +238,24 @@ def test_diagnostics_apply_the_upstream_layer_first():
     model = odeness.NeuralODE(field, encoder=Scale(jnp.asarray(2.0)))
     x = jnp.array([[1.0, 0.0], [0.0, 0.5]])
     integ = euler(8)
-    ts, paths = odeness.trajectories(model, integ, x)
+    ts, paths = odeness.diagnostics.trajectories(model, integ, x)
     assert np.allclose(paths[0], 2 * x) and len(ts) == 9
-    direct = odeness.global_error(field, integ, 2 * x)
-    np.testing.assert_allclose(odeness.global_error(model, integ, x), direct, rtol=1e-6)
+    direct = odeness.diagnostics.global_error(field, integ, 2 * x)
+    np.testing.assert_allclose(
+        odeness.diagnostics.global_error(model, integ, x), direct, rtol=1e-6
+    )
     # The round trip of a fine solve returns to the encoded state.
     fine = odeness.Integrator(odeness.solver("rk4"), steps=64)
-    assert np.max(odeness.round_trip_error(model, fine, x)) < 1e-4
-    assert np.max(odeness.round_trip_error(model, integ, x)) > 1e-3
-    fan = odeness.lady_windermere_fan(model, integ, x[:1], reference_steps=64)
+    assert np.max(odeness.diagnostics.round_trip_error(model, fine, x)) < 1e-4
+    assert np.max(odeness.diagnostics.round_trip_error(model, integ, x)) > 1e-3
+    fan = odeness.diagnostics.lady_windermere_fan(model, integ, x[:1], reference_steps=64)
     # The exact curve from the input ends at the exact solution: time enters the field.
     exact = odeness.solve(field, 2 * x[:1], fine)[0]
     np.testing.assert_allclose(fan.fan[0, -1], exact, rtol=1e-4)
-    dets = odeness.step_determinants(model, integ, x)
+    dets = odeness.diagnostics.step_determinants(model, integ, x)
     assert dets.sign.shape == (8, 2) and np.all(dets.sign > 0)
     with pytest.raises(ValueError, match="need an AbstractODEModel"):
-        odeness.trajectories(3.0, integ, x)  # pyright: ignore[reportArgumentType]
+        odeness.diagnostics.trajectories(3.0, integ, x)  # pyright: ignore[reportArgumentType]
 
 
 # --- odeness.train with a model and loss of one's own.
@@ -305,15 +299,8 @@ def test_train_takes_a_model_and_loss_of_ones_own(tmp_path):
         log_every=20,
         checkpoint_every=20,
     )
-    result = odeness.train(
-        config,
-        data=data,
-        model=build,
-        loss=mse,
-        metric="mse",
-        progress=False,
-        run_dir=tmp_path / "run",
-    )
+    own = dict(data=data, loss=mse, metric="mse", progress=False, run_dir=tmp_path / "run")
+    result = odeness.train(config, model=build, **own)
     first, last = result.metrics[0], result.metrics[-1]
     assert "train_mse" in last and "train_accuracy" not in last
     assert last["train_mse"] < first["train_mse"] / 2  # it learns
@@ -323,17 +310,12 @@ def test_train_takes_a_model_and_loss_of_ones_own(tmp_path):
     assert score < first["train_mse"]
     loaded = odeness.load_run(tmp_path / "run", data=data, model=build)
     np.testing.assert_array_equal(loaded.models.field.a, result.models.field.a)
-    # Resuming a finished run with the same builder trains nothing and changes nothing.
-    again = odeness.train(
-        config,
-        data=data,
-        model=build,
-        loss=mse,
-        metric="mse",
-        progress=False,
-        run_dir=tmp_path / "run",
-    )
+    # Resuming a finished run with the same builder trains nothing and changes nothing;
+    # without it (the run folder cannot hold a builder), it is refused in one line.
+    again = odeness.train(config, model=build, **own)
     np.testing.assert_array_equal(again.models.field.a, result.models.field.a)
+    with pytest.raises(ValueError, match=r"a model builder of your own \(given\)"):
+        odeness.train(config, **own)
 
 
 def test_own_loop_with_the_rule_and_a_user_metric():
@@ -343,7 +325,7 @@ def test_own_loop_with_the_rule_and_a_user_metric():
     rule = odeness.StepSizeRule(
         odeness.solver("euler"), odeness.solver("midpoint"), interval=1
     )
-    mse = odeness.as_metric("mse")
+    mse = as_metric("mse")
     x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     unit = mse.scale(y)  # the rule compares scores in threshold units
 

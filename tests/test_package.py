@@ -3,12 +3,14 @@
 import ast
 import subprocess
 import sys
+import types
 from importlib.metadata import version
 from pathlib import Path
 
 import odeness
 
 CORE = Path(odeness.__file__).parent
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_importing_odeness_leaves_matplotlib_and_the_studies_out():
@@ -38,6 +40,85 @@ def test_public_names():
     assert odeness.__version__ == version("odeness")
     assert odeness.__all__ == sorted(odeness.__all__, key=lambda n: (n.lower(), n))
     public = {n for n in dir(odeness) if not n.startswith("_")}
-    assert public | {"__version__"} == set(odeness.__all__)
-    # `odeness.train` is the function; the training loop's module is `odeness.training`.
-    assert callable(odeness.train) and odeness.training.train is odeness.train
+    namespaces = {"data", "diagnostics", "files", "resnet_ode"}
+    assert public - namespaces | {"__version__"} == set(odeness.__all__)
+    assert all(isinstance(getattr(odeness, n), types.ModuleType) for n in namespaces)
+    # No module in __all__: every name there is a function, class or type.
+    assert not any(
+        isinstance(getattr(odeness, n), types.ModuleType) for n in odeness.__all__
+    )
+    for name in namespaces:  # a namespace lists its public names and holds no module
+        module = getattr(odeness, name)
+        assert set(module.__all__) <= set(dir(module)), name
+        assert not any(
+            isinstance(getattr(module, n), types.ModuleType) for n in module.__all__
+        )
+
+
+def test_implementation_modules_are_private():
+    public_files = {p.stem for p in CORE.glob("*.py") if not p.stem.startswith("_")}
+    assert public_files == {"diagnostics", "files", "resnet_ode"}
+    assert {p.stem for p in (CORE / "data").glob("*.py")} == {
+        "__init__", "_archives", "_images", "_spheres", "_three_minima"
+    }  # fmt: skip
+
+
+def test_no_two_modules_share_a_file_name():
+    names = [
+        p.name
+        for folder in ("odeness", "experiments", "benchmarks", "examples", "tests", "docs")
+        for p in (REPO / folder).rglob("*.py")
+        if p.name != "__init__.py"
+    ]
+    assert sorted(names) == sorted(set(names)), sorted(
+        n for n in set(names) if names.count(n) > 1
+    )
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """The modules of the project that `path` imports (absolute and relative)."""
+    found = set()
+    module = path.relative_to(REPO).with_suffix("").as_posix().replace("/", ".")
+    parts = module.split(".")
+    if path.name == "__init__.py":
+        parts = parts[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(
+                    [*parts[: len(parts) - node.level + (path.name == "__init__.py")], base]
+                ).strip(".")
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names}
+    return {m for m in found if m.split(".")[0] == package}
+
+
+def test_no_import_cycle():
+    graph = {}
+    for package in ("odeness", "experiments", "benchmarks"):
+        for path in (REPO / package).rglob("*.py"):
+            name = path.relative_to(REPO).with_suffix("").as_posix().replace("/", ".")
+            name = name.removesuffix(".__init__")
+            graph[name] = _imports(path, package)
+    modules = set(graph)
+    edges = {m: {d for d in deps if d in modules and d != m} for m, deps in graph.items()}
+    # A package's __init__ importing its own submodules is not a cycle of theirs.
+    for m, deps in edges.items():
+        edges[m] = {d for d in deps if not m.startswith(d + ".")}
+    state: dict[str, int] = {}
+
+    def visit(m, stack):
+        state[m] = 1
+        for d in edges[m]:
+            if state.get(d) == 1:
+                raise AssertionError(f"import cycle: {' -> '.join([*stack, m, d])}")
+            if d not in state:
+                visit(d, [*stack, m])
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m, [])

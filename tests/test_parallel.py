@@ -1,4 +1,4 @@
-"""odeness.parallel: seeds and batches split over devices, several processes."""
+"""Training over several devices (layouts "seeds" and "data") and processes."""
 
 import json
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from odeness import parallel
+from odeness import _devices as parallel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,10 +20,10 @@ FOUR_DEVICES = textwrap.dedent(
     import jax, numpy as np
     from jax.sharding import PartitionSpec
     import odeness
-    from odeness import parallel
-    from odeness.training import init_state
-    from odeness.step import optimizer, train_chunk
-    from experiments.ott2021 import run_sweep
+    from odeness import _devices as parallel
+    from odeness._training import init_state
+    from odeness._train_step import adam as optimizer, train_chunk
+    from experiments.lab.sweep_runs import run_sweep
 
     out = {"devices": len(jax.devices())}
     data = odeness.load_dataset("sphere2", seed=0)
@@ -65,7 +65,7 @@ FOUR_DEVICES = textwrap.dedent(
                                    reference=None, progress=False, parallel=p)
               for p in ("none", "seeds")}
     out["sweep_rows"] = len(sweeps["none"])
-    out["sweep_accuracy"] = max(abs(a.accuracy - b.accuracy)
+    out["sweep_accuracy"] = max(abs(a.test.score - b.test.score)
                                 for a, b in zip(sweeps["none"], sweeps["seeds"]))
     print("RESULT", json.dumps(out))
     """
@@ -145,11 +145,11 @@ def test_bad_layouts_and_process_options(monkeypatch):
     for var in parallel.ENV.values():
         monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("SLURM_NTASKS", raising=False)
-    assert parallel.initialize() is False  # one process: nothing to do
+    assert parallel.initialize_distributed() is False  # one process: nothing to do
     with pytest.raises(ValueError, match="missing: num_processes, process_id"):
-        parallel.initialize("localhost:1234")
+        parallel.initialize_distributed("localhost:1234")
     with pytest.raises(ValueError, match="0 <= process id < process count, got 2 and 2"):
-        parallel.initialize("localhost:1234", 2, 2)
+        parallel.initialize_distributed("localhost:1234", 2, 2)
     monkeypatch.setenv("ODENESS_NUM_PROCESSES", "two")
     with pytest.raises(ValueError, match="must be integers, got 'two'"):
-        parallel.initialize("localhost:1234", process_id=0)
+        parallel.initialize_distributed("localhost:1234", process_id=0)

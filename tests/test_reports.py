@@ -87,12 +87,12 @@ def test_fan_and_trajectories_of_an_image_model_plot(tmp_path, getkey):
     import jax
     import matplotlib.pyplot as plt
 
-    from experiments.plots import draw_fan, save_figure
+    from experiments.lab.figures import draw_fan, save_figure
 
     model = odeness.make_classifier("conv", (6, 5, 2), 3, channels=4, key=getkey())
     x = jax.random.uniform(getkey(), (2, 6, 5, 2))
     integ = odeness.Integrator(odeness.solver("euler"), steps=3)
-    fan = odeness.lady_windermere_fan(model, integ, x[:1], 16)
+    fan = odeness.diagnostics.lady_windermere_fan(model, integ, x[:1], 16)
     fig, ax = plt.subplots()
     draw_fan(ax, fan, 0, title="image fan")  # flattened coordinates 0 and 1
     save_figure(fig, tmp_path / "fan.png")

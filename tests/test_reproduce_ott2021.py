@@ -1,11 +1,15 @@
-"""`make ott2021`'s plan: every stage a valid command of its script, and what it
-publishes into the documentation."""
+"""The studies' one definition: `make ott2021`'s plan (every stage a valid command of its
+script), what it publishes into the documentation, and the `make` targets."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from experiments import reproduce_ott2021
+from experiments import ott2021, reproduce_ott2021, sander2022, study
+from experiments._cli import script_main
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_every_stage_is_a_valid_command(tmp_path, parse_only):
@@ -15,9 +19,9 @@ def test_every_stage_is_a_valid_command(tmp_path, parse_only):
     assert {"figure1", "figure2", "figure3", "sweep-euler", "sweep-rk4", "sweep-dopri5",
             "sweep-fehlberg2", "sweep-euler-backsolve", "sweep-sphere3", "sweep-sphere10",
             "sweep-sphere900", "table1.md"} <= set(outs)  # fmt: skip
-    for script, argv in stages:
+    for stage, argv in stages:
         with pytest.raises(parse_only):
-            reproduce_ott2021.SCRIPTS[script](argv)
+            script_main(stage.script)(argv)
 
 
 def test_publish_copies_what_exists(tmp_path):
@@ -39,10 +43,10 @@ def test_publish_copies_what_exists(tmp_path):
 
 def test_seeds_override_every_training_stage(tmp_path, parse_only):
     trained = 0
-    for script, argv in reproduce_ott2021.plan(tmp_path, seeds=2):
-        if script in ("sweep", "adapt"):
+    for stage, argv in reproduce_ott2021.plan(tmp_path, seeds=2):
+        if stage.trains:
             with pytest.raises(parse_only) as parsed:
-                reproduce_ott2021.SCRIPTS[script](argv)
+                script_main(stage.script)(argv)
             assert parsed.value.args[0].seeds == [0, 1], argv
             trained += 1
     assert trained == 12  # 8 sweeps, 4 adapted runs
@@ -65,3 +69,47 @@ def test_seeds_runs_publish_only_when_asked(tmp_path, monkeypatch):
     argv = ["--seeds", "1", "--publish-only", "--docs", "d"]
     assert reproduce_ott2021.main(argv) == 0
     assert (tmp_path / "d" / "sweep-euler" / "summary.md").read_text() == "one seed"
+
+
+def test_every_study_is_a_valid_command_and_a_make_target_runs_it(tmp_path, parse_only):
+    names = set()
+    for studies in study.STUDIES.values():
+        for s in studies:
+            names.add(s.name)
+            with pytest.raises(parse_only):  # the study's command, and with options
+                script_main(s.script)(s.argv(tmp_path))
+            assert s.command().startswith(f"python experiments/{s.script}.py ")
+    assert len(names) == len({s.name for s in (*ott2021.STUDIES, *sander2022.STUDIES)}) + 1
+    # The Makefile runs a study by its name, with ARGS after its own options.
+    done = subprocess.run(
+        ["make", "-n", "sweep-euler", "ARGS=--quick"], cwd=REPO, capture_output=True
+    )
+    assert done.returncode == 0
+    assert "experiments/study.py sweep-euler --quick" in done.stdout.decode()
+
+
+def test_options_given_override_the_studys_own(tmp_path, parse_only):
+    argv = ott2021.SWEEP_EULER.argv(tmp_path, ["--steps", "2", "--out", "elsewhere"])
+    with pytest.raises(parse_only) as parsed:
+        script_main("sweep")(argv)
+    args = parsed.value.args[0]
+    assert args.steps == [2] and args.out == "elsewhere" and args.solver == "euler"
+
+
+def test_the_study_runner_names_a_bad_study_in_one_line(capsys):
+    assert study.main(["sweep-eulr"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown study 'sweep-eulr'; expected one of figure3, ")
+    assert len(err.strip().splitlines()) == 1
+    assert study.main(["--list"]) == 0
+    assert "sweep-euler: the Euler step-size sweep" in capsys.readouterr().out
+
+
+def test_each_parameter_list_is_defined_once():
+    """The Fehlberg2 tolerances (and every other study's grid) are written in one place."""
+    needles = ["1e-1 1e-2 1e-3 1e-4 1e-5", "1e-1, 1e-2, 1e-3, 1e-4, 1e-5", "0.1 0.01 0.001"]
+    hits = []
+    for path in [REPO / "Makefile", *(REPO / "experiments").rglob("*.py")]:
+        text = path.read_text()
+        hits += [(path.name, n) for n in needles if n in text]
+    assert hits == [("__init__.py", "1e-1, 1e-2, 1e-3, 1e-4, 1e-5")], hits

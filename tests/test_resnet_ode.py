@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import resnet_ode as resnet_ode_cli
-from experiments.sander2022.resnet_ode import finetune_rows, loglog_slope
+from experiments import resnets as resnet_ode_cli
+from experiments.sander2022.discretisation import finetune_rows, loglog_slope
 from odeness.data import Dataset
 from odeness.resnet_ode import (
     IID,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import odeness
-from odeness.solvers import SOLVERS, backward_nfe, is_adaptive, nfe, order, stages
+from odeness._solvers import SOLVERS, backward_nfe, is_adaptive, nfe, order, stages
 
 ORDERS = {
     "euler": 1,
@@ -69,10 +69,10 @@ def test_convergence_order(name, pendulum_reference):
 
 
 def test_rk4_variants_are_classic_and_three_eighths():
-    classic = odeness.solvers.RK4.tableau
+    classic = odeness._solvers.RK4.tableau
     np.testing.assert_allclose(classic.c, [0.5, 0.5, 1.0])
     np.testing.assert_allclose(classic.b_sol, [1 / 6, 1 / 3, 1 / 3, 1 / 6])
-    three_eighths = odeness.solvers.RK4ThreeEighths.tableau
+    three_eighths = odeness._solvers.RK4ThreeEighths.tableau
     np.testing.assert_allclose(three_eighths.c, [1 / 3, 2 / 3, 1.0])
     np.testing.assert_allclose(three_eighths.b_sol, [1 / 8, 3 / 8, 3 / 8, 1 / 8])
     # One step of y' = y from 1 with h = 1: both give the degree-4 Taylor polynomial.
@@ -162,7 +162,7 @@ def test_nfe_adaptive(name):
     jax.block_until_ready(y1)
     assert field.primal == int(stats.nfe)
     assert int(stats.num_steps) >= int(stats.num_accepted_steps) >= 1
-    if stages(s) > 1 and odeness.solvers.is_fsal(s):
+    if stages(s) > 1 and odeness._solvers.is_fsal(s):
         assert int(stats.nfe) == 1 + (stages(s) - 1) * int(stats.num_steps)
 
 

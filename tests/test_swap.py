@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import pytest
 
 import odeness
-from odeness.models import Linear
+from odeness._models import Linear
+from odeness._swap import scaled_steps
 
 
 class Growth(eqx.Module):
@@ -32,9 +33,9 @@ def _key():
 
 
 def test_scaled_steps():
-    assert [odeness.scaled_steps(2, f) for f in (0.5, 0.75, 1, 1.5, 2)] == [1, 2, 2, 3, 4]
-    assert [odeness.scaled_steps(1, f) for f in (0.5, 0.75, 1, 1.5, 2)] == [1, 1, 1, 2, 2]
-    assert [odeness.scaled_steps(128, f) for f in (0.5, 0.75, 1, 1.5, 2)] == [
+    assert [scaled_steps(2, f) for f in (0.5, 0.75, 1, 1.5, 2)] == [1, 2, 2, 3, 4]
+    assert [scaled_steps(1, f) for f in (0.5, 0.75, 1, 1.5, 2)] == [1, 1, 1, 2, 2]
+    assert [scaled_steps(128, f) for f in (0.5, 0.75, 1, 1.5, 2)] == [
         64,
         96,
         128,
@@ -52,7 +53,7 @@ def test_accuracy_counts_every_example_with_a_partial_last_batch():
     y = predicted.at[:301].set(1 - predicted[:301])
     integ = odeness.Integrator(odeness.solver("euler"), steps=2)
     for batch_size in (128, 1000, 5000):
-        acc, nfe = odeness.accuracy(model, integ, x, y, batch_size=batch_size)
+        acc, nfe = odeness.score(model, integ, x, y, batch_size=batch_size)
         assert acc == 700 / 1001
         assert nfe == 2
 
@@ -127,7 +128,7 @@ def test_swap_rejects_bad_arguments():
     with pytest.raises(ValueError, match="unknown solver 'rk45'"):
         odeness.evaluate_solver_swap(model, train, x, y, solvers=("rk45",))
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
-        odeness.accuracy(model, train, x, y, batch_size=0)
+        odeness.score(model, train, x, y, batch_size=0)
 
 
 def test_critical_step_size():

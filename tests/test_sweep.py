@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from experiments import sweep as sweep_cli
-from odeness.config import TrainConfig
+from odeness import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,7 +103,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
 def test_a_sweep_folder_from_before_a_new_config_field_resumes(tmp_path):
     """A sweep.json written before `TrainConfig` gained a field (here `adjoint`) holds
     that field's default; another value is still refused."""
-    from experiments.ott2021.sweep import _check_folder, _plan
+    from experiments.lab.sweep_runs import _check_folder, _plan
 
     base = TrainConfig(seeds=(0,), iterations=10)
     plan = _plan(base, [2], None, ("euler",), (1.0,), None, 0.1)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import odeness
-from odeness.batching import batch_indices, chunk_batch_indices
+from odeness._batching import batch_indices, chunk_batch_indices
 
 SMALL: dict[str, Any] = dict(
     dataset="sphere2",
@@ -122,11 +122,11 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(tiny_sphere, tmp_pat
     )
     assert first.metrics[-1]["step"] == 40
     # A crash after the checkpoint leaves extra metric rows; resuming drops them.
-    odeness.io.append_jsonl(run / "metrics.jsonl", [{"step": 50, "seed": 0}])
+    odeness.files.append_jsonl(run / "metrics.jsonl", [{"step": 50, "seed": 0}])
     resumed = odeness.train(config, run_dir=run, data=tiny_sphere, progress=False)
     for x, y in zip(params_of(whole), params_of(resumed), strict=True):
         np.testing.assert_array_equal(x, y)
-    on_disk = odeness.io.read_jsonl(run / "metrics.jsonl")
+    on_disk = odeness.files.read_jsonl(run / "metrics.jsonl")
     assert without_time(on_disk) == without_time(whole.metrics)
     loaded = odeness.load_run(run, data=tiny_sphere)
     assert loaded.config == config
@@ -175,8 +175,8 @@ def test_coarse_euler_model_is_not_an_ode(tiny_sphere):
 
 
 def test_written_files_get_the_usual_permissions(tmp_path):
-    odeness.io.write_json(tmp_path / "a.json", {"x": 1})
-    odeness.io.save_checkpoint(tmp_path / "c.eqx", jnp.zeros(3))
-    expected = 0o666 & ~odeness.io._umask()  # what a plain open() would give
+    odeness.files.write_json(tmp_path / "a.json", {"x": 1})
+    odeness.files.save_checkpoint(tmp_path / "c.eqx", jnp.zeros(3))
+    expected = 0o666 & ~odeness.files._umask()  # what a plain open() would give
     for name in ("a.json", "c.eqx"):
         assert (tmp_path / name).stat().st_mode & 0o777 == expected

@@ -1,14 +1,29 @@
-"""Datasets by name: `load_dataset(name, ...)` returns host (NumPy) arrays."""
+"""Data sets: `odeness.load_dataset(name, ...)` returns host (NumPy) arrays.
+
+Besides the loader, this namespace holds the generators of the synthetic sets
+(`concentric_spheres`, `three_minima`) and the tensorflow-datasets builders of the image
+sets (`prepare`, `load_split`, `OdenessMnist`, `OdenessFashionMnist`, `OdenessCifar10`),
+which are imported (with tensorflow-datasets) only when first used.
+"""
 
 import functools
 from collections.abc import Callable
 from functools import partial
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .spheres import concentric_spheres
-from .three_minima import three_minima
+from ._spheres import concentric_spheres
+from ._three_minima import three_minima
+
+if TYPE_CHECKING:  # imported when first used (`__getattr__`): they import tfds
+    from ._images import (
+        OdenessCifar10,
+        OdenessFashionMnist,
+        OdenessMnist,
+        load_split,
+        prepare,
+    )
 
 
 class Dataset(NamedTuple):
@@ -47,8 +62,8 @@ def _three_minima(*, seed: int, num_train: int = 2000, num_test: int = 1000, **_
     return Dataset(x_train, y_train, x_test, y_test, num_classes=3)
 
 
-def _images(name: str, *, data_dir=None, cache_dir=None, **_) -> Dataset:
-    from . import images  # tfds is imported only for the image data sets
+def _load_images(name: str, *, data_dir=None, cache_dir=None, **_) -> Dataset:
+    from . import _images as images  # tfds is imported only for the image data sets
 
     builder = images.prepare(name, archive_dir=data_dir, cache_dir=cache_dir)
     x_train, y_train = images.load_split(builder, "train")
@@ -59,7 +74,7 @@ def _images(name: str, *, data_dir=None, cache_dir=None, **_) -> Dataset:
 DATASETS: dict[str, Callable[..., Dataset]] = {
     **{f"sphere{d}": partial(_spheres, d) for d in (2, 3, 10, 900)},
     "three_minima": _three_minima,
-    **{name: partial(_images, name) for name in ("mnist", "fashion_mnist", "cifar10")},
+    **{name: partial(_load_images, name) for name in ("mnist", "fashion_mnist", "cifar10")},
 }
 
 
@@ -101,3 +116,36 @@ def load_dataset(
     """
     check_dataset(name)
     return DATASETS[name](seed=seed, data_dir=data_dir, cache_dir=cache_dir)
+
+
+_IMAGE_NAMES = (
+    "prepare",
+    "load_split",
+    "OdenessMnist",
+    "OdenessFashionMnist",
+    "OdenessCifar10",
+)
+
+
+def __getattr__(name: str):
+    # The image builders import tensorflow-datasets: only when one is asked for.
+    if name in _IMAGE_NAMES:
+        from . import _images
+
+        return getattr(_images, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_IMAGE_NAMES})
+
+
+__all__ = [
+    "concentric_spheres",
+    "load_split",
+    "OdenessCifar10",
+    "OdenessFashionMnist",
+    "OdenessMnist",
+    "prepare",
+    "three_minima",
+]

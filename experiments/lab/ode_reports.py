@@ -1,0 +1,291 @@
+"""The ODE-ness report of a trained model (swap table, crossings, folding steps, global
+error, round trip, and their figures), and the diagnosis it shares with Figure 1."""
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from matplotlib import pyplot as plt
+
+import odeness
+from experiments.lab.figures import (
+    draw_accuracy_vs_steps,
+    draw_fan,
+    draw_trajectories,
+    save_figure,
+)
+from experiments.lab.markdown import markdown_table
+from odeness import diagnostics, files
+
+
+class Diagnosis(NamedTuple):
+    """Why a model is (not) an ODE on some inputs: what `diagnose` measured."""
+
+    paths: np.ndarray
+    """`(points, inputs, d)`: the numerical trajectories, flattened states."""
+    crossings: diagnostics.Crossings
+    """Crossings in the first two coordinates (a projection when d > 2)."""
+    determinants: diagnostics.StepDeterminants
+    """Of the first `det_points` inputs."""
+    global_error: np.ndarray
+    round_trip_error: np.ndarray
+    fan_input: int
+    """The input of the fan (the median global error)."""
+    fan: diagnostics.Fan
+
+
+def diagnose(
+    model: odeness.AbstractODEModel,
+    integ: odeness.Integrator,
+    x: np.ndarray,
+    *,
+    det_points: int,
+    reference_steps: int = 256,
+) -> Diagnosis:
+    """Trajectories and their crossings, step determinants (first `det_points` inputs),
+    global error and round trip against RK4 with `reference_steps` steps, and Lady
+    Windermere's fan of the input with the median global error."""
+    reference = odeness.Integrator(odeness.solver("rk4"), steps=reference_steps)
+    _, paths = diagnostics.trajectories(model, integ, x)
+    paths = paths.reshape(paths.shape[0], paths.shape[1], -1)
+    gerr = diagnostics.global_error(model, integ, x, reference)
+    fan_input = int(np.argsort(gerr)[len(gerr) // 2])  # the median global error
+    return Diagnosis(
+        paths,
+        diagnostics.count_crossings(paths),
+        diagnostics.step_determinants(model, integ, x[:det_points]),
+        gerr,
+        diagnostics.round_trip_error(model, integ, x, reference),
+        fan_input,
+        diagnostics.lady_windermere_fan(
+            model, integ, x[fan_input : fan_input + 1], reference_steps
+        ),
+    )
+
+
+class ErrorStats(NamedTuple):
+    """Mean, median and largest of a per-input error."""
+
+    mean: float
+    median: float
+    max: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "ErrorStats":
+        return cls(float(np.mean(values)), float(np.median(values)), float(np.max(values)))
+
+    def format(self) -> str:
+        return f"mean {self.mean:.3g}, median {self.median:.3g}, max {self.max:.3g}"
+
+
+class Report(NamedTuple):
+    """What `ode_report` measured on one trained model."""
+
+    integrator: odeness.Integrator
+    """The training integrator."""
+    test_points: int
+    dim: int
+    swap: odeness.SwapResult
+    crossing_pairs: int
+    crossing_fraction: float
+    """The fraction of inputs whose trajectory crosses another."""
+    folding_inputs: float
+    """The fraction of inputs with a step whose Jacobian determinant is ≤ 0."""
+    folding_steps: float
+    """The fraction of (input, step) pairs whose Jacobian determinant is ≤ 0."""
+    det_points: int
+    global_error: ErrorStats
+    round_trip_error: ErrorStats
+    fan_input: int
+    """The test input of the fan figure (the median global error)."""
+
+    @property
+    def projection(self) -> bool:
+        """Whether crossings were counted in a 2-D projection of the state."""
+        return self.dim > 2
+
+    def to_json(self) -> dict:
+        return {
+            "integrator": self.integrator.describe(),
+            "test_points": self.test_points,
+            "dim": self.dim,
+            "train_accuracy": self.swap.train_score,
+            "max_gap": self.swap.max_gap,
+            "swap": [r.to_json() for r in self.swap.rows],
+            "crossings": {
+                "pairs": self.crossing_pairs,
+                "fraction_of_inputs": self.crossing_fraction,
+                "projection": self.projection,
+            },
+            "nonpositive_det": {
+                "inputs": self.folding_inputs,
+                "steps": self.folding_steps,
+                "points": self.det_points,
+            },
+            "global_error": self.global_error._asdict(),
+            "round_trip_error": self.round_trip_error._asdict(),
+            "fan_input": self.fan_input,
+        }
+
+
+def ode_report(
+    model: odeness.AbstractODEModel,
+    integ: odeness.Integrator,
+    data: odeness.Dataset,
+    out_dir: str | Path,
+    *,
+    title: str = "",
+    max_points: int = 1000,
+    det_points: int | None = None,
+    reference_steps: int = 256,
+) -> Report:
+    """Diagnose `model` (solved with its training integrator `integ`) on the test set.
+
+    Writes `report.md`, `report.json`, `swap.png`, `trajectories.png` and `fan.png` into
+    `out_dir`, atomically, and returns the numbers. Crossings are counted in the first
+    two coordinates (a projection when d > 2, which the report says). Step determinants
+    use the first `det_points` test inputs (one Jacobian of size d × d per input and
+    step; by default 200 inputs for small d, down to 10 at d = 900); everything else uses
+    the first `max_points`.
+    """
+    if det_points is None:
+        dim = int(np.prod(data.x_test.shape[1:]))
+        det_points = int(np.clip(8_000_000 // dim**2, 10, 200))
+    if max_points < 2 or det_points < 1:
+        raise ValueError(
+            f"need max_points >= 2 and det_points >= 1, got {max_points}, {det_points}"
+        )
+    out = Path(out_dir)
+    x, y = data.x_test[:max_points], data.y_test[:max_points]
+    reference = odeness.Integrator(odeness.solver("rk4"), steps=reference_steps)
+    swap = odeness.evaluate_solver_swap(model, integ, x, y, reference=reference)
+    found = diagnose(
+        model, integ, x, det_points=det_points, reference_steps=reference_steps
+    )
+    numbers = Report(
+        integ,
+        len(x),
+        found.paths.shape[2],
+        swap,
+        found.crossings.num_pairs,
+        found.crossings.fraction_involved,
+        found.determinants.input_fraction,
+        found.determinants.step_fraction,
+        len(found.determinants.sign[0]),
+        ErrorStats.of(found.global_error),
+        ErrorStats.of(found.round_trip_error),
+        found.fan_input,
+    )
+    _draw(numbers, found.paths, found.crossings, found.fan, y, out, title=title)
+    files.write_json(out / "report.json", numbers.to_json())
+    files.atomic_write_text(out / "report.md", _markdown(numbers, title))
+    return numbers
+
+
+def _draw(n: Report, paths2, crossings, fan, y, out: Path, *, title: str) -> None:
+    """`swap.png`, `trajectories.png` and `fan.png`."""
+    swap, integ, x_len, worst, dim = n.swap, n.integrator, n.test_points, n.fan_input, n.dim
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    curves = {}
+    for name in dict.fromkeys(r.solver for r in swap.rows if r.factor is not None):
+        rows = [
+            r
+            for r in swap.rows
+            if r.solver == name and not r.adaptive and r.factor is not None
+        ]
+        if rows:
+            curves[name] = (
+                [r.steps for r in rows],
+                [r.score for r in rows],
+                integ.steps if not integ.adaptive else np.nan,
+                swap.train_score,
+            )
+    if curves:
+        draw_accuracy_vs_steps(
+            ax, curves, xlabel="test steps", title=f"solver swap ({title})"
+        )
+        save_figure(fig, out / "swap.png")
+    else:
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    shown = min(x_len, 300)
+    projection = " (projection on x0, x1)" if dim > 2 else ""
+    draw_trajectories(
+        ax,
+        paths2[:, :shown],
+        y[:shown],
+        crossings.points_among(shown),
+        title=f"{title}: {crossings.num_pairs} crossing pairs{projection}\n"
+        f"({shown} of {x_len} test inputs shown)",
+    )
+    save_figure(fig, out / "trajectories.png")
+    fig, ax = plt.subplots(figsize=(5, 5))
+    draw_fan(
+        ax,
+        fan,
+        0,
+        title=f"Lady Windermere's fan, test input {worst} (median global error)"
+        f"{projection}",
+    )
+    save_figure(fig, out / "fan.png")
+
+
+def _markdown(n: Report, title: str) -> str:
+    integ = n.integrator
+    train = f"{odeness.solver_name(integ.solver)}, " + (
+        f"rtol {integ.rtol:g}, atol {integ.atol:g}"
+        if integ.adaptive
+        else f"{integ.steps} steps"
+    )
+    swap = [
+        [
+            r.solver,
+            f"{r.rtol:g}" if r.adaptive else str(r.steps),
+            "reference" if r.factor is None else f"{r.factor:g}",
+            f"{r.score:.4f}",
+            f"{r.nfe:.0f}",
+            "yes" if r.at_least_as_accurate else "no",
+        ]
+        for r in n.swap.rows
+    ]
+    head = [
+        "test solver",
+        "steps / tol",
+        "factor",
+        "accuracy",
+        "NFE",
+        "at least as accurate",
+    ]
+    lines = [
+        f"# ODE-ness report: {title}",
+        "",
+        f"Training solver: {train}. Test set: {n.test_points} inputs of dimension {n.dim}.",
+        "",
+        f"- accuracy with the training solver: {n.swap.train_score:.4f}",
+        f"- max gap under at least as accurate solvers: {n.swap.max_gap:.4f}",
+        f"- crossing trajectory pairs: {n.crossing_pairs} "
+        f"({100 * n.crossing_fraction:.1f}% of inputs involved)"
+        + (
+            " — in the projection on (x0, x1), which an ODE may show"
+            if n.projection
+            else ""
+        ),
+        f"- steps with det(∂Φ_h/∂x) ≤ 0: {100 * n.folding_steps:.2f}% of "
+        f"(input, step) pairs; {100 * n.folding_inputs:.1f}% of inputs "
+        f"have one (first {n.det_points} inputs)",
+        f"- global error against RK4 (256 steps): {n.global_error.format()}",
+        f"- round-trip relative error (back with RK4, 256 steps): "
+        f"{n.round_trip_error.format()}",
+        "",
+        "## Solver swap",
+        "",
+        *markdown_table(head, swap),
+        "",
+        "![solver swap](swap.png)",
+        "",
+        "![trajectories](trajectories.png)",
+        "",
+        f"![fan](fan.png) (test input {n.fan_input}, the median global error)",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,213 @@
+"""Figure 1 of Ott et al.: spheres 2-D trained with Euler at 2 and at 256 steps.
+
+Side by side: the trajectories of test points coloured by class with crossings marked,
+and test accuracy against the number of Euler test steps (1 ... 2048) with the training
+configuration starred; plus Lady Windermere's fan for one input of each model
+(`experiments.lab.ode_reports.diagnose`, which the ODE-ness report shares).
+"""
+
+from pathlib import Path
+from typing import NamedTuple
+
+import matplotlib.pyplot as plt
+
+import odeness
+from experiments.lab.figures import (
+    draw_accuracy_vs_steps,
+    draw_fan,
+    draw_trajectories,
+    save_figure,
+)
+from experiments.lab.markdown import markdown_table, write_results
+from experiments.lab.ode_reports import Diagnosis, diagnose
+from odeness import files
+
+TEST_STEPS = [2**k for k in range(12)]  # 1 ... 2048
+
+
+class Measured(NamedTuple):
+    """What Figure 1 shows of one trained model (`figure1.json`, one entry per model)."""
+
+    train_accuracy: float
+    accuracy_by_euler_steps: dict[str, float]
+    """Test accuracy with Euler at each of `TEST_STEPS` steps."""
+    crossing_pairs: int
+    fraction_of_inputs_crossing: float
+    nonpositive_det: dict[str, float]
+    """The fractions of inputs with a folding step and of folding (input, step) pairs."""
+    global_error_mean: float
+    round_trip_error_mean: float
+    fan_input: int
+    """The test input of the fan figure (the median global error)."""
+
+
+def train_config(steps: int, *, iterations: int, seed: int) -> odeness.TrainConfig:
+    """One of Figure 1's models: spheres 2-D, Euler at `steps` steps, the paper's
+    settings otherwise."""
+    return odeness.TrainConfig(
+        dataset="sphere2", solver="euler", steps=steps, seeds=(seed,), iterations=iterations
+    )
+
+
+def measure(model, integ: odeness.Integrator, x, y) -> tuple[Measured, Diagnosis]:
+    """The numbers of one model, and the diagnosis its panels draw."""
+    euler = odeness.solver("euler")
+    # One static max_steps: the step size is traced, so one compiled program.
+    accs = [
+        odeness.score(
+            model, odeness.Integrator(euler, dt=1 / m, max_steps=TEST_STEPS[-1]), x, y
+        )[0]
+        for m in TEST_STEPS
+    ]
+    found = diagnose(model, integ, x, det_points=len(x))
+    n = integ.steps
+    measured = Measured(
+        accs[TEST_STEPS.index(n)]
+        if n in TEST_STEPS
+        else odeness.score(model, integ, x, y)[0],
+        dict(zip(map(str, TEST_STEPS), accs, strict=True)),
+        found.crossings.num_pairs,
+        found.crossings.fraction_involved,
+        {
+            "inputs": found.determinants.input_fraction,
+            "steps": found.determinants.step_fraction,
+        },
+        float(found.global_error.mean()),
+        float(found.round_trip_error.mean()),
+        found.fan_input,
+    )
+    return measured, found
+
+
+def run_figure1(
+    out_dir: str | Path,
+    *,
+    steps: tuple[int, int] = (2, 256),
+    seed: int = 0,
+    iterations: int = 10_000,
+    points: int = 1000,
+    progress: bool = True,
+    log=print,
+) -> dict[int, Measured]:
+    """Train (or resume) both models in `out_dir/runs/`, then write `figure1.png`,
+    `fan.png`, `figure1.md` and `figure1.json`.
+
+    **Raises:** `ValueError` for equal step counts, `points < 1` or a run folder of
+    another configuration, before anything is written.
+    """
+    if steps[0] == steps[1]:
+        raise ValueError(f"--steps must be two different step counts, got {list(steps)}")
+    if points < 1:
+        raise ValueError(f"--points must be an integer >= 1, got {points}")
+    out = files.check_folder(out_dir, "--out")
+    configs = {n: train_config(n, iterations=iterations, seed=seed) for n in steps}
+    for n, config in configs.items():  # both, before either trains
+        odeness.check_run_folder(out / "runs" / f"euler-n{n:04d}", config)
+    data = odeness.load_dataset("sphere2")
+    x, y = data.x_test[:points], data.y_test[:points]
+    numbers, found = {}, {}
+    for n, config in configs.items():
+        run_dir = out / "runs" / f"euler-n{n:04d}"
+        log(f"training Euler with {n} steps ({iterations} iterations) in {run_dir}")
+        result = odeness.train(config, run_dir=run_dir, data=data, progress=progress)
+        numbers[n], found[n] = measure(result.model(0), result.integrator, x, y)
+        log(
+            f"  n={n}: accuracy {numbers[n].train_accuracy:.3f}, "
+            f"{numbers[n].crossing_pairs} crossing pairs, "
+            f"{100 * numbers[n].nonpositive_det['steps']:.1f}% folding steps"
+        )
+    _draw(numbers, found, y, len(x), out)
+    write_results(
+        out,
+        "figure1",
+        {str(n): v._asdict() for n, v in numbers.items()},
+        _markdown(numbers, seed=seed, iterations=iterations, points=points),
+    )
+    return numbers
+
+
+def _draw(numbers: dict[int, Measured], found: dict[int, Diagnosis], y, points, out):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    for ax, (n, d) in zip(axes[:2], found.items(), strict=True):
+        shown = min(points, 300)
+        draw_trajectories(
+            ax,
+            d.paths[:, :shown],
+            y[:shown],
+            d.crossings.points_among(shown),
+            title=f"Euler, {n} training steps ({shown} of {points} test inputs shown)\n"
+            f"{d.crossings.num_pairs} crossing pairs, "
+            f"{100 * d.crossings.fraction_involved:.0f}% of inputs cross",
+        )
+    draw_accuracy_vs_steps(
+        axes[2],
+        {
+            f"trained with {n} steps": (
+                TEST_STEPS,
+                list(v.accuracy_by_euler_steps.values()),
+                n,
+                v.train_accuracy,
+            )
+            for n, v in numbers.items()
+        },
+        title="test accuracy with Euler at other step counts",
+    )
+    save_figure(fig, out / "figure1.png")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
+    for ax, (n, d) in zip(axes, found.items(), strict=True):
+        draw_fan(
+            ax,
+            d.fan,
+            0,
+            title=f"Euler {n} steps: Lady Windermere's fan, test input {d.fan_input}\n"
+            "(median global error)",
+        )
+    save_figure(fig, out / "fan.png")
+
+
+def _markdown(numbers: dict[int, Measured], *, seed: int, iterations: int, points: int):
+    head = [
+        "training steps",
+        "accuracy (training solver)",
+        "crossing pairs",
+        "inputs crossing",
+        "folding steps",
+        "inputs with a folding step",
+        "global error",
+        "round trip",
+    ]
+    body = [
+        [
+            str(n),
+            f"{v.train_accuracy:.3f}",
+            str(v.crossing_pairs),
+            f"{100 * v.fraction_of_inputs_crossing:.1f}%",
+            f"{100 * v.nonpositive_det['steps']:.2f}%",
+            f"{100 * v.nonpositive_det['inputs']:.1f}%",
+            f"{v.global_error_mean:.3g}",
+            f"{v.round_trip_error_mean:.3g}",
+        ]
+        for n, v in numbers.items()
+    ]
+    by_steps = [
+        [str(n), *(f"{a:.3f}" for a in v.accuracy_by_euler_steps.values())]
+        for n, v in numbers.items()
+    ]
+    coarse, fine = numbers
+    lines = [
+        f"# Figure 1: Euler with {coarse} vs {fine} training steps",
+        "",
+        f"spheres 2-D, seed {seed}, {iterations} iterations, {points} test points.",
+        "",
+        *markdown_table(head, body),
+        "",
+        "Test accuracy with Euler at m steps:",
+        "",
+        *markdown_table(["training steps", *map(str, TEST_STEPS)], by_steps),
+        "",
+        "![figure 1](figure1.png)",
+        "",
+        "![fan](fan.png)",
+        "",
+    ]
+    return "\n".join(lines)

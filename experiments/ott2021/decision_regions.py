@@ -1,0 +1,114 @@
+"""Figure 2 of Ott et al.: the classifier reads the solver's error (their Sec. 2.1).
+
+The spheres 2-D model trained with Euler at h = 1/2 (Figure 1's): the outputs of its ODE
+block on the test set, coloured by true label, over the decision regions of its linear
+classifier, with the training step h = 1/2 and with h = 1/4. At the training step the
+classes sit in their regions; at h = 1/4 many points of one class land in the other's:
+the classifier has adapted to the coarse solver's global error.
+"""
+
+from pathlib import Path
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+import odeness
+from experiments.lab.markdown import write_results
+from odeness import files
+
+
+class Panel(NamedTuple):
+    """One test step: where the ODE block puts the test inputs and what the head says."""
+
+    steps: int
+    outputs: np.ndarray
+    """`(N, 2)`: the ODE block's outputs `z(1)`."""
+    labels: np.ndarray
+    predictions: np.ndarray
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.predictions == self.labels))
+
+    def misplaced(self, cls: int) -> float:
+        """The fraction of class `cls` that lands in another class's region."""
+        mine = self.labels == cls
+        return float(np.mean(self.predictions[mine] != cls))
+
+
+def panel(model: odeness.ODEClassifier, steps: int, x: np.ndarray, y: np.ndarray) -> Panel:
+    """The ODE block's outputs with Euler at `steps` steps, and the head's predictions."""
+    z, _ = model.flow(
+        jnp.asarray(x), odeness.Integrator(odeness.solver("euler"), steps=steps)
+    )
+    predictions = np.asarray(jnp.argmax(model.head(z), axis=-1))
+    return Panel(steps, np.asarray(z), np.asarray(y), predictions)
+
+
+def train_config(*, iterations: int = 10_000, seed: int = 0) -> odeness.TrainConfig:
+    """Figure 1's coarse model: spheres 2-D, Euler at 2 steps, the paper's settings."""
+    return odeness.TrainConfig(
+        dataset="sphere2", solver="euler", steps=2, seeds=(seed,), iterations=iterations
+    )
+
+
+def run_figure2(
+    out_dir: str | Path,
+    *,
+    iterations: int = 10_000,
+    seed: int = 0,
+    test_steps: tuple[int, int] = (2, 4),
+    progress: bool = True,
+) -> dict:
+    """Train (or resume) the Euler-2 model in `out_dir/runs/euler-n0002`, then write
+    `figure2.png`, `figure2.json` and `figure2.md` with one panel per test step count."""
+    from experiments.lab.figures import (
+        plot_decision_regions,
+    )  # matplotlib only when drawing
+
+    out = files.check_folder(out_dir, "--out")
+    config = train_config(iterations=iterations, seed=seed)
+    run_dir = out / "runs" / "euler-n0002"
+    odeness.check_run_folder(run_dir, config)
+    data = odeness.load_dataset("sphere2")
+    run = odeness.train(config, run_dir=run_dir, data=data, progress=progress)
+    model = run.model(0)
+    panels = [panel(model, n, data.x_test, data.y_test) for n in test_steps]
+    numbers = {
+        "config": config.to_dict(),
+        "panels": [
+            {
+                "test_steps": p.steps,
+                "h": 1 / p.steps,
+                "accuracy": p.accuracy,
+                "misplaced": {str(c): p.misplaced(c) for c in (0, 1)},
+            }
+            for p in panels
+        ],
+    }
+    plot_decision_regions(panels, model.head, out / "figure2.png")
+    write_results(out, "figure2", numbers, _markdown(numbers))
+    return numbers
+
+
+def _markdown(n: dict) -> str:
+    c = n["config"]
+    lines = [
+        "# Figure 2: the classifier reads the solver's error",
+        "",
+        f"Spheres 2-D, trained with Euler at 2 steps (h = 1/2), seed {c['seeds'][0]}, "
+        f"{c['iterations']} iterations; the 1,000 test points.",
+        "",
+        "| test step h | test accuracy | class 0 in class 1's region "
+        "| class 1 in class 0's region |",
+        "|---|---|---|---|",
+    ]
+    for p in n["panels"]:
+        m = p["misplaced"]
+        lines.append(
+            f"| 1/{p['test_steps']} | {p['accuracy']:.3f} | {100 * m['0']:.1f}% | "
+            f"{100 * m['1']:.1f}% |"
+        )
+    lines += ["", "![figure 2](figure2.png)", ""]
+    return "\n".join(lines)

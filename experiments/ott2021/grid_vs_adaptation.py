@@ -1,0 +1,202 @@
+"""The paper's table: grid search over step sizes (or tolerances) against adaptation.
+
+For each data set and solver, the **grid search** row is the sweep's run at the critical
+step size `h*` (or tolerance `tol*`): the coarsest grid value whose models keep their
+accuracy under more accurate solvers, i.e. the cheapest training the grid search found
+to be an ODE. Its training cost is that of the run at `h*` alone; the cost of the whole
+grid (every grid value trained) is given beside it. The **adapted** row is
+`experiments.ott2021.adaptation`'s summary. Both are mean ± std over seeds.
+"""
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+import odeness
+from experiments.lab.adapted_runs import AdaptedSummary
+from experiments.lab.markdown import markdown_table, mean_std
+from experiments.lab.sweep_runs import read_rows, run_label
+from odeness import files
+
+CONFIG, METRICS = "config.json", "metrics.jsonl"  # of a run folder (`odeness.train`)
+
+
+def _training_nfe(run_dir: Path, config: odeness.TrainConfig) -> dict[int, int]:
+    """Total forward NFE of training, per seed (exact for fixed steps)."""
+    rows = files.read_jsonl(run_dir / METRICS)
+    if config.steps is not None:
+        return {s: config.steps * config.iterations for s in config.seeds}
+    if all("train_nfe_total" in r for r in rows):
+        return {r["seed"]: r["train_nfe_total"] for r in rows}
+    raise ValueError(
+        f"{run_dir / METRICS} has no train_nfe_total (written by an older odeness); "
+        "re-run the sweep to count adaptive training NFE"
+    )
+
+
+class GridEntry(NamedTuple):
+    """The grid search of one sweep folder: its run at the critical step size (or
+    tolerance), per seed; the per-seed lists are empty when no grid value is an ODE."""
+
+    dataset: str
+    solver: str
+    iterations: int
+    fixed: bool
+    star: float | None
+    """`steps*` (fixed steps) or `tol*`; None if no grid value is an ODE."""
+    grid: list[float]
+    grid_training_nfe: list[int]
+    """Training NFE of the whole grid, per seed."""
+    test_accuracy: list[float] = []
+    nfe_per_forward: list[float] = []
+    training_nfe: list[int] = []
+
+
+def grid_row(sweep_dir: str | Path) -> GridEntry:
+    """The grid-search entry of a sweep folder written by `run_sweep`.
+
+    **Raises:** `FileNotFoundError` if the sweep is not finished.
+    """
+    folder = Path(sweep_dir)
+    for name in ("sweep.json", "results.jsonl", "critical_step.json"):
+        if not (folder / name).exists():
+            raise FileNotFoundError(f"{folder / name} does not exist; run the sweep first")
+    spec = files.read_json(folder / "sweep.json")
+    rows = read_rows(folder / "results.jsonl")
+    critical = files.read_json(folder / "critical_step.json")
+    fixed = spec["steps"] is not None
+    base = spec["base"]
+    grid = spec["steps"] if fixed else spec["tols"]
+    star = critical["steps_star"] if fixed else critical["tol_star"]
+    totals = []
+    for g in grid:
+        config = odeness.TrainConfig.from_dict(
+            {**base, "steps": g if fixed else None, "tol": None if fixed else g}
+        )
+        totals.append(_training_nfe(folder / "runs" / run_label(config), config))
+    entry = GridEntry(
+        base["dataset"],
+        base["solver"],
+        base["iterations"],
+        fixed,
+        star,
+        grid,
+        [sum(t[s] for t in totals) for s in base["seeds"]],
+    )
+    if star is None:
+        return entry
+    chosen = {
+        r.seed: r
+        for r in rows
+        if r.train.value == star
+        and r.test.solver == base["solver"]
+        and r.test.factor == 1.0
+    }
+    seeds = sorted(chosen)
+    star_total = totals[grid.index(star)]
+    return entry._replace(
+        test_accuracy=[chosen[s].train.accuracy for s in seeds],
+        nfe_per_forward=[chosen[s].train.nfe for s in seeds],
+        training_nfe=[star_total[s] for s in seeds],
+    )
+
+
+def _start(config: odeness.TrainConfig) -> str:
+    if config.tol is not None:
+        return f"tol {config.tol:g}"
+    return "Hairer's h0" if config.steps is None else f"h 1/{config.steps}"
+
+
+class AdaptedEntry(NamedTuple):
+    """One adapted run of the table: where it started, and its summary."""
+
+    start: str
+    summary: AdaptedSummary
+
+
+def adapted_row(adapt_dir: str | Path) -> AdaptedEntry:
+    """The adaptation entry of a run folder written by `run_adaptation`."""
+    folder = Path(adapt_dir)
+    for name in ("summary.json", CONFIG):
+        if not (folder / name).exists():
+            raise FileNotFoundError(
+                f"{folder / name} does not exist; run experiments/adapt.py first"
+            )
+    summary = AdaptedSummary.from_json(files.read_json(folder / "summary.json"))
+    config = odeness.TrainConfig.from_dict(files.read_json(folder / CONFIG))
+    return AdaptedEntry(_start(config), summary)
+
+
+def _grid_cells(grid: GridEntry) -> list[str]:
+    first = [grid.dataset, grid.solver]
+    if grid.star is None:
+        no_ode = f"no ODE on the grid {grid.grid}"
+        return [*first, "grid search", str(grid.iterations), no_ode, *["–"] * 6]
+    star = f"1/{grid.star}" if grid.fixed else f"{grid.star:g}"
+    whole = f"(whole grid {np.mean(grid.grid_training_nfe):,.0f})"
+    per_iteration = [t / grid.iterations for t in grid.training_nfe]
+    return [
+        *first,
+        f"grid search ({'h' if grid.fixed else 'tol'}*)",
+        str(grid.iterations),
+        star,
+        mean_std(grid.nfe_per_forward, ".1f"),
+        mean_std(grid.test_accuracy, ".3f"),
+        f"{mean_std(grid.training_nfe, ',.0f')} {whole}",
+        mean_std(per_iteration, ".1f"),
+        "1",
+        "–",
+    ]
+
+
+def _adapted_cells(entry: AdaptedEntry, star_nfe: float | None) -> list[str]:
+    summary, seeds = entry.summary, entry.summary.seeds
+    nfe = [s.train_nfe_total for s in seeds]
+    return [
+        summary.dataset,
+        summary.solver,
+        f"adapted from {entry.start}",
+        str(summary.iterations),
+        mean_std((s.final for s in seeds), ".3g" if summary.fixed else ".2g"),
+        mean_std((s.nfe_per_forward for s in seeds), ".1f"),
+        mean_std((s.test_accuracy for s in seeds), ".3f"),
+        mean_std(nfe, ",.0f"),
+        mean_std(
+            ((s.train_nfe_total + s.check_nfe_total) / summary.iterations for s in seeds),
+            ".1f",
+        ),
+        "–" if star_nfe is None else f"{np.mean(nfe) / star_nfe:.2f}",
+        mean_std((s.check_nfe_total for s in seeds), ",.0f"),
+    ]
+
+
+def table_markdown(entries: list[tuple[GridEntry, list[AdaptedEntry]]]) -> str:
+    """The table from `(grid_row, [adapted_row, ...])` pairs: each grid search followed
+    by the adapted runs of the same data set and solver (e.g. from several starts)."""
+    head = ["data set", "solver", "method", "iterations", "final h / tol",
+            "NFE per forward", "test accuracy", "training NFE",
+            "NFE per iteration, checks included", "÷ h*", "checks' NFE"]  # fmt: skip
+    body = []
+    for grid, adapteds in entries:
+        star_nfe = None if grid.star is None else float(np.mean(grid.training_nfe))
+        body += [_grid_cells(grid), *(_adapted_cells(a, star_nfe) for a in adapteds)]
+    lines = [
+        "# Grid search against step-size / tolerance adaptation",
+        "",
+        "Mean ± std over seeds. Grid search: the sweep's run at the critical step size "
+        "h* (tolerance tol*), the coarsest grid value that stays an ODE under solver "
+        "swap; 'whole grid' is the training NFE of every grid run together. Adapted: "
+        "one run of the paper's rule (odeness.StepSizeRule, odeness.ToleranceRule) "
+        "from the start given. NFE per forward: vector-field evaluations of one forward "
+        "solve at the end of training (test set); training NFE: forward evaluations "
+        "summed over all training iterations (the adapted runs' checks listed "
+        "separately); NFE per iteration, "
+        "checks included: every forward evaluation over the course of training (the "
+        "training solves and the adaptation's checks) divided by the iterations, as the "
+        "paper's Table 1 counts it; '÷ h*': the adapted run's training NFE over that of "
+        "the run at h* (tol*).",
+        "",
+        *markdown_table(head, body),
+    ]
+    return "\n".join(lines) + "\n"

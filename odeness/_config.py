@@ -1,0 +1,207 @@
+"""The training configuration: everything that defines a run, saved as `config.json`."""
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import diffrax
+
+from . import _checks as check
+from ._integrate import Integrator
+from ._models import check_field
+from ._rules import AbstractRule, rule_for
+from ._solvers import is_adaptive, solver
+from .data import check_dataset, load_dataset
+
+ADJOINTS: dict[str, Callable[[], diffrax.AbstractAdjoint | None]] = {
+    "backprop": lambda: None,  # `Integrator`'s default: through the solver's operations
+    "backsolve": diffrax.BacksolveAdjoint,
+}
+"""How training computes gradients through the solve, by name: backpropagation through
+the solver (discretise-then-optimise) or the continuous adjoint (optimise-then-
+discretise)."""
+
+
+def paper_channels(dataset: str | None) -> int:
+    """The paper's hidden channels C of the vector field: 128 for CIFAR-10, else 32."""
+    return 128 if dataset == "cifar10" else 32
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; saved as `config.json` in its run folder.
+
+    Fixed-step training gives `steps` (the step size is `1/steps` on `[0, 1]`); adaptive
+    training gives `tol` (rtol = atol = tol). Defaults are the paper's (Adam, lr 1e-4,
+    batch 128, 10,000 iterations, C = 128 for CIFAR-10 and 32 otherwise: `channels=None`
+    becomes the paper's value for the data set). Every seed trains on the same data set
+    (`data_seed`), from its own initialisation and batch order.
+
+    With `adapt=True` the step size (or tolerance) is adapted during training by the
+    paper's rule (`odeness.adapt`, see `rule()`), each seed on its own: `steps` / `tol`
+    are the starting values. A fixed-step solver without `steps` starts at Hairer's
+    initial step size; an adaptive solver must be given `tol` (the paper's is 1e-6).
+    `threshold`, `interval` and `test_solver` (default: the paper's for the solver) are
+    the rule's; `max_steps` caps its step count (default 500, the paper's).
+
+    `adjoint` is how gradients go through the solve (`ADJOINTS`): `"backprop"` (the
+    paper's, default) backpropagates through the solver's operations; `"backsolve"`
+    solves the continuous adjoint ODE backwards (`diffrax.BacksolveAdjoint`, the paper's
+    supplement), for runs without adaptation.
+
+    **Raises:** `ValueError` at construction, naming the bad field and value.
+    """
+
+    dataset: str | None = "sphere2"
+    """A built-in data set (`odeness.load_dataset`), or None for data of your own,
+    given to `train(..., data=...)`."""
+    solver: str = "euler"
+    steps: int | None = 2
+    tol: float | None = None
+    field: str = "conv"
+    channels: int = None  # pyright: ignore[reportAssignmentType]  (the paper's)
+    seeds: tuple[int, ...] = (0,)
+    iterations: int = 10_000
+    batch_size: int = 128
+    learning_rate: float = 1e-4
+    log_every: int = 100
+    checkpoint_every: int = 1000
+    data_seed: int = 0
+    data_dir: str | None = None
+    max_steps: int | None = None
+    adapt: bool = False
+    threshold: float = 0.1
+    interval: int = 50
+    test_solver: str | None = None
+    adjoint: str = "backprop"
+
+    def __post_init__(self):
+        """Check what the configuration owns, and build what it names (the solver
+        table, the data set and field tables, `Integrator`, the rule), so that their
+        own errors surface."""
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        if self.channels is None:
+            object.__setattr__(self, "channels", paper_channels(self.dataset))
+        if self.dataset is not None:  # None: the data given to `train`
+            check_dataset(self.dataset)
+        check_field(self.field, self.channels)
+        check.one_of("adjoint", self.adjoint, ADJOINTS)
+        if self.adapt and self.adjoint != "backprop":
+            raise ValueError(
+                f"adjoint={self.adjoint!r} does not combine with adapt=True: adapted runs "
+                "backpropagate through the solver (adjoint='backprop')"
+            )
+        training_solver = solver(self.solver)
+        if self.steps is not None and self.tol is not None:
+            raise ValueError(
+                f"give exactly one of steps and tol, got steps={self.steps!r}, "
+                f"tol={self.tol!r}"
+            )
+        if self.steps is None and self.tol is None:
+            if not self.adapt or is_adaptive(training_solver):
+                hint = " (adaptive solvers start from a tol, the paper's is 1e-6)"
+                raise ValueError(
+                    "give exactly one of steps and tol, got steps=None, tol=None"
+                    + (hint if self.adapt else "")
+                )
+        else:
+            self.integrator()  # steps, tol and max_steps
+        if not (self.seeds and all(check.is_seed(s) for s in self.seeds)):
+            raise ValueError(
+                f"seeds must be one or more integers in [0, 2**32 - 1], got {self.seeds!r}"
+            )
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds!r}")
+        check.seed("data_seed", self.data_seed)
+        for name in ("iterations", "batch_size", "log_every", "checkpoint_every"):
+            check.integer(name, getattr(self, name))
+        if self.checkpoint_every % self.log_every:
+            raise ValueError(
+                f"checkpoint_every ({self.checkpoint_every}) must be a multiple of "
+                f"log_every ({self.log_every})"
+            )
+        check.positive("learning_rate", self.learning_rate)
+        check.boolean("adapt", self.adapt)
+        rule = self.rule()  # threshold, interval, test_solver and max_steps
+        if rule is not None and self.steps is not None and self.steps > rule.max_steps:
+            raise ValueError(
+                f"steps {self.steps} exceeds the adaptation's cap of "
+                f"max_steps={rule.max_steps}; raise max_steps or start from fewer steps"
+            )
+
+    @property
+    def label(self) -> str:
+        """How the run integrates, for tables: `n=8`, `tol=0.001`, `adapted from n=2`."""
+        label = (
+            f"n={self.steps}"
+            if self.steps is not None
+            else f"tol={self.tol:g}"
+            if self.tol is not None
+            else "Hairer h0"
+        )
+        return f"adapted from {label}" if self.adapt else label
+
+    def rule(self) -> AbstractRule | None:
+        """The adaptation rule (`odeness.adapt`), or None without `adapt`."""
+        if not self.adapt:
+            return None
+        return rule_for(
+            self.solver,
+            adaptive=self.tol is not None,
+            test_solver=self.test_solver,
+            threshold=self.threshold,
+            interval=self.interval,
+            max_steps=self.max_steps,
+        )
+
+    def integrator(self) -> Integrator:
+        """The training integrator on `[0, 1]` (the starting one of an adapted run).
+
+        **Raises:** `ValueError` for an adapted run that starts at Hairer's step size,
+        which depends on the initial model (see `TrainResult.integrator_of`).
+        """
+        if self.steps is None and self.tol is None:
+            raise ValueError(
+                "this adapted run starts at Hairer's step size, known once the model is "
+                "initialised"
+            )
+        adjoint = ADJOINTS[self.adjoint]()
+        if self.steps is not None:
+            return Integrator(
+                solver(self.solver),
+                steps=self.steps,
+                max_steps=self.max_steps,
+                adjoint=adjoint,
+            )
+        return Integrator(
+            solver(self.solver),
+            rtol=self.tol,
+            atol=self.tol,
+            max_steps=self.max_steps,
+            adjoint=adjoint,
+        )
+
+    def load_dataset(self):
+        """The built-in data set the configuration names (`odeness.load_dataset` with
+        its `data_seed` and `data_dir`).
+
+        **Raises:** `ValueError` with `dataset=None` (data of your own: load it yourself
+        and give it to `train`); as `odeness.load_dataset`.
+        """
+        if self.dataset is None:
+            raise ValueError("the configuration has dataset=None: give the data (data=...)")
+        return load_dataset(self.dataset, seed=self.data_seed, data_dir=self.data_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)

@@ -4,6 +4,7 @@ import ast
 import subprocess
 import sys
 import types
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -122,3 +123,22 @@ def test_no_import_cycle():
     for m in sorted(edges):
         if m not in state:
             visit(m, [])
+
+
+def test_the_wheel_holds_odeness_alone(tmp_path):
+    """`pip install odeness` installs the library: the studies, benchmarks and tests stay
+    in the repository (no top-level `experiments` package in a user's environment)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(tmp_path), str(REPO)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("odeness-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        tops = {name.split("/")[0] for name in z.namelist()}
+        metadata = z.read(next(n for n in z.namelist() if n.endswith("METADATA"))).decode()
+    assert tops == {"odeness", wheel.name.split("-py3")[0] + ".dist-info"}
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist")]
+    assert not any("matplotlib" in r and "extra ==" not in r for r in requires)
+    assert any("matplotlib" in r and 'extra == "studies"' in r for r in requires)

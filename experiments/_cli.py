@@ -40,11 +40,30 @@ def report(error: BaseException) -> int:
 
 
 def run(main: Callable[[], int]) -> int:
-    """Call `main`; an expected failure (`EXPECTED`) is reported and returns 2."""
-    try:
-        return main()
-    except EXPECTED as e:
-        return report(e)
+    """Call `main` with SIGINT and SIGTERM turned into a clean stop
+    (`odeness.stop_on_signals`); every outcome but success is one line on stderr:
+
+    - an expected failure (`EXPECTED`: bad input, a folder in use, a run that diverged):
+      exit status 2;
+    - a stop (`odeness.Interrupted`: the chunk in flight finished and was saved):
+      128 + the signal's number, 130 for SIGINT and 143 for SIGTERM;
+    - a second Ctrl-C (`KeyboardInterrupt`: stopped at once): 130.
+    """
+    with odeness.stop_on_signals():
+        try:
+            return main()
+        except EXPECTED as e:
+            return report(e)
+        except odeness.Interrupted as e:
+            print(str(e), file=sys.stderr)
+            return e.exit_status
+        except KeyboardInterrupt:
+            print(
+                "interrupted by SIGINT twice: stopped at once; every folder keeps its "
+                "last checkpoint, and the same command resumes",
+                file=sys.stderr,
+            )
+            return 130
 
 
 def check_solver(option: str, name: str) -> None:

@@ -13,7 +13,7 @@ if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the r
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import odeness
-from experiments._cli import EXPECTED, Parser, report
+from experiments._cli import Parser, run
 from experiments.lab.ode_reports import ode_report
 from odeness import files
 
@@ -37,22 +37,26 @@ def main(argv=None) -> int:
     )
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
     args = p.parse_args(argv)
-    try:
-        run = odeness.load_run(args.run_dir)
-        seeds = run.config.seeds
-        if not 0 <= args.seed_index < len(seeds):
-            raise ValueError(
-                f"--seed-index must be in 0..{len(seeds) - 1} for seeds "
-                f"{seeds}, got {args.seed_index}"
-            )
-        data = run.config.load_dataset()
-        out = files.check_folder(args.out or Path(args.run_dir) / "report", "--out")
-        if args.points < 1:
-            raise ValueError(f"--points must be an integer >= 1, got {args.points}")
-        title = (
-            f"{run.config.dataset}, {run.config.solver} "
-            f"{run.config.label}, seed {seeds[args.seed_index]}"
+    return run(lambda: ode_report_of(args))
+
+
+def ode_report_of(args) -> int:
+    run = odeness.load_run(args.run_dir)
+    seeds = run.config.seeds
+    if not 0 <= args.seed_index < len(seeds):
+        raise ValueError(
+            f"--seed-index must be in 0..{len(seeds) - 1} for seeds "
+            f"{seeds}, got {args.seed_index}"
         )
+    data = run.config.load_dataset()
+    out = files.check_folder(args.out or Path(args.run_dir) / "report", "--out")
+    if args.points < 1:
+        raise ValueError(f"--points must be an integer >= 1, got {args.points}")
+    title = (
+        f"{run.config.dataset}, {run.config.solver} "
+        f"{run.config.label}, seed {seeds[args.seed_index]}"
+    )
+    with files.folder_lock(out, "--out"):
         numbers = ode_report(
             run.model(args.seed_index),
             run.integrator,
@@ -62,8 +66,6 @@ def main(argv=None) -> int:
             max_points=args.points,
             det_points=args.det_points,
         )
-    except EXPECTED as e:
-        return report(e)
     print(
         f"wrote {out / 'report.md'}: accuracy {numbers.swap.train_score:.3f}, "
         f"max gap {numbers.swap.max_gap:.3f}, {numbers.crossing_pairs} crossing "

@@ -29,7 +29,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments._cli import Parser, script_main
+from experiments._cli import Parser, run, script_main
 from experiments.lab.catalogue import AbstractStudy, published_files
 from experiments.ott2021 import STUDIES
 from odeness import files
@@ -82,23 +82,36 @@ def main(argv=None) -> int:
         results = Path(args.results or f"results/ott2021-seeds{args.seeds}")
         docs = args.docs
     stages = [] if args.publish_only else plan(results, args.seeds)
-    start, failed = time.perf_counter(), []
-    for i, (study, script_argv) in enumerate(stages, start=1):
-        began = time.perf_counter()
-        script = f"{study.script}.py"
-        print(f"[ott2021 {i}/{len(stages)}] {script} {shlex.join(script_argv)}", flush=True)
-        code = script_main(study.script)(script_argv)
-        if code != 0:
-            failed.append(f"{i} ({script}, exit status {code})")
-        now = time.perf_counter()
-        print(
-            f"[ott2021 {i}/{len(stages)}] {'done' if code == 0 else 'FAILED'} in "
-            f"{now - began:.0f} s (total {now - start:.0f} s)",
-            flush=True,
-        )
-    if docs is not None:
-        copied = publish(results, Path(docs))
-        print(f"[ott2021] {len(copied)} tables and figures copied into {docs}", flush=True)
+    return run(lambda: reproduce(results, stages, docs))
+
+
+def reproduce(results: Path, stages, docs: str | None) -> int:
+    """Run the stages in order (`results` locked for the whole run), then publish."""
+    with files.folder_lock(results, "--results"):
+        start, failed = time.perf_counter(), []
+        for i, (study, script_argv) in enumerate(stages, start=1):
+            began = time.perf_counter()
+            script = f"{study.script}.py"
+            print(
+                f"[ott2021 {i}/{len(stages)}] {script} {shlex.join(script_argv)}",
+                flush=True,
+            )
+            code = script_main(study.script)(script_argv)
+            if code > 128:  # interrupted (SIGINT, SIGTERM): the stage said so; stop here
+                return code
+            if code != 0:
+                failed.append(f"{i} ({script}, exit status {code})")
+            now = time.perf_counter()
+            print(
+                f"[ott2021 {i}/{len(stages)}] {'done' if code == 0 else 'FAILED'} in "
+                f"{now - began:.0f} s (total {now - start:.0f} s)",
+                flush=True,
+            )
+        if docs is not None:
+            copied = publish(results, Path(docs))
+            print(
+                f"[ott2021] {len(copied)} tables and figures copied into {docs}", flush=True
+            )
     if failed:
         print(f"error: stages that failed: {', '.join(failed)}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments._cli import EXPECTED, Parser, report, script_main
+from experiments._cli import Parser, run, script_main
 from experiments.ott2021 import TABLE1, TABLE1_MNIST
 
 
@@ -36,16 +36,17 @@ def main(argv=None) -> int:
                    "$ODENESS_MNIST_DIR or --args '--data-dir DIR'; CPU days)")  # fmt: skip
     p.add_argument("--args", default="", help="options for every sweep and adapted run")
     args = p.parse_args(argv)
-    try:
-        runs = plan(Path(args.results), mnist=args.mnist, extra=shlex.split(args.args))
-    except EXPECTED as e:
-        return report(e)
+    return run(lambda: reproduce(args))
+
+
+def reproduce(args) -> int:
+    runs = plan(Path(args.results), mnist=args.mnist, extra=shlex.split(args.args))
     for i, (script, script_argv) in enumerate(runs, start=1):
         print(
             f"[table 1: {i}/{len(runs)}] {script}.py {shlex.join(script_argv)}", flush=True
         )
         code = script_main(script)(script_argv)
-        if code != 0:
+        if code != 0:  # a failure or an interruption: the script said which
             return code
     return 0
 

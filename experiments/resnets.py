@@ -15,7 +15,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments._cli import EXPECTED, Parser, report
+from experiments._cli import Parser, run
 from experiments.sander2022 import EXPERIMENTS, run_all
 
 
@@ -33,12 +33,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        results = run_all(
-            args.out, experiments=args.only, quick=args.quick, data_dir=args.data_dir
-        )
-    except EXPECTED as e:
-        return report(e)
+    return run(lambda: resnets(args))
+
+
+def resnets(args) -> int:
+    results = run_all(
+        args.out, experiments=args.only, quick=args.quick, data_dir=args.data_dir
+    )
     print(f"wrote {', '.join(results)} into {args.out} (summary.md)")
     return 0
 

@@ -18,7 +18,7 @@ if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the r
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments import ott2021, sander2022
-from experiments._cli import script_main
+from experiments._cli import run, script_main
 from experiments.lab.catalogue import AbstractStudy
 
 STUDIES: dict[str, tuple[AbstractStudy, ...]] = {
@@ -45,9 +45,14 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 2
-    for study in STUDIES[name]:
+    return run(lambda: run_studies(STUDIES[name], options))
+
+
+def run_studies(studies, options) -> int:
+    """Run each study's script in turn; stop at the first that fails or is stopped."""
+    for study in studies:
         code = script_main(study.script)(study.argv("results", options))
-        if code != 0:
+        if code != 0:  # a failure or an interruption: the script said which
             return code
     return 0
 

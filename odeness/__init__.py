@@ -23,6 +23,7 @@ from ._config import TrainConfig as TrainConfig
 from ._devices import Layout as Layout, initialize_distributed as initialize_distributed
 from ._errors import (
     Diverged as Diverged,
+    FolderInUse as FolderInUse,
     RunFailed as RunFailed,
     SolveFailed as SolveFailed,
 )
@@ -69,6 +70,13 @@ from ._solvers import (
     solver as solver,
     solver_name as solver_name,
 )
+from ._stop import (
+    Interrupted as Interrupted,
+    cancel_stop as cancel_stop,
+    request_stop as request_stop,
+    stop_on_signals as stop_on_signals,
+    stop_requested as stop_requested,
+)
 from ._swap import (
     SwapResult as SwapResult,
     SwapRow as SwapRow,
@@ -102,6 +110,7 @@ __all__ = [
     "adapt_step",
     "AdaptationCheck",
     "at_least_as_accurate",
+    "cancel_stop",
     "check_run_folder",
     "check_training",
     "ConvField1d",
@@ -114,9 +123,11 @@ __all__ = [
     "Diverged",
     "evaluate_solver_swap",
     "Fehlberg2",
+    "FolderInUse",
     "initial_step_size",
     "initialize_distributed",
     "Integrator",
+    "Interrupted",
     "is_adaptive",
     "Layout",
     "Linear",
@@ -128,6 +139,7 @@ __all__ = [
     "MLPField",
     "NeuralODE",
     "ODEClassifier",
+    "request_stop",
     "RK4",
     "RK4ThreeEighths",
     "RunFailed",
@@ -139,6 +151,8 @@ __all__ = [
     "SolveStats",
     "StepSizeRule",
     "StepSizeState",
+    "stop_on_signals",
+    "stop_requested",
     "swap_configurations",
     "SwapResult",
     "SwapRow",

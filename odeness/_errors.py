@@ -23,3 +23,8 @@ class Diverged(RunFailed):
 
 class SolveFailed(RunFailed):
     """A solve did not reach its end time (diffrax's `RESULTS`, e.g. `max_steps` hit)."""
+
+
+class FolderInUse(OSError):
+    """Another process (or another thread of this one) is writing the folder: it holds
+    the folder's lock (`odeness.files.folder_lock`). Nothing was written."""

@@ -29,6 +29,12 @@ def _num_steps(length: float, dt: float) -> int:
     return max(1, math.ceil(length / dt * (1 - 1e-5)))
 
 
+class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
+    """diffrax's outcomes of a solve, and one of odeness's own."""
+
+    bad_step_size = "the step size is not a finite number > 0"
+
+
 def _positive_finite(name: str, value) -> None:
     if _is_concrete(value):
         v = float(value)
@@ -64,7 +70,9 @@ class Integrator(eqx.Module):
         the continuous adjoint (optimise-then-discretise), which solves the adjoint ODE
         backwards in time with the same solver and steps and stores no trajectory.
     - `throw`: raise when the solve fails (e.g. `max_steps` reached), as diffrax does. With
-        `throw=False` failure is reported in the `success` statistic instead.
+        `throw=False` failure is reported in the `success` statistic instead (a traced
+        step size that is not a finite number > 0 too), and the compiled program holds
+        no host callback, so that JAX's persistent compilation cache can keep it.
 
     **Raises:** `ValueError` for `steps < 1`, a non-positive or non-finite step size or
     tolerance, both or neither of fixed and adaptive settings, a solver without an error
@@ -228,14 +236,15 @@ class SolveStats(eqx.Module):
     num_accepted_steps: Int[Array, "*batch"]
     nfe: Int[Array, "*batch"]
     """Vector-field evaluations of the forward solve (`odeness.solvers.nfe`)."""
-    result: diffrax.RESULTS
-    """diffrax's outcome of the solve (per row with `per_sample`); a failure is only
-    returned, not raised, with `throw=False`."""
+    result: RESULTS
+    """The outcome of the solve, diffrax's `RESULTS` and odeness's `bad_step_size` (per
+    row with `per_sample`); a failure is only returned, not raised, with
+    `throw=False`."""
 
     @property
     def success(self) -> Bool[Array, "*batch"]:
         """False where the solve failed (e.g. hit `max_steps`)."""
-        return self.result == diffrax.RESULTS.successful
+        return self.result == RESULTS.successful
 
     def message(self) -> str:
         """diffrax's message for the first failed row, or "" if every row succeeded
@@ -247,7 +256,7 @@ class SolveStats(eqx.Module):
         one = jax.tree.map(
             lambda v: np.asarray(np.asarray(v).reshape(-1)[first]), self.result
         )
-        return str(diffrax.RESULTS[one])
+        return str(RESULTS[one])
 
 
 class _FixedStep(diffrax.AbstractStepSizeController):
@@ -279,15 +288,18 @@ class _FixedStep(diffrax.AbstractStepSizeController):
 
 
 def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
+    bad_dt = None
     if integ.rtol is not None and integ.atol is not None:
         controller = diffrax.PIDController(rtol=integ.rtol, atol=integ.atol)
     else:
         assert integ.dt is not None
         dt = integ.dt
         if integ._dt_traced:  # unknown at construction: checked in the program
-            dt = eqx.error_if(
-                dt, ~(jnp.isfinite(dt) & (dt > 0)), "dt must be a finite number > 0"
-            )
+            bad_dt = ~(jnp.isfinite(dt) & (dt > 0))
+            if integ.throw:
+                dt = eqx.error_if(dt, bad_dt, "dt must be a finite number > 0")
+            else:  # no host callback: the solve reports a failure instead
+                dt = jnp.where(bad_dt, 1.0, dt)
         controller = _FixedStep(dt)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
@@ -307,12 +319,15 @@ def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
         ),
         throw=integ.throw,
     )
+    result = RESULTS.promote(sol.result)
+    if bad_dt is not None and not integ.throw:
+        result = RESULTS.where(bad_dt, RESULTS.bad_step_size, result)
     num_steps = sol.stats["num_steps"]
     stats = SolveStats(
         num_steps=num_steps,
         num_accepted_steps=sol.stats["num_accepted_steps"],
         nfe=nfe(integ.solver, num_steps),
-        result=sol.result,
+        result=result,
     )
     return sol, stats
 

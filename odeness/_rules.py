@@ -249,8 +249,9 @@ class StepSizeRule(AbstractRule):
         return Integrator(self.solver, dt=float(self.value(state)))
 
     def integrator(self, state: StepSizeState) -> Integrator:
-        """The training integrator at the state's step size."""
-        return Integrator(self.solver, dt=state.dt, max_steps=self.max_steps)
+        """The training integrator at the state's step size (failures are reported in
+        `success`: a failed training solve stops `odeness.train`)."""
+        return Integrator(self.solver, dt=state.dt, max_steps=self.max_steps, throw=False)
 
     def test_integrator(self, state: StepSizeState) -> Integrator:
         dt = test_step_size(
@@ -258,11 +259,12 @@ class StepSizeRule(AbstractRule):
         )
         # h >= 1/max_steps, and a test step below h is >= error_ratio^(-1/(q-p)).
         max_steps = max(self.max_steps, math.ceil(self.error_ratio))
-        return Integrator(self.test_solver, dt=dt, max_steps=max_steps)
+        # A failed test solve counts as not an ODE (`AdaptationCheck.test_ok`).
+        return Integrator(self.test_solver, dt=dt, max_steps=max_steps, throw=False)
 
     def try_integrator(self, state: StepSizeState) -> Integrator:
         dt = jnp.minimum(self.growth * state.dt, self.max_dt)
-        return Integrator(self.solver, dt=dt, max_steps=self.max_steps)
+        return Integrator(self.solver, dt=dt, max_steps=self.max_steps, throw=False)
 
     def record(self, state: StepSizeState, nfe: Int[Array, ""]) -> StepSizeState:
         """Per-iteration bookkeeping (none for this rule)."""
@@ -502,6 +504,8 @@ def adapt_step(
     evaluate: Evaluate,
     train_accuracy: Float[Array, ""],
     nfe: Int[Array, ""],
+    *,
+    check_value: bool = True,
 ) -> tuple[PyTree, AdaptationCheck]:
     """One iteration of the rule: record the NFE; if `due`, check and update.
 
@@ -509,6 +513,10 @@ def adapt_step(
     shared iteration counter): then `lax.cond` stays a branch under `vmap` and the
     check's solves run only every `interval` iterations. The returned `AdaptationCheck`
     holds NaN accuracies and zero NFE where no check ran.
+
+    With `check_value` (the default), an update that gives a step size or tolerance that
+    is not a finite number > 0 raises in the program (`eqx.error_if`); `odeness.train`
+    checks the values on the host instead, so that its program holds no host callback.
     """
     nfe = jnp.asarray(nfe)
     state = rule.record(state, nfe)
@@ -523,13 +531,14 @@ def adapt_step(
         state = rule.update(state, check)
         # A rule of one's own could drive the value to 0 or NaN: fail at the update
         # that does, not many solves later. Only checks run this branch.
-        value = rule.value(state)
-        state = eqx.error_if(
-            state,
-            ~(jnp.isfinite(value) & (value > 0)),
-            f"{type(rule).__name__}.update gave a step size or tolerance that is not a "
-            "finite number > 0",
-        )
+        if check_value:
+            value = rule.value(state)
+            state = eqx.error_if(
+                state,
+                ~(jnp.isfinite(value) & (value > 0)),
+                f"{type(rule).__name__}.update gave a step size or tolerance that is not "
+                "a finite number > 0",
+            )
         return state, check
 
     return jax.lax.cond(due, run, lambda s: (s, skipped), state)

@@ -23,6 +23,7 @@ from ._errors import RunFailed, SolveFailed
 from ._integrate import Integrator, SolveStats
 from ._metrics import AbstractMetric, as_metric
 from ._solvers import order, solver, solver_name
+from ._stop import Interrupted, signal_name, stop_requested
 
 Model = Callable[[Array, Integrator], tuple[PyTree[Array], SolveStats]]
 """What the swap asks of a model: `model(x, integ) -> (outputs, stats)`."""
@@ -293,6 +294,15 @@ def evaluate_solver_swap(
     for f, test in configs:
         desc = test.describe()
         key = tuple(sorted(desc.items()))
+        signum = stop_requested()
+        if signum:
+            raise Interrupted(
+                f"interrupted by {signal_name(signum)} during the solver swap (its "
+                "results were not written)",
+                signal=signum,
+                iteration=None,
+                folder=None,
+            )
         if key not in cache:
             cache[key] = score(model, test, x, y, metric=metric, batch_size=batch_size)
         rows.append(_row(test, f, cache[key], at_least_as_accurate(test, integrator)))

@@ -5,6 +5,7 @@ stayed finite, log metrics, write checkpoints and move the progress bar.
 """
 
 import dataclasses
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from . import files
 from ._batching import batch_indices
 from ._config import TrainConfig
 from ._devices import Layout, Placement, placement, to_host
-from ._errors import Diverged, SolveFailed
+from ._errors import Diverged, FolderInUse, RunFailed, SolveFailed
 from ._integrate import Integrator
 from ._metrics import AbstractMetric, Accuracy, as_metric
 from ._models import make_classifier
@@ -41,6 +42,7 @@ from ._run_folder import (
     resume,
 )
 from ._solvers import order
+from ._stop import Interrupted, signal_name, stop_requested
 from ._train_step import (
     Loss,
     StepMetrics,
@@ -318,19 +320,22 @@ def train(
     fresh = not (folder / CHECKPOINT).exists()
     existed = {p.name for p in folder.iterdir()} if folder.is_dir() else None
     try:
-        state, metrics = resume(folder, config, how.components, state)
-        return _train(
-            config,
-            state,
-            static,
-            data,
-            metrics=metrics,
-            folder=folder,
-            progress=progress,
-            progress_position=progress_position,
-            place=place,
-            how=how,
-        )
+        with files.folder_lock(folder, "run folder"):
+            state, metrics = resume(folder, config, how.components, state)
+            return _train(
+                config,
+                state,
+                static,
+                data,
+                metrics=metrics,
+                folder=folder,
+                progress=progress,
+                progress_position=progress_position,
+                place=place,
+                how=how,
+            )
+    except FolderInUse:
+        raise  # the folder is another process's: touch nothing
     except BaseException:
         if fresh and files.writes_files() and not (folder / CHECKPOINT).exists():
             remove_new_files(folder, existed)
@@ -371,47 +376,83 @@ def _train(
     )
     # The time columns count every process that trained this run.
     start = time.perf_counter() - (metrics[-1]["seconds"] if metrics else 0.0)
+    saved = step  # the iterations the folder's checkpoint holds
+    finished = state  # the state after the last chunk whose metrics are on disk
     with bar:
-        while step < config.iterations:
-            length = min(
-                config.log_every - step % config.log_every, config.iterations - step
-            )
-            state, m = train_chunk(
-                state,
-                static,
-                integ,
-                how.optimizer,
-                x_all,
-                y_all,
-                batch_size=config.batch_size,
-                length=length,
-                start=jnp.asarray(step),
-                batch_sharding=place.batch,
-                loss=how.loss,
-                metric=how.metric,
-            )
-            m = to_host(m)
-            _check_chunk(config, how, step, m)
-            step += length
-            rows = _metric_rows(
-                config, step, m, time.perf_counter() - start, metrics, score=score
-            )
-            metrics.extend(rows)
-            bar.update(length)
-            bar.set_postfix(
-                {
-                    "loss": f"{np.mean([r['loss'] for r in rows]):.3f}",
-                    how.metric.name: f"{np.mean([r[score] for r in rows]):.3g}",
-                }
-            )
-            if folder is not None:
-                files.append_jsonl(folder / METRICS, rows)
-                if step % config.checkpoint_every == 0 or step >= config.iterations:
+        try:
+            while step < config.iterations:
+                length = min(
+                    config.log_every - step % config.log_every, config.iterations - step
+                )
+                new_state, m = train_chunk(
+                    finished,
+                    static,
+                    integ,
+                    how.optimizer,
+                    x_all,
+                    y_all,
+                    batch_size=config.batch_size,
+                    length=length,
+                    start=jnp.asarray(step),
+                    batch_sharding=place.batch,
+                    loss=how.loss,
+                    metric=how.metric,
+                )
+                m = to_host(m)
+                _check_chunk(config, how, step, m)
+                rows = _metric_rows(
+                    config,
+                    step + length,
+                    m,
+                    time.perf_counter() - start,
+                    metrics,
+                    score=score,
+                )
+                if folder is not None:
+                    files.append_jsonl(folder / METRICS, rows)
+                metrics.extend(rows)
+                finished, step = new_state, step + length
+                bar.update(length)
+                bar.set_postfix(
+                    {
+                        "loss": f"{np.mean([r['loss'] for r in rows]):.3f}",
+                        how.metric.name: f"{np.mean([r[score] for r in rows]):.3g}",
+                    }
+                )
+                due = step % config.checkpoint_every == 0 or step >= config.iterations
+                if folder is not None and due:
                     files.save_checkpoint(
-                        folder / CHECKPOINT, to_host(checkpointable(state))
+                        folder / CHECKPOINT, to_host(checkpointable(finished))
                     )
-    state = jax.tree.map(jnp.asarray, to_host(checkpointable(state)))
+                    saved = step
+                signum = stop_requested()
+                if signum and step < config.iterations:
+                    raise _interrupted(config, folder, finished, step, saved, signum)
+        except KeyboardInterrupt:  # Ctrl-C without `stop_on_signals`
+            raise _interrupted(
+                config, folder, finished, step, saved, signal.SIGINT
+            ) from None
+    state = jax.tree.map(jnp.asarray, to_host(checkpointable(finished)))
     return _result(config, how, from_checkpointable(state), static, metrics)
+
+
+def _interrupted(config, folder, state, step, saved, signum) -> Interrupted:
+    """Save the last finished chunk (if the checkpoint lags behind it) and say so."""
+    if folder is not None and step > saved:
+        files.save_checkpoint(folder / CHECKPOINT, to_host(checkpointable(state)))
+    where = f"at iteration {step} of {config.iterations}"
+    if folder is None:
+        kept = "nothing was saved (no run folder)"
+    elif step == 0:
+        kept = f"no iteration had finished; {folder} was left as it was"
+    else:
+        kept = f"{folder} holds a checkpoint of iteration {step}; the same command resumes"
+    return Interrupted(
+        f"interrupted by {signal_name(signum)} {where}: {kept}",
+        signal=signum,
+        iteration=step,
+        folder=folder,
+    )
 
 
 def load_data(config: TrainConfig, data: Dataset | None = None) -> Dataset:
@@ -435,6 +476,17 @@ def check_training(
 
 def _check_chunk(config: TrainConfig, how: Recipe, start: int, m: StepMetrics) -> None:
     """Raise if an iteration of the chunk that began at step `start` failed."""
+    if how.rule is not None and m.value is not None:
+        value = np.asarray(m.value)  # (seed, iteration of the chunk)
+        bad_value = ~(np.isfinite(value) & (value > 0))
+        if bad_value.any():
+            j = int(np.flatnonzero(bad_value.any(axis=0))[0])
+            i = int(np.flatnonzero(bad_value[:, j])[0])
+            raise RunFailed(
+                f"{type(how.rule).__name__}.update gave a step size or tolerance that is "
+                f"not a finite number > 0 ({float(value[i, j])!r}) for seed "
+                f"{config.seeds[i]} at iteration {start + j + 1}"
+            )
     finite, success = np.asarray(m.finite), np.asarray(m.success)
     bad = ~(finite & success)  # (seed, iteration of the chunk)
     if not bad.any():

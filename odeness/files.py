@@ -6,17 +6,29 @@ checkpoints. A writer killed mid-write leaves only a hidden temporary file
 (`.NAME.*.tmp`), which `remove_stale_temporaries` deletes when the folder is used again.
 In a multi-process run only process 0 writes: every writer here is a no-op on the other
 processes, which read the same (shared) folders.
+
+A process writing a folder holds its advisory lock (`folder_lock`: `fcntl.flock` on the
+folder's `.lock` file), so that a second writer is refused at once; the kernel releases a
+lock when its process dies, so a killed run never leaves a stale one behind. Readers take
+no lock.
 """
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
+import sys
 import tempfile
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import equinox as eqx
 import jax
+
+from ._errors import FolderInUse
 
 __all__ = [
     "append_jsonl",
@@ -25,6 +37,7 @@ __all__ = [
     "check_folder",
     "copy",
     "first_difference",
+    "folder_lock",
     "load_checkpoint",
     "read_json",
     "read_jsonl",
@@ -114,6 +127,108 @@ def copy(source: str | Path, target: str | Path) -> None:
     with open(source, "rb") as f:
         data = f.read()
     atomic_write(target, lambda out: out.write(data), binary=True)
+
+
+LOCK = ".lock"
+"""The lock file `folder_lock` holds in a folder, naming the process that holds it."""
+
+_held: dict[Path, list] = {}  # folder -> [thread, depth]: the locks this process holds
+_held_guard = threading.Lock()
+
+
+def _holder(lock: Path) -> str:
+    try:
+        text = lock.read_text().strip()
+    except OSError:
+        text = ""
+    return text or "another process"
+
+
+def _acquire(lock: Path, what: str) -> int:
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FolderInUse(
+                f"{what} {lock.parent} is in use by {_holder(lock)}; wait for it to "
+                "finish, or choose another folder"
+            ) from None
+        try:  # the lock file its last holder removed is no lock: take the new one
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str = "folder") -> Iterator[Path]:
+    """Hold the advisory lock of `folder` (created if need be) while writing it.
+
+    The lock is `fcntl.flock` on `folder/.lock`, which names the holder (process id,
+    host, command line); the kernel releases it when the process ends, however it ends,
+    and the file is removed on a normal exit, with the folder if the lock created it and
+    it is left empty. The same thread may enter again (a run
+    folder inside a sweep's, a study that trains into its own folder). A no-op on
+    processes other than 0 of a multi-process run.
+
+    **Raises:** `odeness.FolderInUse` (an `OSError`) at once, naming the folder and the
+    holder, if another process, or another thread of this one, holds the lock.
+    """
+    if not writes_files():
+        yield Path(folder)
+        return
+    path = Path(folder).resolve()
+    me = threading.get_ident()
+    with _held_guard:
+        held = _held.get(path)
+        if held is not None and held[0] != me:
+            raise FolderInUse(
+                f"{what} {folder} is in use by another thread of this process; choose "
+                "another folder"
+            )
+        if held is not None:
+            held[1] += 1
+    if held is not None:  # re-entered by the thread that holds it
+        try:
+            yield path
+        finally:
+            with _held_guard:
+                held[1] -= 1
+        return
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    lock = path / LOCK
+    try:
+        fd = _acquire(lock, what)
+    except FolderInUse:
+        if created:  # refused at once: leave nothing behind
+            _remove_if_empty(path)
+        raise
+    try:
+        info = f"process {os.getpid()} on {socket.gethostname()} ({' '.join(sys.argv)})"
+        os.ftruncate(fd, 0)
+        os.write(fd, info.encode())
+        with _held_guard:
+            _held[path] = [me, 1]
+        try:
+            yield path
+        finally:
+            with _held_guard:
+                del _held[path]
+    finally:
+        lock.unlink(missing_ok=True)  # while still holding it: see `_acquire`
+        os.close(fd)
+        if created:  # a run that wrote nothing leaves no empty folder behind
+            _remove_if_empty(path)
+
+
+def _remove_if_empty(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.rmdir()  # only an empty folder goes
 
 
 def remove_stale_temporaries(folder: str | Path) -> None:

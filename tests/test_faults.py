@@ -1,10 +1,14 @@
 """Kill a sweep and an adapted run (SIGKILL) at several points: resumed, each gives the
-same files, byte for byte, as a run that was never interrupted (`tests/fault.py`)."""
+same files, byte for byte, as a run that was never interrupted (`tests/fault.py`). Stop
+one with SIGTERM and SIGINT (it saves its last chunk and says so in one line), and start
+a second writer on its folder (refused at once)."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,3 +98,119 @@ def test_a_killed_adapted_run_resumes_to_the_same_results(tmp_path):
     # Checks every 25 iterations and one checkpoint, at the end: killed as the fourth
     # chunk starts, then while writing the checkpoint, then in the swap.
     _check_faults(tmp_path, ADAPT, [("chunk", "4"), ("checkpoint", "1"), ("swap", "2")])
+
+
+# --- Stopped on request, and one writer per folder ------------------------------------
+
+# 1,000 iterations: metrics every 100, one checkpoint at the end (so a checkpoint before
+# it can only come from a stop).
+LONG = [str(REPO / "experiments" / "sweep.py"), "--steps", "2", "--seeds", "0",
+        "--iterations", "1000", "--channels", "4", "--jobs", "1", "--factors", "1",
+        "--test-solvers", "midpoint", "--reference", "none", "--no-progress"]  # fmt: skip
+
+
+def _start(command: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [
+        json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")
+    ]
+
+
+def _wait_for_rows(process: subprocess.Popen, run_dir: Path, at_least: int) -> None:
+    """Wait until the run has logged `at_least` chunks beyond what it resumed from."""
+    start = len(_rows(run_dir))
+    for _ in range(6000):
+        assert process.poll() is None, process.communicate()
+        if len(_rows(run_dir)) >= start + at_least:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the run logged nothing")
+
+
+def _checkpoint_step(run_dir: Path) -> int:
+    from odeness import TrainConfig, files
+    from odeness._run_folder import checkpointable
+    from odeness._training import init_state
+
+    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    like = checkpointable(init_state(config, config.load_dataset())[0])
+    return int(files.load_checkpoint(run_dir / "checkpoint.eqx", like).step[0])
+
+
+def _one_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_stopped_run_saves_its_last_chunk_and_one_writer_holds_a_folder(tmp_path):
+    out = tmp_path / "sweep"
+    command = [*LONG, "--out", str(out)]
+    run_dir = out / "runs" / "euler-n0002"
+    # A second process on a folder in use fails at once, in one line, writing nothing.
+    first = _start(command)
+    _wait_for_rows(first, run_dir, 2)
+    first.send_signal(signal.SIGSTOP)  # nothing moves in the folder while it is paused
+    before = _snapshot(out)
+    second = subprocess.run(
+        [sys.executable, *command], capture_output=True, text=True, timeout=120
+    )
+    assert second.returncode == 2
+    line = _one_line(second.stderr)
+    assert line.startswith(f"error: sweep folder {out} is in use by process {first.pid} ")
+    assert _snapshot(out) == before
+    # SIGTERM (a scheduler's pre-emption): the chunk in flight finishes and is saved.
+    first.send_signal(signal.SIGTERM)
+    first.send_signal(signal.SIGCONT)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 143
+    step = _rows(run_dir)[-1]["step"]
+    assert 200 <= step < 1000 and _checkpoint_step(run_dir) == step
+    assert _one_line(err) == (
+        f"interrupted by SIGTERM at iteration {step} of 1000: {run_dir} holds a "
+        f"checkpoint of iteration {step}; the same command resumes"
+    )
+    # Ctrl-C (SIGINT) the same way, after the run resumed from there.
+    again = _start(command)
+    _wait_for_rows(again, run_dir, 1)
+    again.send_signal(signal.SIGINT)
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 130
+    later = _rows(run_dir)[-1]["step"]
+    assert step < later < 1000 and _checkpoint_step(run_dir) == later
+    assert _one_line(err).startswith(f"interrupted by SIGINT at iteration {later} of 1000")
+    # Killed (SIGKILL) while it holds the folder: the kernel releases its lock, and the
+    # next process takes the folder and finishes the run.
+    killed = _start(command)
+    _wait_for_rows(killed, run_dir, 1)
+    killed.kill()
+    killed.communicate()
+    done = subprocess.run([sys.executable, *command], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    clean = subprocess.run(
+        [sys.executable, *LONG, "--out", str(tmp_path / "clean")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert clean.returncode == 0, clean.stderr
+    expected, got = _contents(tmp_path / "clean"), _contents(out)
+    assert sorted(got) == sorted(expected)  # no lock file or temporary file is left
+    for name in expected:
+        assert got[name] == expected[name], name

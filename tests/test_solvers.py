@@ -236,18 +236,44 @@ def test_a_solve_that_does_not_throw_has_no_host_callback(integ):
         assert "callback" not in text
 
 
-def test_a_traced_step_size_is_checked_in_the_program():
-    run = jax.jit(
-        lambda dt: odeness.solve(
-            logistic,
-            jnp.array([0.2]),
-            odeness.Integrator(odeness.solver("euler"), dt=dt, max_steps=8, throw=False),
-        )[0]
-    )
-    assert jnp.isfinite(run(0.25)).all()
+@pytest.mark.parametrize("throw", [True, False])
+def test_a_traced_step_size_is_checked_in_the_program(throw):
+    @jax.jit
+    def run(dt):
+        integ = odeness.Integrator(odeness.solver("euler"), dt=dt, max_steps=8, throw=throw)
+        return odeness.solve(logistic, jnp.array([0.2]), integ)
+
+    y, stats = run(0.25)
+    assert jnp.isfinite(y).all() and bool(stats.success)
     for bad in (-0.25, 0.0, jnp.nan):
-        with pytest.raises(Exception, match="dt must be a finite number > 0"):
-            jax.block_until_ready(run(bad))
+        if throw:  # raised in the program, as diffrax raises
+            with pytest.raises(Exception, match="dt must be a finite number > 0"):
+                jax.block_until_ready(run(bad))
+        else:  # reported, with no host callback in the program
+            _, stats = run(bad)
+            assert not bool(stats.success)
+            assert stats.message() == "the step size is not a finite number > 0"
+    assert ("callback" in run.lower(0.25).as_text()) == throw
+
+
+def test_an_adapted_training_program_has_no_host_callback(tiny_sphere):
+    """The step-size rule's training, test and trial solves report failures instead of
+    raising, and train checks the rule's values on the host: the persistent compilation
+    cache keeps the adapted training program."""
+    from odeness._train_step import adam, train_chunk
+    from odeness._training import init_state
+
+    for config in (
+        odeness.TrainConfig(steps=2, adapt=True, channels=4, interval=2),
+        odeness.TrainConfig(solver="dopri5", steps=None, tol=1e-3, adapt=True, channels=4),
+    ):
+        state, static = init_state(config, tiny_sphere)
+        x, y = jnp.asarray(tiny_sphere.x_train), jnp.asarray(tiny_sphere.y_train)
+        text = train_chunk.lower(
+            state, static, config.rule(), adam(1e-3), x, y, batch_size=128, length=3,
+            start=jnp.asarray(0),
+        ).as_text()  # fmt: skip
+        assert "callback" not in text, config.solver
 
 
 def test_numpy_integer_steps_are_accepted():

@@ -1,4 +1,7 @@
 import json
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import equinox as eqx
@@ -180,3 +183,77 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     expected = 0o666 & ~odeness.files._umask()  # what a plain open() would give
     for name in ("a.json", "c.eqx"):
         assert (tmp_path / name).stat().st_mode & 0o777 == expected
+
+
+QUICK = odeness.TrainConfig(channels=4, iterations=40, log_every=10, checkpoint_every=20)
+
+
+def test_a_stop_request_saves_the_chunk_in_flight_and_raises(tiny_sphere, tmp_path):
+    """From Python: no signal handler is installed behind the caller's back, but a stop
+    request (what `stop_on_signals` makes of SIGINT and SIGTERM) or a Ctrl-C stops the
+    run at the end of its chunk, saved, with an exception the caller can catch."""
+    odeness.request_stop(signal.SIGTERM)
+    try:
+        with pytest.raises(odeness.Interrupted) as info:
+            odeness.train(QUICK, run_dir=tmp_path, data=tiny_sphere, progress=False)
+    finally:
+        odeness.cancel_stop()
+    stopped = info.value
+    assert (stopped.signal, stopped.iteration, stopped.exit_status) == (15, 10, 143)
+    assert str(stopped) == (
+        f"interrupted by SIGTERM at iteration 10 of 40: {tmp_path} holds a checkpoint "
+        "of iteration 10; the same command resumes"
+    )  # checkpoint_every is 20: this checkpoint is the stop's own
+    assert [r["step"] for r in odeness.files.read_jsonl(tmp_path / "metrics.jsonl")] == [10]
+    assert not (tmp_path / ".lock").exists()
+    # Resumed, it ends where an uninterrupted run ends.
+    resumed = odeness.train(QUICK, run_dir=tmp_path, data=tiny_sphere, progress=False)
+    whole = odeness.train(QUICK, data=tiny_sphere, progress=False)
+    for a, b in zip(
+        jax.tree.leaves(resumed.models), jax.tree.leaves(whole.models), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_ctrl_c_inside_train_saves_the_last_finished_chunk(
+    tiny_sphere, tmp_path, monkeypatch
+):
+    from odeness import _training
+
+    calls = []
+    chunk = _training.train_chunk
+
+    def interrupted_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return chunk(*args, **kwargs)
+
+    monkeypatch.setattr(_training, "train_chunk", interrupted_third)
+    with pytest.raises(odeness.Interrupted, match="SIGINT at iteration 20 of 40") as info:
+        odeness.train(QUICK, run_dir=tmp_path, data=tiny_sphere, progress=False)
+    assert info.value.exit_status == 130
+    rows = odeness.files.read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [10, 20]
+
+
+def test_a_folder_in_use_is_refused_and_left_alone(tiny_sphere, tmp_path):
+    with odeness.files.folder_lock(tmp_path, "run folder"):
+        holder = (tmp_path / ".lock").read_text()
+        assert holder.startswith(f"process {os.getpid()} on ")
+        # Another thread of this process (as another process) is refused at once.
+        with ThreadPoolExecutor(1) as pool:
+            refused = pool.submit(
+                odeness.train, QUICK, run_dir=tmp_path, data=tiny_sphere, progress=False
+            )
+            with pytest.raises(odeness.FolderInUse, match="in use by another thread"):
+                refused.result()
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]
+        # The thread that holds the lock may write the folder (a study around a run).
+        odeness.train(QUICK.replace(iterations=10), run_dir=tmp_path, data=tiny_sphere,
+                      progress=False)  # fmt: skip
+    assert not (tmp_path / ".lock").exists() and (tmp_path / "checkpoint.eqx").exists()
+    # A folder the lock created is removed again if nothing was written into it.
+    with odeness.files.folder_lock(tmp_path / "new"):
+        pass
+    assert not (tmp_path / "new").exists()

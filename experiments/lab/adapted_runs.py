@@ -177,6 +177,14 @@ def run_adaptation(
     out = Path(out_dir)
     odeness.check_run_folder(out, config)  # before the data set loads
     data = config.load_dataset()
+    with files.folder_lock(out, "run folder"):
+        return _train_and_swap(
+            config, out, data, test_solvers, factors, progress=progress, parallel=parallel
+        )
+
+
+def _train_and_swap(config, out, data, test_solvers, factors, *, progress, parallel):
+    fixed = config.tol is None
     # A finished run resumes with nothing left to train.
     result = odeness.train(
         config, run_dir=out, data=data, progress=progress, parallel=parallel

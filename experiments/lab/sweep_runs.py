@@ -295,6 +295,11 @@ def run_sweep(
     data = base.load_dataset()
     odeness.check_training(base, data, parallel=parallel)
     _check_folder(plan, out)
+    with files.folder_lock(out, "sweep folder"):
+        return _run_plan(plan, out, data, base, threshold, jobs, progress, parallel)
+
+
+def _run_plan(plan, out, data, base, threshold, jobs, progress, parallel):
     files.remove_stale_temporaries(out)
     files.write_json(out / "sweep.json", plan.spec)
     start = time.perf_counter()
@@ -422,7 +427,17 @@ def _in_threads(fn: Callable[[int, int], T], order: Sequence[int], jobs: int) ->
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {i: pool.submit(in_slot, i) for i in order}
-        return [futures[i].result() for i in range(len(order))]
+        try:
+            return [futures[i].result() for i in range(len(order))]
+        except KeyboardInterrupt:
+            # Ctrl-C in this thread (no `stop_on_signals`): the other threads stop at
+            # the end of their chunk and save it, instead of training on to the end.
+            odeness.request_stop()
+            for future in futures.values():
+                future.cancel()
+            pool.shutdown(wait=True)
+            odeness.cancel_stop()
+            raise
 
 
 def _per_seed(rows: Sequence[SweepRow], value: Callable[[SweepRow], float]) -> list:

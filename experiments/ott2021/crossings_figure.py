@@ -103,12 +103,17 @@ def run_figure1(
     configs = {n: train_config(n, iterations=iterations, seed=seed) for n in steps}
     for n, config in configs.items():  # both, before either trains
         odeness.check_run_folder(out / "runs" / f"euler-n{n:04d}", config)
+    with files.folder_lock(out, "--out"):
+        return _figure1(out, configs, points, progress, log)
+
+
+def _figure1(out, configs, points, progress, log) -> dict[int, Measured]:
     data = odeness.load_dataset("sphere2")
     x, y = data.x_test[:points], data.y_test[:points]
     numbers, found = {}, {}
     for n, config in configs.items():
         run_dir = out / "runs" / f"euler-n{n:04d}"
-        log(f"training Euler with {n} steps ({iterations} iterations) in {run_dir}")
+        log(f"training Euler with {n} steps ({config.iterations} iterations) in {run_dir}")
         result = odeness.train(config, run_dir=run_dir, data=data, progress=progress)
         numbers[n], found[n] = measure(result.model(0), result.integrator, x, y)
         log(
@@ -121,7 +126,7 @@ def run_figure1(
         out,
         "figure1",
         {str(n): v._asdict() for n, v in numbers.items()},
-        _markdown(numbers, seed=seed, iterations=iterations, points=points),
+        _markdown(numbers, configs[next(iter(configs))], points=points),
     )
     return numbers
 
@@ -165,7 +170,7 @@ def _draw(numbers: dict[int, Measured], found: dict[int, Diagnosis], y, points, 
     save_figure(fig, out / "fan.png")
 
 
-def _markdown(numbers: dict[int, Measured], *, seed: int, iterations: int, points: int):
+def _markdown(numbers: dict[int, Measured], config: odeness.TrainConfig, *, points: int):
     head = [
         "training steps",
         "accuracy (training solver)",
@@ -197,7 +202,8 @@ def _markdown(numbers: dict[int, Measured], *, seed: int, iterations: int, point
     lines = [
         f"# Figure 1: Euler with {coarse} vs {fine} training steps",
         "",
-        f"spheres 2-D, seed {seed}, {iterations} iterations, {points} test points.",
+        f"spheres 2-D, seed {config.seeds[0]}, {config.iterations} iterations, {points} "
+        "test points.",
         "",
         *markdown_table(head, body),
         "",

@@ -63,14 +63,17 @@ def run_figure2(
 ) -> dict:
     """Train (or resume) the Euler-2 model in `out_dir/runs/euler-n0002`, then write
     `figure2.png`, `figure2.json` and `figure2.md` with one panel per test step count."""
-    from experiments.lab.figures import (
-        plot_decision_regions,
-    )  # matplotlib only when drawing
-
     out = files.check_folder(out_dir, "--out")
     config = train_config(iterations=iterations, seed=seed)
     run_dir = out / "runs" / "euler-n0002"
     odeness.check_run_folder(run_dir, config)
+    with files.folder_lock(out, "--out"):
+        return _figure2(out, config, run_dir, test_steps, progress)
+
+
+def _figure2(out, config, run_dir, test_steps, progress) -> dict:
+    from experiments.lab.figures import plot_decision_regions  # matplotlib: to draw
+
     data = odeness.load_dataset("sphere2")
     run = odeness.train(config, run_dir=run_dir, data=data, progress=progress)
     model = run.model(0)

@@ -107,10 +107,15 @@ def run_figure3(
 ) -> dict:
     """Both panels, the sweep of `h` between `coarse` and `fine` (log-spaced), the exact
     end points, `figure3.json`, `figure3.md` and `figure3.png` in `out_dir`."""
-    from experiments.lab.figures import plot_xor_fan  # matplotlib only when drawing
-
     ode = XorODE() if ode is None else ode
     out = files.check_folder(out_dir, "--out")
+    with files.folder_lock(out, "--out"):
+        return _figure3(out, ode, end, coarse, fine, sweep_points)
+
+
+def _figure3(out, ode, end, coarse, fine, sweep_points) -> dict:
+    from experiments.lab.figures import plot_xor_fan  # matplotlib only when drawing
+
     panels = [panel(ode, coarse, end), panel(ode, fine, end)]
     hs = np.logspace(np.log10(coarse), np.log10(fine), sweep_points)
     swept = sweep(ode, hs, end)

@@ -8,6 +8,7 @@ resolution); fine-tuning runs in float32.
 """
 
 import math
+import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import odeness
 from experiments.lab.figures import plot_lines
 from experiments.lab.markdown import markdown_table, mean_std
 from odeness import files
@@ -547,6 +549,11 @@ def run_all(
     mnist = None
     if "finetune" in experiments and not (out / "finetune.jsonl").exists():
         mnist = load_dataset("mnist", data_dir=data_dir)  # missing data fails here
+    with files.folder_lock(out, "output folder"):
+        return _run(out, spec, experiments, quick, mnist, log)
+
+
+def _run(out, spec, experiments, quick, mnist, log) -> dict[str, list[dict]]:
     files.write_json(out / SPEC, spec)
     depths = (4, 8) if quick else (4, 8, 16, 32, 64, 128, 256, 512)
     jobs: dict[str, Callable[[], list[dict]]] = {
@@ -583,6 +590,15 @@ def run_all(
     results = {}
     for name in EXPERIMENTS:
         path = out / f"{name}.jsonl"
+        signum = odeness.stop_requested()
+        if signum:
+            raise odeness.Interrupted(
+                f"interrupted by {signal.Signals(signum).name} before the {name} "
+                f"experiment: {out} keeps the finished ones; the same command resumes",
+                signal=signum,
+                iteration=None,
+                folder=out,
+            )
         if name in experiments:
             if path.exists():
                 log(f"{name}: reusing {path}")

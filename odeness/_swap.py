@@ -126,15 +126,43 @@ def scaled_steps(steps: int, factor: float) -> int:
     return max(1, math.floor(factor * steps + 0.5))
 
 
+EVALUATION_MAX_STEPS = 4096
+"""The `max_steps` of the fixed-step solves of a swap (or the next power of two above its
+most steps): forward solves run only the steps they need, so one bound serves every
+configuration, and the swaps of every model of one structure share one compiled program
+per solver (the step size is traced)."""
+
+
+def _bucket(most: int) -> int:
+    return max(EVALUATION_MAX_STEPS, 1 << max(0, most - 1).bit_length())
+
+
 def _eval_integrator(
     s: diffrax.AbstractSolver, steps: int, like: Integrator, most: int
 ) -> Integrator:
-    # One max_steps for every fixed-step configuration of a swap (`most` steps, rounded up
-    # to a power of two): forward solves run only the steps they need, and the test
-    # integrators of one solver share one compiled program (the step size is traced).
-    bucket = 1 << max(0, most - 1).bit_length()
     return Integrator(
-        s, steps=steps, t0=like.t0, t1=like.t1, max_steps=bucket, per_sample=like.per_sample
+        s,
+        steps=steps,
+        t0=like.t0,
+        t1=like.t1,
+        max_steps=_bucket(most),
+        per_sample=like.per_sample,
+    )
+
+
+def _under_swap_bound(integ: Integrator, most: int | None) -> Integrator:
+    """`integ` as the swap solves it: fixed steps under the swap's `max_steps` (the same
+    steps, and the one program of its solver in the swap)."""
+    if integ.adaptive or integ._dt_traced or most is None:
+        return integ
+    assert integ.dt is not None
+    return Integrator(
+        integ.solver,
+        dt=float(integ.dt),
+        t0=integ.t0,
+        t1=integ.t1,
+        max_steps=_bucket(max(most, integ.steps)),
+        per_sample=integ.per_sample,
     )
 
 
@@ -286,8 +314,14 @@ def evaluate_solver_swap(
     """
     metric = as_metric(metric)
     configs = swap_configurations(integrator, solvers, factors, reference)
+    most = max((t.steps for _, t in configs if not t.adaptive), default=None)
     train_score, train_nfe = score(
-        model, integrator, x, y, metric=metric, batch_size=batch_size
+        model,
+        _under_swap_bound(integrator, most),
+        x,
+        y,
+        metric=metric,
+        batch_size=batch_size,
     )
     cache: dict[tuple, tuple[float, float]] = {}
     rows = []
@@ -304,7 +338,14 @@ def evaluate_solver_swap(
                 folder=None,
             )
         if key not in cache:
-            cache[key] = score(model, test, x, y, metric=metric, batch_size=batch_size)
+            cache[key] = score(
+                model,
+                _under_swap_bound(test, most),
+                x,
+                y,
+                metric=metric,
+                batch_size=batch_size,
+            )
         rows.append(_row(test, f, cache[key], at_least_as_accurate(test, integrator)))
     # `swap_configurations` ensures at least one row is at least as accurate.
     max_gap = max(

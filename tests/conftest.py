@@ -65,4 +65,10 @@ def parse_only(monkeypatch):
     return Parsed
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `slow` first: with several workers (`-n auto`), the long tests then
+    run while the short ones fill the gaps, instead of one of them ending the run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 __all__ = ["jax"]

@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--channels", "8", "--no-progress", "--seeds", "0", "1"]
 
 
+@pytest.mark.slow
 def test_adapt_writes_a_run_folder_and_resumes(tmp_path, capsys):
     out = tmp_path / "adapt"
     argv = [
@@ -95,6 +96,7 @@ def test_cifar10_missing_says_what_to_do(tmp_path, capsys, monkeypatch, offline)
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_cifar10_from_a_local_archive(tmp_path, monkeypatch, offline):
     made = write_cifar(tmp_path / "src", np.random.default_rng(2), per_batch=4, test=6)
     accept(monkeypatch, images.OdenessCifar10, made["digests"])
@@ -110,6 +112,7 @@ def test_cifar10_from_a_local_archive(tmp_path, monkeypatch, offline):
     assert [r["check_step"] for r in rows] == [0, 2]
 
 
+@pytest.mark.slow
 def test_table1_from_a_sweep_and_an_adapted_run(tmp_path, capsys):
     sweep_dir, adapt_dir = tmp_path / "sweep", tmp_path / "adapt"
     common = ["--seeds", "0", "--iterations", "50", "--channels", "8", "--no-progress"]

@@ -67,7 +67,8 @@ def _close(documented: str, printed: str) -> bool:
 def _python_cases():
     for page in PAGES:
         for i, code in enumerate(_blocks(page, "python")):
-            yield pytest.param(page, code, id=f"{page.stem}-{i}")
+            slow = [pytest.mark.slow] if page.stem == "getting-started" else []
+            yield pytest.param(page, code, id=f"{page.stem}-{i}", marks=slow)
 
 
 @pytest.mark.parametrize("page, code", list(_python_cases()))

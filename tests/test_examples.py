@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -20,6 +22,7 @@ def _run(name: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_time_series_example():
     out = _run("time_series.py")
     rows = re.findall(
@@ -31,6 +34,7 @@ def test_time_series_example():
     assert "critical step size h* = " in out
 
 
+@pytest.mark.slow
 def test_classifier_example():
     out = _run("classifier.py")
     rows = re.findall(
@@ -41,6 +45,7 @@ def test_classifier_example():
     assert re.search(r"report, Euler 1 step\(s\): \d+ crossing pairs", out), out
 
 
+@pytest.mark.slow
 def test_adaptation_loop_example():
     out = _run("adaptation_loop.py")
     assert len(re.findall(r"^iteration +\d+: h = [\d.]+", out, flags=re.M)) >= 5, out

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 FAULT = REPO / "tests" / "fault.py"
 SWEEP = [str(REPO / "experiments" / "sweep.py"), "--quick", "--steps", "2", "--seeds",
@@ -82,6 +84,7 @@ def _check_faults(tmp_path: Path, command: list[str], faults: list[tuple[str, st
         assert got[name] == expected[name], name
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_to_the_same_results(tmp_path):
     # 150 iterations: metrics every 50, checkpoints at 100 and 150; then the swap (the
     # training solver, then midpoint). Killed while compiling; then at the third metrics
@@ -94,6 +97,7 @@ def test_a_killed_sweep_resumes_to_the_same_results(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_killed_adapted_run_resumes_to_the_same_results(tmp_path):
     # Checks every 25 iterations and one checkpoint, at the end: killed as the fourth
     # chunk starts, then while writing the checkpoint, then in the swap.
@@ -161,6 +165,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+@pytest.mark.slow
 def test_a_stopped_run_saves_its_last_chunk_and_one_writer_holds_a_folder(tmp_path):
     out = tmp_path / "sweep"
     command = [*LONG, "--out", str(out)]

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from experiments.ott2021.xor_fan import XOR, XorODE, exact_end, panel, separable, sweep
 
@@ -29,6 +30,7 @@ def test_coarse_euler_separates_what_the_fine_one_and_the_flow_do_not():
     assert sum(a != b for a, b in zip(verdicts[:-1], verdicts[1:], strict=True)) == 1
 
 
+@pytest.mark.slow
 def test_figure3_script(tmp_path):
     out = tmp_path / "fig3"
     done = subprocess.run(

@@ -71,6 +71,7 @@ def snapshot(folder: Path) -> dict[str, bytes] | None:
 # A diverged run is reported as diverged, never evaluated or called an ODE.
 
 
+@pytest.mark.slow
 def test_a_diverged_sweep_reports_it_and_runs_the_other_configurations(tmp_path):
     out = tmp_path / "sweep"
     done = command("sweep", "--steps", "1", "2", "--iterations", "300", "--lr", "1e6",

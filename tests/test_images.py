@@ -156,6 +156,7 @@ sys.meta_path.insert(0, _Trap())
 """
 
 
+@pytest.mark.slow
 def test_no_tensorflow_after_loading_every_dataset(tmp_path):
     """In a fresh interpreter where TensorFlow looks installed (so tfds would take it if
     asked): prepare, load and reload each image set (from generated archives; real MNIST

@@ -80,6 +80,7 @@ def _run(code: str, env_extra: dict, timeout: int = 600) -> subprocess.Completed
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_four_devices_split_the_work_and_change_no_result(tmp_path):
     code = f"DIR = {str(tmp_path)!r}\n" + FOUR_DEVICES
     flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
@@ -104,6 +105,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_run_a_sweep_and_write_one_folder(tmp_path):
     out = tmp_path / "sweep"
     port = _free_port()

@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import odeness
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +19,7 @@ def run_script(name, *args):
     )
 
 
+@pytest.mark.slow
 def test_ode_report_of_a_run_folder(tmp_path, tiny_sphere):
     run = tmp_path / "run"
     config = odeness.TrainConfig(
@@ -58,6 +61,7 @@ def test_ode_report_errors(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_figure1_quick(tmp_path):
     out = tmp_path / "fig"
     proc = run_script(

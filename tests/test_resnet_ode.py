@@ -120,6 +120,7 @@ def test_zero_residual_adjoint_equals_backprop(method, getkey):
         np.testing.assert_array_equal(a, e)
 
 
+@pytest.mark.slow
 def test_adjoint_error_converges_at_the_predicted_rates(x64, getkey):
     f = MLPBlock(4, 8)
     x, y = jax.random.normal(getkey(), (16, 4)), jax.random.normal(getkey(), (16, 4))
@@ -169,6 +170,7 @@ def test_adjoint_composes_with_grad_jit_and_vmap(getkey):
     )
 
 
+@pytest.mark.slow
 def test_distance_to_the_ode(x64, getkey):
     x = jax.random.normal(getkey(), (16, 8))
     key = getkey()

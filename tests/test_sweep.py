@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -80,23 +78,18 @@ def test_quick_sweep_writes_its_folder_and_resumes(tmp_path, capsys):
         (["--jobs", "0"], "error: jobs must be an integer >= 1, got 0"),
     ],
 )
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message, capsys):
+    # The script's `main`, in this process (`test_hardening.py` runs scripts as
+    # processes): the exit status it returns and what it printed.
     out = tmp_path / "never"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "experiments" / "sweep.py"),
-            *args,
-            "--out",
-            str(out),
-            "--quick",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.strip().startswith(message), proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    try:
+        code = sweep_cli.main([*args, "--out", str(out), "--quick"])
+    except SystemExit as e:  # argparse
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().startswith(message), err
+    assert len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 

@@ -3,23 +3,33 @@
 Every figure is saved through `odeness.files.atomic_write`, like every other file.
 """
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import matplotlib
+import jax.numpy as jnp
+import numpy as np
 
-matplotlib.use("Agg")
-import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from odeness import files
 
-from odeness import files  # noqa: E402
+
+@functools.cache
+def pyplot():
+    """`matplotlib.pyplot` with the non-interactive Agg backend, imported when the first
+    figure is drawn (a script that draws none, or fails before, never imports it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
 
 
 def save_figure(fig, path: str | Path) -> None:
     """Save `fig` as a PNG, atomically, and close it (on process 0 only)."""
+    plt = pyplot()
     try:
         files.atomic_write(
             path,
@@ -51,6 +61,7 @@ def plot_swap_sweep(
     solver and one curve per training configuration (mean over seeds, ± std shaded), the
     training configuration starred: the layout of Ott et al.'s Fig. 4. `fixed`: the x
     axis is a step count (else a tolerance)."""
+    plt = pyplot()
     solvers = list(dict.fromkeys(c.test_solver for c in curves))
     labels = list(dict.fromkeys(c.label for c in curves))
     colours = dict(
@@ -152,6 +163,7 @@ def draw_accuracy_vs_steps(
 ) -> None:
     """Accuracy against test steps, one curve per label; `curves[label] = (steps,
     accuracies, train_steps, train_accuracy)`, the training configuration starred."""
+    plt = pyplot()
     for i, (label, (steps, accs, n_train, acc_train)) in enumerate(curves.items()):
         colour = plt.get_cmap("tab10")(i)
         ax.plot(steps, accs, "o-", color=colour, ms=3, lw=1.2, label=label)
@@ -171,6 +183,7 @@ def draw_fan(
     """Lady Windermere's fan of input `index`: the numerical solution (black) and the
     exact flow started from its iterates (coloured; at most `max_curves`, evenly
     thinned, the first always drawn), in two coordinates."""
+    plt = pyplot()
     every = -(-fan.fan.shape[0] // max_curves)
     curves = fan.fan[::every, :, index]
     curves = curves.reshape(*curves.shape[:2], -1)  # images: flattened coordinates
@@ -202,6 +215,7 @@ def plot_adaptation(
     per seed, log scale. Bottom: at each check, the accuracy on the batch with the
     training solver (solid) and with the test solver (dotted): the two the rule compares.
     """
+    plt = pyplot()
     by_seed: dict = defaultdict(list)
     for r in metrics:
         if r.get("check_step") is not None:
@@ -257,6 +271,7 @@ def plot_lines(
     logy: bool = True,
 ) -> None:
     """One line with markers per `label → (xs, ys)`, log-log by default."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for label, (xs, ys) in curves.items():
         ax.plot(xs, ys, marker="o", ms=3, label=label)
@@ -277,6 +292,7 @@ def plot_xor_fan(panels, swept, exact, labels, path: str | Path) -> None:
     """Ott et al.'s Fig. 3: the Euler trajectories of the four XOR points and their end
     points (by class, each class's segment drawn) at two step sizes, the exact end
     points, and whether the end points are linearly separable along a sweep of h."""
+    plt = pyplot()
     colours = np.array(["tab:blue", "tab:orange"])
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     for ax, p in zip(axes[:2], panels, strict=True):
@@ -329,6 +345,7 @@ def plot_xor_fan(panels, swept, exact, labels, path: str | Path) -> None:
 def plot_decision_regions(panels, head, path: str | Path) -> None:
     """Ott et al.'s Fig. 2: the ODE block's outputs of the test set, coloured by true
     label, over the decision regions of the linear `head`, one panel per test step."""
+    plt = pyplot()
     colours = np.array(["tab:blue", "tab:orange"])
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8))
     for ax, p in zip(np.atleast_1d(axes), panels, strict=True):

@@ -5,13 +5,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from matplotlib import pyplot as plt
 
 import odeness
 from experiments.lab.figures import (
     draw_accuracy_vs_steps,
     draw_fan,
     draw_trajectories,
+    pyplot,
     save_figure,
 )
 from experiments.lab.markdown import markdown_table
@@ -184,6 +184,7 @@ def ode_report(
 
 def _draw(n: Report, paths2, crossings, fan, y, out: Path, *, title: str) -> None:
     """`swap.png`, `trajectories.png` and `fan.png`."""
+    plt = pyplot()
     swap, integ, x_len, worst, dim = n.swap, n.integrator, n.test_points, n.fan_input, n.dim
     fig, ax = plt.subplots(figsize=(5, 4.2))
     curves = {}

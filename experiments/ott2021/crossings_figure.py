@@ -9,13 +9,12 @@ configuration starred; plus Lady Windermere's fan for one input of each model
 from pathlib import Path
 from typing import NamedTuple
 
-import matplotlib.pyplot as plt
-
 import odeness
 from experiments.lab.figures import (
     draw_accuracy_vs_steps,
     draw_fan,
     draw_trajectories,
+    pyplot,
     save_figure,
 )
 from experiments.lab.markdown import markdown_table, write_results
@@ -132,6 +131,7 @@ def _figure1(out, configs, points, progress, log) -> dict[int, Measured]:
 
 
 def _draw(numbers: dict[int, Measured], found: dict[int, Diagnosis], y, points, out):
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
     for ax, (n, d) in zip(axes[:2], found.items(), strict=True):
         shown = min(points, 300)

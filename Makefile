@@ -10,10 +10,9 @@ STUDIES := sweep-euler sweep-midpoint sweep-rk4 sweep-fehlberg2 sweep-dopri5 \
 
 .PHONY: test $(STUDIES) report bench lint clean adapt table1 docs docs-serve ott2021
 
-# (--no-compile: Python compiles the modules it imports, not every module installed.)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --no-compile -e '.[dev,docs,studies]'
+	$(VENV)/bin/pip install -q -e '.[dev,docs,studies]'
 	touch $(STAMP)
 
 test: $(STAMP) docs

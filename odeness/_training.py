@@ -145,6 +145,13 @@ def unstack(stacked: PyTree, i: int) -> PyTree:
     return jax.tree.map(lambda a: a[i] if eqx.is_array(a) else a, stacked)
 
 
+@eqx.filter_jit
+def _init_optimizer(opt: optax.GradientTransformation, params: PyTree) -> PyTree:
+    # One compiled program (not one per operation); the optimizer's state starts at
+    # zeros, the same compiled or not.
+    return jax.vmap(opt.init)(params)
+
+
 def init_models(
     config: TrainConfig, data: Dataset, model: ModelInit | None = None
 ) -> eqx.Module:
@@ -161,6 +168,8 @@ def init_models(
             key=k,
         )
 
+    # Eager, not jitted: a compiled initialisation fuses the scaling of the normal
+    # draws differently and moves the weights by an ulp.
     return eqx.filter_vmap(named if model is None else model)(keys)
 
 
@@ -193,7 +202,7 @@ def init_state(
     check_data(config, data)
     models = init_models(config, data, how.model)
     params, static = eqx.partition(models, eqx.is_array)
-    opt_state = jax.vmap(how.optimizer.init)(params)
+    opt_state = _init_optimizer(how.optimizer, params)
     data_keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in config.seeds])
     steps = jnp.zeros(len(config.seeds), dtype=jnp.int32)
     adapt = init_adaptation(config, how.rule, models, data_keys, data)

@@ -15,25 +15,25 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FAULT = REPO / "tests" / "fault.py"
-SWEEP = [str(REPO / "experiments" / "sweep.py"), "--quick", "--steps", "2", "--seeds",
-         "0", "--iterations", "150", "--channels", "4", "--jobs", "1", "--factors", "1",
-         "--test-solvers", "midpoint", "--reference", "none", "--no-progress"]  # fmt: skip
 ADAPT = [str(REPO / "experiments" / "adapt.py"), "--quick", "--steps", "2", "--seeds",
          "0", "--iterations", "150", "--interval", "25", "--channels", "4",
          "--test-solvers", "midpoint", "--factors", "1", "--no-progress"]  # fmt: skip
 TIMES = {"seconds", "train_seconds"}  # wall-clock fields, the only ones allowed to differ
 
 
-def _run(command: list[str], cache: Path, fault=()) -> subprocess.CompletedProcess:
+def _env(cache: Path) -> dict[str, str]:
     # Every run compiles the same programs: a shared persistent cache (which changes no
     # result) keeps the test short.
-    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache),
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-           "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}  # fmt: skip
+    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}  # fmt: skip
+
+
+def _run(command: list[str], cache: Path, fault=()) -> subprocess.CompletedProcess:
     prefix = [str(FAULT), *fault] if fault else []
     return subprocess.run(
         [sys.executable, *prefix, *command], capture_output=True, text=True, timeout=600,
-        env=env,
+        env=_env(cache),
     )  # fmt: skip
 
 
@@ -64,44 +64,32 @@ def _contents(folder: Path) -> dict[str, object]:
     return files
 
 
-def _check_faults(tmp_path: Path, command: list[str], faults: list[tuple[str, str]]):
-    """Kill one run folder at each fault in turn (each run resumes what the killed one
-    left), finish it, and compare it with a folder that was never interrupted.
+def _kill(command: list[str], cache: Path, point: str, n: str) -> None:
+    killed = _run(command, cache, fault=(point, n))
+    assert killed.returncode == -9, (point, n, killed.returncode, killed.stderr)
 
-    The faults come first, so that a `compile` fault meets an empty cache."""
-    cache = tmp_path / "cache"
-    out = ["--out", str(tmp_path / "killed")]
-    for point, n in faults:
-        killed = _run([*command, *out], cache, fault=(point, n))
-        assert killed.returncode == -9, (point, n, killed.returncode, killed.stderr)
-    resumed = _run([*command, *out], cache)
+
+def _finish_and_compare(tmp_path: Path, command: list[str], out: Path, cache: Path):
+    """Run `command` on `out` to the end, then compare `out` with a folder that was
+    never interrupted."""
+    resumed = _run([*command, "--out", str(out)], cache)
     assert resumed.returncode == 0, resumed.stderr
     done = _run([*command, "--out", str(tmp_path / "clean")], cache)
     assert done.returncode == 0, done.stderr
-    expected, got = _contents(tmp_path / "clean"), _contents(tmp_path / "killed")
-    assert sorted(got) == sorted(expected)  # no temporary file is left
+    expected, got = _contents(tmp_path / "clean"), _contents(out)
+    assert sorted(got) == sorted(expected)  # no lock file or temporary file is left
     for name in expected:
         assert got[name] == expected[name], name
-
-
-@pytest.mark.slow
-def test_a_killed_sweep_resumes_to_the_same_results(tmp_path):
-    # 150 iterations: metrics every 50, checkpoints at 100 and 150; then the swap (the
-    # training solver, then midpoint). Killed while compiling; then at the third metrics
-    # block (the first two and the checkpoint at 100 are saved); then while writing the
-    # checkpoint at 150; then in the swap.
-    _check_faults(
-        tmp_path,
-        SWEEP,
-        [("compile", "1"), ("metrics", "3"), ("checkpoint", "1"), ("swap", "2")],
-    )
 
 
 @pytest.mark.slow
 def test_a_killed_adapted_run_resumes_to_the_same_results(tmp_path):
     # Checks every 25 iterations and one checkpoint, at the end: killed as the fourth
     # chunk starts, then while writing the checkpoint, then in the swap.
-    _check_faults(tmp_path, ADAPT, [("chunk", "4"), ("checkpoint", "1"), ("swap", "2")])
+    out, cache = tmp_path / "killed", tmp_path / "cache"
+    for point, n in [("chunk", "4"), ("checkpoint", "1"), ("swap", "2")]:
+        _kill([*ADAPT, "--out", str(out)], cache, point, n)
+    _finish_and_compare(tmp_path, ADAPT, out, cache)
 
 
 # --- Stopped on request, and one writer per folder ------------------------------------
@@ -113,10 +101,10 @@ LONG = [str(REPO / "experiments" / "sweep.py"), "--steps", "2", "--seeds", "0",
         "--test-solvers", "midpoint", "--reference", "none", "--no-progress"]  # fmt: skip
 
 
-def _start(command: list[str]) -> subprocess.Popen:
+def _start(command: list[str], cache: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        text=True, env=_env(cache),
     )  # fmt: skip
 
 
@@ -166,18 +154,27 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.mark.slow
-def test_a_stopped_run_saves_its_last_chunk_and_one_writer_holds_a_folder(tmp_path):
-    out = tmp_path / "sweep"
+def test_a_sweep_killed_stopped_and_doubled_resumes_to_the_same_results(tmp_path):
+    """One sweep folder through everything that can happen to it: killed (SIGKILL) while
+    compiling and mid-write, stopped by SIGTERM and by SIGINT, a second process started
+    on it while it runs; resumed each time, it ends as a run never interrupted does."""
+    out, cache = tmp_path / "killed", tmp_path / "cache"
     command = [*LONG, "--out", str(out)]
     run_dir = out / "runs" / "euler-n0002"
-    # A second process on a folder in use fails at once, in one line, writing nothing.
-    first = _start(command)
+    # Killed while compiling (the cache is empty: a fault first), then half-way through
+    # the third block of metrics: it dies holding the folder's lock.
+    _kill(command, cache, "compile", "1")
+    _kill(command, cache, "metrics", "3")
+    assert (out / ".lock").exists() and (
+        run_dir / ".lock"
+    ).exists()  # the kernel freed them
+    # The next process takes the folder. A second one, started while it runs, fails at
+    # once in one line and writes nothing.
+    first = _start(command, cache)
     _wait_for_rows(first, run_dir, 2)
     first.send_signal(signal.SIGSTOP)  # nothing moves in the folder while it is paused
     before = _snapshot(out)
-    second = subprocess.run(
-        [sys.executable, *command], capture_output=True, text=True, timeout=120
-    )
+    second = _run(command, cache)
     assert second.returncode == 2
     line = _one_line(second.stderr)
     assert line.startswith(f"error: sweep folder {out} is in use by process {first.pid} ")
@@ -194,7 +191,7 @@ def test_a_stopped_run_saves_its_last_chunk_and_one_writer_holds_a_folder(tmp_pa
         f"checkpoint of iteration {step}; the same command resumes"
     )
     # Ctrl-C (SIGINT) the same way, after the run resumed from there.
-    again = _start(command)
+    again = _start(command, cache)
     _wait_for_rows(again, run_dir, 1)
     again.send_signal(signal.SIGINT)
     _, err = again.communicate(timeout=120)
@@ -202,20 +199,7 @@ def test_a_stopped_run_saves_its_last_chunk_and_one_writer_holds_a_folder(tmp_pa
     later = _rows(run_dir)[-1]["step"]
     assert step < later < 1000 and _checkpoint_step(run_dir) == later
     assert _one_line(err).startswith(f"interrupted by SIGINT at iteration {later} of 1000")
-    # Killed (SIGKILL) while it holds the folder: the kernel releases its lock, and the
-    # next process takes the folder and finishes the run.
-    killed = _start(command)
-    _wait_for_rows(killed, run_dir, 1)
-    killed.kill()
-    killed.communicate()
-    done = subprocess.run([sys.executable, *command], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    clean = subprocess.run(
-        [sys.executable, *LONG, "--out", str(tmp_path / "clean")],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert clean.returncode == 0, clean.stderr
-    expected, got = _contents(tmp_path / "clean"), _contents(out)
-    assert sorted(got) == sorted(expected)  # no lock file or temporary file is left
-    for name in expected:
-        assert got[name] == expected[name], name
+    # Killed half-way through writing the last checkpoint, then in the swap.
+    _kill(command, cache, "checkpoint", "1")
+    _kill(command, cache, "swap", "2")
+    _finish_and_compare(tmp_path, LONG, out, cache)

@@ -16,8 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 FOUR_DEVICES = textwrap.dedent(
     """
-    import json
-    import jax, numpy as np
+    import dataclasses, json
+    import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import PartitionSpec
     import odeness
     from odeness import _devices as parallel
@@ -32,21 +32,22 @@ FOUR_DEVICES = textwrap.dedent(
                                  channels=8, learning_rate=3e-3)
 
     # The arrays really are split: the state over the seeds, the batches over the data.
+    # (The chunks are the ones `train` runs below: its programs, compiled once.)
+    integ = dataclasses.replace(config.integrator(), throw=False)
     place = parallel.placement("seeds", 4, config.batch_size)
     state, static = init_state(config, data)
     state = place.put_state(state)
     x, y = place.put_data((data.x_train, data.y_train))
-    state, _ = train_chunk(state, static, config.integrator(),
-                           optimizer(config.learning_rate), x, y, batch_size=128,
-                           length=5)
+    state, _ = train_chunk(state, static, integ, optimizer(config.learning_rate), x, y,
+                           batch_size=128, length=20, start=jnp.asarray(0))
     leaf = jax.tree.leaves(state.params)[0]
     out["seed_spec"] = list(leaf.sharding.spec)
     out["seed_shard_rows"] = [s.data.shape[0] for s in leaf.addressable_shards]
     place = parallel.placement("data", 4, config.batch_size)
-    hlo = train_chunk.lower(place.put_state(init_state(config, data)[0]), static,
-                            config.integrator(), optimizer(config.learning_rate),
+    hlo = train_chunk.lower(place.put_state(init_state(config, data)[0]), static, integ,
+                            optimizer(config.learning_rate),
                             *place.put_data((data.x_train, data.y_train)),
-                            batch_size=128, length=5,
+                            batch_size=128, length=20, start=jnp.asarray(0),
                             batch_sharding=place.batch).compile().compiled.as_text()
     out["data_all_reduce"] = "all-reduce" in hlo
 

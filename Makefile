@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed-stamp
 # The papers' figures, tables and sweeps: each is defined once, in experiments/ott2021 and
 # experiments/sander2022 (`python experiments/study.py --list`); ARGS go to its script.
 STUDIES := sweep-euler sweep-midpoint sweep-rk4 sweep-fehlberg2 sweep-dopri5 \
-	sweep-euler-backsolve sweep-spheres figure1 figure2 figure3 resnet-ode
+	sweep-euler-backsolve sweep-spheres figure1 figure2 figure3 resnet-ode \
+	certify-euler certify-mnist
 
-.PHONY: test $(STUDIES) report bench lint clean adapt table1 docs docs-serve ott2021
+.PHONY: test $(STUDIES) report bench lint clean adapt table1 docs docs-serve ott2021 regularisation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +66,11 @@ table1: $(STAMP)
 # resuming finished runs; the tables and figures are then copied into docs/results/.
 ott2021: $(STAMP)
 	$(PY) experiments/reproduce_ott2021.py $(ARGS)
+
+# The regularisers against the step-size adaptation (experiments/reproduce_regularisation.py)
+# into results/regularisation/, resuming; the comparison is copied into docs/results/.
+regularisation: $(STAMP)
+	$(PY) experiments/reproduce_regularisation.py $(ARGS)
 
 # make report RUN=results/sweep-euler/runs/euler-n0002
 report: $(STAMP)

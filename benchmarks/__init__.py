@@ -15,5 +15,7 @@ BENCHMARKS = (
     "user_model_swap",
     "device_scaling",
     "image_step",
+    "penalty_cost",
+    "certification_cost",
 )
 """Every benchmark, by module name, in the order `make bench` runs them."""

@@ -20,7 +20,9 @@ from odeness import files
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0], allow_abbrev=False
+    )
     p.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS))
     p.add_argument("--quick", action="store_true", help="fewer iterations and rounds")
     p.add_argument("--rounds", type=int, default=5, help="alternations of the programs")

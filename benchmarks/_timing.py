@@ -87,6 +87,7 @@ def chunk_runner(
             start=None if start is None else jnp.asarray(start),
             loss=how.loss,
             metric=how.metric,
+            regularisation=how.regularisation,
         )
 
     return Chunk(run, state, static, how.optimizer)

@@ -1,10 +1,13 @@
 """Is a Neural ODE fitted to sampled trajectories an ODE? The MSE solver swap.
 
 A damped oscillator, sampled at four times, is fitted by a Neural ODE (an MLP vector
-field) trained with Euler at several step counts. Each trained model is then solved with
-more accurate solvers: a model that is an ODE keeps its squared error; one that only
-works with its training solver does not. The critical step size is the coarsest step
-that still gives an ODE.
+field, written for one state as diffrax writes it) trained with Euler at several step
+counts. Each trained model is then solved with more accurate solvers: a model that is an
+ODE keeps its squared error; one that only works with its training solver does not. The
+critical step size is the coarsest step that still gives an ODE. Beside the swap's
+threshold, the two convergence tests: self-convergence (are the outputs in Euler's
+asymptotic regime?) and convergence against the targets (does the error stay as the
+steps are refined?).
 
     python examples/time_series.py [--quick]
 """
@@ -31,20 +34,25 @@ def oscillator(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Field(eqx.Module):
-    """An MLP vector field on a batch of states."""
+    """An MLP vector field of one state `y` of shape (2,)."""
 
     mlp: eqx.nn.MLP
 
     def __call__(self, t, y, args):
-        return jax.vmap(self.mlp)(y)
+        return self.mlp(y)
 
 
 def build(key):
-    return odeness.NeuralODE(Field(eqx.nn.MLP(2, 2, 64, 2, jax.nn.tanh, key=key)), ts=TS)
+    field = Field(eqx.nn.MLP(2, 2, 64, 2, jax.nn.tanh, key=key))
+    return odeness.NeuralODE(field, ts=TS, batched=False)
 
 
 def mse(outputs, targets):
     return jnp.mean((outputs - targets) ** 2)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def main(argv=None) -> None:
@@ -60,7 +68,10 @@ def main(argv=None) -> None:
         (("rk4",), (1, 2)) if args.quick else (("euler", "midpoint", "rk4"), (1, 2, 4))
     )
     results = []
-    print("train steps | MSE (training solver) | max increase | ÷ targets' power | ODE?")
+    print(
+        "train steps | MSE (training solver) | max increase | ÷ targets' power | ODE? "
+        "| asymptotic | converges"
+    )
     for n in steps:
         config = odeness.TrainConfig(
             dataset=None,
@@ -84,9 +95,14 @@ def main(argv=None) -> None:
             factors=factors,
         )
         results.append(swap)
+        own = odeness.self_convergence(run.model(0), run.integrator, x_test)
+        targets = odeness.convergence_test(
+            run.model(0), run.integrator, x_test, y_test, metric="mse"
+        )
         print(
             f"{n:11d} | {swap.train_score:21.4f} | {swap.max_gap:12.4f} | "
-            f"{swap.relative_gap:16.3f} | {'yes' if swap.is_ode(0.1) else 'no'}"
+            f"{swap.relative_gap:16.3f} | {_yes(swap.is_ode(0.1)):4} | "
+            f"{_yes(own.asymptotic):10} | {_yes(targets.converges)}"
         )
     h_star = odeness.critical_step_size(results, threshold=0.1)
     print(

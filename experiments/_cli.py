@@ -101,6 +101,15 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
         "(default: $ODENESS_MNIST_DIR, ...; see docs/guides/datasets.md)",
     )
     p.add_argument(
+        "--regularise",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="a regulariser of the training solves and its weight, repeatable: "
+        "kinetic, jacobian, taylorK (K >= 1), error, or steer (VALUE: the spread of the "
+        "end time), e.g. --regularise kinetic:0.01",
+    )
+    p.add_argument(
         "--adjoint",
         default="backprop",
         help="how gradients go through the solve: backprop (through the solver's "
@@ -120,7 +129,25 @@ def training_fields(args: argparse.Namespace) -> dict:
         channels=args.channels,  # None: the paper's for the data set
         data_dir=args.data_dir,
         adjoint=args.adjoint,
+        regularise=tuple(parse_regularise(text) for text in args.regularise),
     )
+
+
+def parse_regularise(text: str) -> tuple[str, float]:
+    """`NAME:VALUE` as `(name, value)`; the name and value are checked by `TrainConfig`.
+
+    **Raises:** `ValueError` for another form.
+    """
+    name, sep, value = text.partition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if not sep or not name or number is None:
+        raise ValueError(
+            f"--regularise must be NAME:VALUE (e.g. kinetic:0.01), got {text!r}"
+        )
+    return name, number
 
 
 def add_parallel_args(p: argparse.ArgumentParser) -> None:

@@ -21,43 +21,26 @@ are copied into --docs (for the documentation, independent of one machine's resu
 folder).
 """
 
-import shlex
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments._cli import Parser, run, script_main
-from experiments.lab.catalogue import AbstractStudy, published_files
+from experiments._cli import Parser, run
+from experiments.lab import stages
 from experiments.ott2021 import STUDIES
-from odeness import files
 
 
-def plan(results: Path, seeds: int | None = None) -> list[tuple[AbstractStudy, list[str]]]:
+def plan(results: Path, seeds: int | None = None) -> list[stages.Stage]:
     """Each study with its script's command line, in order; with `seeds`, every study
     that trains uses seeds 0 … seeds-1."""
-    stages = []
-    for study in STUDIES:
-        extra = list(study.quiet)
-        if seeds is not None and study.trains:
-            extra += ["--seeds", *map(str, range(seeds))]  # the last --seeds given wins
-        stages.append((study, study.argv(results, extra)))
-    return stages
+    return stages.plan(STUDIES, results, seeds)
 
 
 def publish(results: Path, docs: Path) -> list[Path]:
-    """Copy the published files that exist from `results` into `docs` (one folder per
-    study, the same names), atomically; return the copies."""
-    copied = []
-    for study in STUDIES:
-        for source, name in published_files(study, results):
-            if source.is_file():
-                target = docs / name
-                files.copy(source, target)
-                copied.append(target)
-    return copied
+    """Copy the published files that exist from `results` into `docs`; return them."""
+    return stages.publish(STUDIES, results, docs)
 
 
 def main(argv=None) -> int:
@@ -81,41 +64,8 @@ def main(argv=None) -> int:
     else:  # not the documented counts: its own folder, published only when asked
         results = Path(args.results or f"results/ott2021-seeds{args.seeds}")
         docs = args.docs
-    stages = [] if args.publish_only else plan(results, args.seeds)
-    return run(lambda: reproduce(results, stages, docs))
-
-
-def reproduce(results: Path, stages, docs: str | None) -> int:
-    """Run the stages in order (`results` locked for the whole run), then publish."""
-    with files.folder_lock(results, "--results"):
-        start, failed = time.perf_counter(), []
-        for i, (study, script_argv) in enumerate(stages, start=1):
-            began = time.perf_counter()
-            script = f"{study.script}.py"
-            print(
-                f"[ott2021 {i}/{len(stages)}] {script} {shlex.join(script_argv)}",
-                flush=True,
-            )
-            code = script_main(study.script)(script_argv)
-            if code > 128:  # interrupted (SIGINT, SIGTERM): the stage said so; stop here
-                return code
-            if code != 0:
-                failed.append(f"{i} ({script}, exit status {code})")
-            now = time.perf_counter()
-            print(
-                f"[ott2021 {i}/{len(stages)}] {'done' if code == 0 else 'FAILED'} in "
-                f"{now - began:.0f} s (total {now - start:.0f} s)",
-                flush=True,
-            )
-        if docs is not None:
-            copied = publish(results, Path(docs))
-            print(
-                f"[ott2021] {len(copied)} tables and figures copied into {docs}", flush=True
-            )
-    if failed:
-        print(f"error: stages that failed: {', '.join(failed)}", file=sys.stderr)
-        return 2
-    return 0
+    planned = [] if args.publish_only else plan(results, args.seeds)
+    return run(lambda: stages.reproduce("ott2021", STUDIES, results, planned, docs))
 
 
 if __name__ == "__main__":

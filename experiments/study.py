@@ -5,10 +5,10 @@ sweep runs (`make sweep-euler` is `python experiments/study.py sweep-euler`).
     python experiments/study.py --list
 
 The study's script (`experiments/<script>.py`) runs with the study's own options
-(`experiments.ott2021`, `experiments.sander2022`), writing into `results/<name>`; the
-OPTIONS given come last, so they override the study's (`--quick`, `--seeds 0 1`, `--out
-DIR`, ...). A group (`sweep-spheres`) runs its studies in order and stops at the first
-that fails.
+(`experiments.ott2021`, `experiments.sander2022`, `experiments.certification`), writing
+into `results/<name>`; the OPTIONS given come last, so they override the study's
+(`--quick`, `--seeds 0 1`, `--out DIR`, ...). A group (`sweep-spheres`) runs its studies
+in order and stops at the first that fails.
 """
 
 import sys
@@ -17,13 +17,14 @@ from pathlib import Path
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments import ott2021, sander2022
+from experiments import certification, ott2021, sander2022
 from experiments._cli import run, script_main
 from experiments.lab.catalogue import AbstractStudy
 
 STUDIES: dict[str, tuple[AbstractStudy, ...]] = {
     **{s.name: (s,) for s in (*ott2021.STUDIES, ott2021.SWEEP_MIDPOINT)},
     **{s.name: (s,) for s in sander2022.STUDIES},
+    **{s.name: (s,) for s in certification.STUDIES},
     **ott2021.GROUPS,
 }
 """Every study and group, by the name its `make` target has."""

@@ -20,6 +20,18 @@ from . import (
     resnet_ode as resnet_ode,
 )
 from ._config import TrainConfig as TrainConfig
+from ._convergence import (
+    ConvergenceTest as ConvergenceTest,
+    SelfConvergence as SelfConvergence,
+    convergence_test as convergence_test,
+    self_convergence as self_convergence,
+)
+from ._deployment import (
+    Candidate as Candidate,
+    CheapestSolver as CheapestSolver,
+    cheapest_solver as cheapest_solver,
+    default_candidates as default_candidates,
+)
 from ._devices import Layout as Layout, initialize_distributed as initialize_distributed
 from ._errors import (
     Diverged as Diverged,
@@ -30,6 +42,7 @@ from ._errors import (
 from ._integrate import (
     Integrator as Integrator,
     SolveStats as SolveStats,
+    penalties as penalties,
     solve as solve,
 )
 from ._metrics import (
@@ -50,6 +63,17 @@ from ._models import (
 from ._neural_ode import (
     AbstractODEModel as AbstractODEModel,
     NeuralODE as NeuralODE,
+)
+from ._regularisers import (
+    AbstractIntegralPenalty as AbstractIntegralPenalty,
+    AbstractPenalty as AbstractPenalty,
+    AbstractRegulariser as AbstractRegulariser,
+    ErrorEstimate as ErrorEstimate,
+    JacobianFrobenius as JacobianFrobenius,
+    KineticEnergy as KineticEnergy,
+    RandomEndTime as RandomEndTime,
+    TaylorDerivative as TaylorDerivative,
+    time_derivatives as time_derivatives,
 )
 from ._rules import (
     AbstractRule as AbstractRule,
@@ -103,24 +127,34 @@ __version__ = _version("odeness")
 
 __all__ = [
     "__version__",
+    "AbstractIntegralPenalty",
     "AbstractMetric",
     "AbstractODEModel",
+    "AbstractPenalty",
+    "AbstractRegulariser",
     "AbstractRule",
     "Accuracy",
     "adapt_step",
     "AdaptationCheck",
     "at_least_as_accurate",
     "cancel_stop",
+    "Candidate",
+    "cheapest_solver",
+    "CheapestSolver",
     "check_run_folder",
     "check_training",
+    "convergence_test",
+    "ConvergenceTest",
     "ConvField1d",
     "ConvField2d",
     "critical_step_size",
     "critical_tolerance",
     "CrossEntropy",
     "Dataset",
+    "default_candidates",
     "default_swap",
     "Diverged",
+    "ErrorEstimate",
     "evaluate_solver_swap",
     "Fehlberg2",
     "FolderInUse",
@@ -129,6 +163,8 @@ __all__ = [
     "Integrator",
     "Interrupted",
     "is_adaptive",
+    "JacobianFrobenius",
+    "KineticEnergy",
     "Layout",
     "Linear",
     "load_dataset",
@@ -139,11 +175,15 @@ __all__ = [
     "MLPField",
     "NeuralODE",
     "ODEClassifier",
+    "penalties",
+    "RandomEndTime",
     "request_stop",
     "RK4",
     "RK4ThreeEighths",
     "RunFailed",
     "score",
+    "self_convergence",
+    "SelfConvergence",
     "solve",
     "SolveFailed",
     "solver",
@@ -156,6 +196,8 @@ __all__ = [
     "swap_configurations",
     "SwapResult",
     "SwapRow",
+    "TaylorDerivative",
+    "time_derivatives",
     "ToleranceRule",
     "ToleranceState",
     "train",

@@ -9,6 +9,12 @@ import diffrax
 from . import _checks as check
 from ._integrate import Integrator
 from ._models import check_field
+from ._regularisers import (
+    AbstractRegulariser,
+    ErrorEstimate,
+    check_regularisers,
+    named_regulariser,
+)
 from ._rules import AbstractRule, rule_for
 from ._solvers import is_adaptive, solver
 from .data import check_dataset, load_dataset
@@ -20,6 +26,26 @@ ADJOINTS: dict[str, Callable[[], diffrax.AbstractAdjoint | None]] = {
 """How training computes gradients through the solve, by name: backpropagation through
 the solver (discretise-then-optimise) or the continuous adjoint (optimise-then-
 discretise)."""
+
+
+def _pairs(regularise) -> tuple[tuple[str, float], ...]:
+    """`regularise` as a tuple of `(name, value)` pairs (JSON gives lists).
+
+    **Raises:** `ValueError` for anything else.
+    """
+    try:
+        pairs = tuple((name, value) for name, value in regularise)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"regularise must be (name, weight) pairs, e.g. (('kinetic', 0.01),), got "
+            f"{regularise!r}"
+        ) from None
+    for name, value in pairs:
+        if not (isinstance(name, str) and check.is_number(value)):
+            raise ValueError(
+                f"regularise must be (name, weight) pairs, got ({name!r}, {value!r})"
+            )
+    return pairs
 
 
 def paper_channels(dataset: str | None) -> int:
@@ -43,6 +69,9 @@ class TrainConfig:
     initial step size; an adaptive solver must be given `tol` (the paper's is 1e-6).
     `threshold`, `interval` and `test_solver` (default: the paper's for the solver) are
     the rule's; `max_steps` caps its step count (default 500, the paper's).
+
+    `regularise` names the regularisers of the training solves and their weights
+    (`regularisers()`; each penalty's batch mean times its weight joins the loss).
 
     `adjoint` is how gradients go through the solve (`ADJOINTS`): `"backprop"` (the
     paper's, default) backpropagates through the solver's operations; `"backsolve"`
@@ -74,12 +103,17 @@ class TrainConfig:
     interval: int = 50
     test_solver: str | None = None
     adjoint: str = "backprop"
+    regularise: tuple[tuple[str, float], ...] = ()
+    """Regularisers by name and weight (`odeness.REGULARISERS`): `(("kinetic", 0.01),
+    ("taylor2", 0.001))`; `("steer", spread)` draws each training solve's end time from
+    `[1 - spread, 1 + spread]`. A weight of 0 leaves the run as it is without."""
 
     def __post_init__(self):
         """Check what the configuration owns, and build what it names (the solver
         table, the data set and field tables, `Integrator`, the rule), so that their
         own errors surface."""
         object.__setattr__(self, "seeds", tuple(self.seeds))
+        object.__setattr__(self, "regularise", _pairs(self.regularise))
         if self.channels is None:
             object.__setattr__(self, "channels", paper_channels(self.dataset))
         if self.dataset is not None:  # None: the data given to `train`
@@ -121,6 +155,13 @@ class TrainConfig:
                 f"log_every ({self.log_every})"
             )
         check.positive("learning_rate", self.learning_rate)
+        regularisers = self.regularisers()  # names, weights and spreads
+        check_regularisers([r for r, _ in regularisers], 0.0, 1.0)
+        if any(isinstance(r, ErrorEstimate) for r, _ in regularisers):
+            # The training solver has an estimate (or one to embed), and backpropagation.
+            adjoint = ADJOINTS[self.adjoint]()
+            one_step = Integrator(training_solver, steps=1, adjoint=adjoint)
+            one_step.regularised([ErrorEstimate()])
         check.boolean("adapt", self.adapt)
         rule = self.rule()  # threshold, interval, test_solver and max_steps
         if rule is not None and self.steps is not None and self.steps > rule.max_steps:
@@ -131,7 +172,8 @@ class TrainConfig:
 
     @property
     def label(self) -> str:
-        """How the run integrates, for tables: `n=8`, `tol=0.001`, `adapted from n=2`."""
+        """How the run integrates, for tables: `n=8`, `tol=0.001`, `adapted from n=2`,
+        `n=8, kinetic 0.01`."""
         label = (
             f"n={self.steps}"
             if self.steps is not None
@@ -139,10 +181,28 @@ class TrainConfig:
             if self.tol is not None
             else "Hairer h0"
         )
-        return f"adapted from {label}" if self.adapt else label
+        label = f"adapted from {label}" if self.adapt else label
+        return ", ".join([label, *(f"{name} {value:g}" for name, value in self.regularise)])
+
+    def regularisers(self) -> tuple[tuple[AbstractRegulariser, float], ...]:
+        """`(regulariser, weight)` of each name of `regularise` (`odeness.REGULARISERS`),
+        leaving out those of weight 0 (and a `steer` of spread 0): a run without them.
+        `steer`'s weight is 0: it has no penalty.
+
+        **Raises:** `ValueError` for an unknown name, a weight that is not a finite number
+        >= 0, an order K < 1, or a spread that is not a finite number >= 0.
+        """
+        chosen = []
+        for name, value in self.regularise:
+            if value == 0:  # off: only its name is checked
+                named_regulariser(name, 0.5)
+            else:
+                chosen.append(named_regulariser(name, value))
+        return tuple(chosen)
 
     def rule(self) -> AbstractRule | None:
-        """The adaptation rule (`odeness.adapt`), or None without `adapt`."""
+        """The paper's adaptation rule for this configuration (`odeness.StepSizeRule`,
+        `odeness.ToleranceRule`), or None without `adapt`."""
         if not self.adapt:
             return None
         return rule_for(

@@ -1,5 +1,6 @@
 """`Integrator` (how to solve) and `solve` (solve it), on top of `diffrax.diffeqsolve`."""
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -10,10 +11,19 @@ import jax
 import jax.core
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int, PyTree
+import optimistix as optx
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from ._checks import integer
-from ._solvers import is_adaptive, nfe, order, solver_name
+from ._regularisers import (
+    AbstractIntegralPenalty,
+    AbstractPenalty,
+    AbstractRegulariser,
+    ErrorEstimate,
+    RandomEndTime,
+    check_regularisers,
+)
+from ._solvers import is_adaptive, nfe, order, solver_name, with_error_estimate
 
 VectorField = Callable[[Any, PyTree, Any], PyTree]
 """A vector field `f(t, y, args) -> dy/dt`, as `diffrax.ODETerm` takes it."""
@@ -73,12 +83,15 @@ class Integrator(eqx.Module):
         `throw=False` failure is reported in the `success` statistic instead (a traced
         step size that is not a finite number > 0 too), and the compiled program holds
         no host callback, so that JAX's persistent compilation cache can keep it.
+    - `regularisers`: regularisers to apply along the solve (`odeness.KineticEnergy()`,
+        ...; see `regularised`); `key`: the random key of those that draw random
+        numbers (Hutchinson's probes, STEER's end time).
 
     **Raises:** `ValueError` for `steps < 1`, a non-positive or non-finite step size or
     tolerance, both or neither of fixed and adaptive settings, a solver without an error
     estimate asked to run adaptively, `t1 <= t0`, more steps than `max_steps`, an
-    `adjoint` that is not a diffrax adjoint, or `checkpoints` with another adjoint than
-    backpropagation.
+    `adjoint` that is not a diffrax adjoint, `checkpoints` with another adjoint than
+    backpropagation, or regularisers that cannot apply (see `regularised`).
     """
 
     solver: diffrax.AbstractSolver
@@ -92,6 +105,8 @@ class Integrator(eqx.Module):
     per_sample: bool = eqx.field(static=True)
     throw: bool = eqx.field(static=True)
     adjoint: diffrax.AbstractAdjoint | None
+    regularisers: tuple[AbstractRegulariser, ...] = eqx.field(static=True)
+    key: PRNGKeyArray | None
     _dt_traced: bool = eqx.field(static=True, init=False)  # checked in the program
 
     def __init__(
@@ -109,6 +124,8 @@ class Integrator(eqx.Module):
         per_sample: bool = False,
         throw: bool = True,
         adjoint: diffrax.AbstractAdjoint | None = None,
+        regularisers: tuple[AbstractRegulariser, ...] = (),
+        key: PRNGKeyArray | None = None,
     ):
         if not isinstance(solver, diffrax.AbstractSolver):
             raise ValueError(
@@ -197,6 +214,30 @@ class Integrator(eqx.Module):
         self.per_sample = per_sample
         self.throw = throw
         self.adjoint = adjoint
+        self.regularisers = check_regularisers(regularisers, self.t0, self.t1)
+        self.key = key
+        _check_regularised(self)
+
+    def regularised(self, regularisers, *, key: PRNGKeyArray | None = None) -> "Integrator":
+        """This integrator with `regularisers` applied along its solves: `solve`
+        accumulates each penalty along the same solve as the model, in an augmented
+        state integrated by this solver, and returns the per-example values in
+        `SolveStats.penalties` (see `odeness.KineticEnergy` and the others).
+
+        With adaptive steps the penalties stay out of the step-size controller's error
+        norm, so the steps (and the NFE) are those of the solve without them. Batched
+        and per-sample solves, fixed and adaptive steps, backpropagation and the
+        continuous adjoint all work, but `ErrorEstimate` needs backpropagation.
+
+        **Arguments:** `regularisers`: a sequence of `odeness.AbstractRegulariser`
+        (distinct names); `key`: a PRNG key, required by those that draw random numbers
+        (`JacobianFrobenius`, `RandomEndTime`; one draw per solve).
+
+        **Raises:** `ValueError` for two regularisers of one name, a missing key, a
+        `RandomEndTime` whose spread reaches `t0`, or an `ErrorEstimate` with the
+        continuous adjoint or a solver that has no error estimate and none to embed.
+        """
+        return dataclasses.replace(self, regularisers=tuple(regularisers), key=key)
 
     @property
     def adaptive(self) -> bool:
@@ -213,23 +254,77 @@ class Integrator(eqx.Module):
             raise ValueError("an adaptive integrator has no fixed number of steps")
         return _num_steps(self.t1 - self.t0, float(self.dt))
 
+    @property
+    def step_size(self) -> float:
+        """The fixed step as it was asked for (concrete integrators only): `(t1 - t0) /
+        steps` in Python's double precision when the stored step is that quotient
+        rounded (0.1 for `steps=100` on `[0, 10]`, not its float32 0.10000000149),
+        else the shortest decimal that rounds to the stored step (`dt=0.3` gives 0.3).
+        """
+        if self.dt is None:
+            raise ValueError("an adaptive integrator has no fixed step size")
+        stored = np.asarray(self.dt)
+        even = (self.t1 - self.t0) / self.steps
+        if np.asarray(even, dtype=stored.dtype) == stored:
+            return even
+        return _as_written(stored)
+
+    @property
+    def setting(self) -> str:
+        """How tables name it: `euler at 8 steps`, `dopri5 at tol 1e-6` (rtol)."""
+        d = self.describe()
+        if "steps" in d:
+            return f"{d['solver']} at {d['steps']} steps"
+        tol = np.format_float_scientific(d["rtol"], trim="-", exp_digits=1)
+        return f"{d['solver']} at tol {tol}"
+
     def describe(self) -> dict:
-        """A JSON-ready description: solver name and steps / step size or tolerances."""
+        """A JSON-ready description: solver name and steps / step size (as asked for,
+        `step_size`) or tolerances (likewise the shortest decimal of the stored value)."""
         out: dict[str, Any] = {"solver": solver_name(self.solver)}
         if self.dt is None:
             assert self.rtol is not None and self.atol is not None
-            out["rtol"] = float(self.rtol)
-            out["atol"] = float(self.atol)
+            out["rtol"] = _as_written(self.rtol)
+            out["atol"] = _as_written(self.atol)
         else:
             out["steps"] = self.steps
-            out["dt"] = float(self.dt)
+            out["dt"] = self.step_size
         if self.adjoint is not None:
             out["adjoint"] = type(self.adjoint).__name__
         return out
 
 
+def _as_written(value) -> float:
+    """The shortest decimal that rounds to `value` in its own precision (1e-3, not
+    float32's 0.0010000000474974513)."""
+    scalar: Any = np.asarray(value)[()]  # a NumPy scalar of the stored precision
+    return float(np.format_float_positional(scalar, unique=True, trim="-"))
+
+
+def _check_regularised(integ: "Integrator") -> None:
+    regularisers = integ.regularisers
+    if any(r.needs_key for r in regularisers) and integ.key is None:
+        needs = ", ".join(type(r).__name__ for r in regularisers if r.needs_key)
+        raise ValueError(
+            f"{needs} draws random numbers: give a key (regularised(..., key=))"
+        )
+    if any(isinstance(r, ErrorEstimate) for r in regularisers):
+        if integ.adjoint is not None:
+            raise ValueError(
+                "ErrorEstimate needs backpropagation through the solver: the continuous "
+                f"adjoint ({type(integ.adjoint).__name__}) differentiates the ODE, not the "
+                "solver's error estimates"
+            )
+        if with_error_estimate(integ.solver) is None:
+            raise ValueError(
+                f"ErrorEstimate needs a solver with an error estimate: "
+                f"{solver_name(integ.solver)!r} has none, and none can be embedded"
+            )
+
+
 class SolveStats(eqx.Module):
-    """What a solve cost. Arrays, so that it can leave `jit` and `vmap`."""
+    """What a solve cost, and what its regularisers accumulated. Arrays, so that it can
+    leave `jit` and `vmap`."""
 
     num_steps: Int[Array, "*batch"]
     """Attempted steps (accepted + rejected)."""
@@ -240,6 +335,11 @@ class SolveStats(eqx.Module):
     """The outcome of the solve, diffrax's `RESULTS` and odeness's `bad_step_size` (per
     row with `per_sample`); a failure is only returned, not raised, with
     `throw=False`."""
+    penalties: dict[str, Float[Array, " batch"]] = eqx.field(default_factory=dict)
+    """Each penalty of the integrator's regularisers, per example (`regularised`)."""
+    penalty_nfe: Int[Array, "*batch"] | int = 0
+    """Evaluations the penalties cost beyond `nfe`: Jacobian-vector products, Taylor-mode
+    passes and embedded error estimates' extra stages, each counted as one."""
 
     @property
     def success(self) -> Bool[Array, "*batch"]:
@@ -287,10 +387,31 @@ class _FixedStep(diffrax.AbstractStepSizeController):
         )
 
 
-def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
+def _diffeqsolve(
+    field: VectorField,
+    y0,
+    integ: Integrator,
+    args,
+    saveat,
+    *,
+    solver: diffrax.AbstractSolver | None = None,
+    norm: Callable | None = None,
+):
+    """`diffrax.diffeqsolve` as `integ` says; `solver` replaces its solver, `norm` the
+    adaptive controller's error norm (the augmented solves of the regularisers)."""
     bad_dt = None
+    adjoint = integ.adjoint
     if integ.rtol is not None and integ.atol is not None:
-        controller = diffrax.PIDController(rtol=integ.rtol, atol=integ.atol)
+        controller = (
+            diffrax.PIDController(rtol=integ.rtol, atol=integ.atol)
+            if norm is None
+            else diffrax.PIDController(rtol=integ.rtol, atol=integ.atol, norm=norm)
+        )
+        if norm is not None and isinstance(adjoint, diffrax.BacksolveAdjoint):
+            # The backward solve's state is the adjoint's: control it on all of it.
+            adjoint = diffrax.BacksolveAdjoint(
+                stepsize_controller=diffrax.PIDController(rtol=integ.rtol, atol=integ.atol)
+            )
     else:
         assert integ.dt is not None
         dt = integ.dt
@@ -303,7 +424,7 @@ def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
         controller = _FixedStep(dt)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
-        integ.solver,
+        integ.solver if solver is None else solver,
         integ.t0,
         integ.t1,
         None,
@@ -314,8 +435,8 @@ def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
         max_steps=integ.max_steps,
         adjoint=(
             diffrax.RecursiveCheckpointAdjoint(checkpoints=integ.checkpoints)
-            if integ.adjoint is None
-            else integ.adjoint
+            if adjoint is None
+            else adjoint
         ),
         throw=integ.throw,
     )
@@ -333,11 +454,179 @@ def _diffeqsolve(field: VectorField, y0, integ: Integrator, args, saveat):
 
 
 def _solve_joint(field: VectorField, y0, integ: Integrator, args, ts):
+    if integ.regularisers:
+        return _solve_regularised(field, y0, integ, args, ts)
     saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts)
     sol, stats = _diffeqsolve(field, y0, integ, args, saveat)
     if ts is None:
         return jax.tree.map(lambda y: y[0], sol.ys), stats
     return sol.ys, stats
+
+
+class _Stretched(eqx.Module):
+    """`dz/ds = α f(t0 + α (s − t0), z)`: the flow of `f` from `t0` over `α` times the
+    interval, solved on the interval itself (STEER's random end time)."""
+
+    field: VectorField
+    t0: float = eqx.field(static=True)
+    alpha: Float[Array, ""]
+
+    def __call__(self, s, z, args):
+        return self.alpha * self.field(self.t0 + self.alpha * (s - self.t0), z, args)
+
+
+class _ErrorAccumulating(diffrax.AbstractWrappedSolver):
+    """A solver on the augmented state `(y, penalties)` that adds, after each step, the
+    step's `|h| E` to `penalties[name]` (`ErrorEstimate`): `E` the root mean square of
+    the error estimate of `y`, per example, scaled as the step-size controller scales
+    it when there are tolerances."""
+
+    solver: diffrax.AbstractSolver
+    name: str = eqx.field(static=True)
+    rtol: Float[Array, ""] | None
+    atol: Float[Array, ""] | None
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):  # pyright: ignore[reportIncompatibleVariableOverride]
+        return self.solver.interpolation_cls
+
+    @property
+    def term_compatible_contr_kwargs(self):
+        return self.solver.term_compatible_contr_kwargs
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        return self.solver.init(terms, t0, t1, y0, args)
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        y1, y_error, dense, solver_state, result = self.solver.step(
+            terms, t0, t1, y0, args, solver_state, made_jump
+        )
+        assert y_error is not None  # an embedded solver (`with_error_estimate`)
+        (y_prev, _), (y_next, penalties), error = y0, y1, y_error[0]
+        if self.rtol is not None and self.atol is not None:
+            error = error / (self.atol + self.rtol * jnp.maximum(abs(y_prev), abs(y_next)))
+        square = jnp.mean(jnp.reshape(error, (error.shape[0], -1)) ** 2, axis=1)
+        # 0 for a rejected step (an infinite error) and, with a zero gradient, for an
+        # exact step (the square root has none at 0).
+        positive = jnp.isfinite(square) & (square > 0)
+        estimate = jnp.where(positive, jnp.sqrt(jnp.where(positive, square, 1.0)), 0.0)
+        penalties = {**penalties, self.name: penalties[self.name] + abs(t1 - t0) * estimate}
+        y_error = (y_error[0], jax.tree.map(jnp.zeros_like, y_error[1]))
+        return (y_next, penalties), y_error, dense, solver_state, result
+
+
+_DEFAULT_EVALUATE = AbstractIntegralPenalty.evaluate
+
+
+class _Augmented(eqx.Module):
+    """The vector field of `(y, penalties)`: `(f(t, y), {name: rate(t, y)})`, the rates
+    from the same evaluation of `f`; the error penalties' rates are 0 (they accumulate
+    after each step). A module, so that the continuous adjoint sees the field's
+    parameters."""
+
+    field: VectorField
+    integrals: tuple[AbstractIntegralPenalty, ...] = eqx.field(static=True)
+    errors: tuple[str, ...] = eqx.field(static=True)
+    noise: PyTree
+
+    def __call__(self, t, state, args):
+        y, _ = state
+        # A penalty with its own `evaluate` (one pass for the field and its rate) gives
+        # the field's value; the others reuse it.
+        own = [p for p in self.integrals if type(p).evaluate is not _DEFAULT_EVALUATE]
+        if own:
+            dy, rate = own[0].evaluate(self.field, t, y, args, self.noise[own[0].name])
+            rates = {own[0].name: rate}
+        else:
+            dy, rates = self.field(t, y, args), {}
+        for p in self.integrals:
+            if p.name not in rates:
+                rates[p.name] = p.rate(self.field, t, y, args, dy, self.noise[p.name])
+        zeros = jnp.zeros(y.shape[0], dy.dtype)
+        return dy, {**rates, **{name: zeros for name in self.errors}}
+
+
+def _rms_of_state(error):
+    """The controller's norm on an augmented error `(y, penalties)`: `y`'s alone."""
+    return optx.rms_norm(error[0])
+
+
+def _solve_regularised(field: VectorField, y0, integ: Integrator, args, ts):
+    """`_solve_joint` with the integrator's regularisers: the penalties accumulate in an
+    augmented state `(y, {name: per-example value})` of the same solve."""
+    if isinstance(y0, np.ndarray):
+        y0 = jnp.asarray(y0)
+    if not (isinstance(y0, jax.Array) and y0.ndim >= 1):
+        raise ValueError(
+            "regularisers need the state as one array whose first axis is the batch, "
+            f"got {jax.tree.structure(y0)}"
+        )
+    regularisers = integ.regularisers
+    keys = (
+        [None] * len(regularisers)
+        if integ.key is None
+        else list(jax.random.split(integ.key, len(regularisers)))
+    )
+    # A regulariser that draws random numbers has its key (`_check_regularised`).
+    key_of: dict[str, Any] = {r.name: k for r, k in zip(regularisers, keys, strict=True)}
+    for r in regularisers:
+        if isinstance(r, RandomEndTime):
+            alpha = (r.end_time(key_of[r.name], integ.t1) - integ.t0) / (
+                integ.t1 - integ.t0
+            )
+            field = _Stretched(field, integ.t0, alpha)
+    integrals = [r for r in regularisers if isinstance(r, AbstractIntegralPenalty)]
+    errors = [r for r in regularisers if isinstance(r, ErrorEstimate)]
+    plain = dataclasses.replace(integ, regularisers=(), key=None)
+    if not integrals and not errors:  # a random end time only
+        return _solve_joint(field, y0, plain, args, ts)
+    noise = {p.name: p.noise(key_of[p.name], y0) for p in integrals}
+    batch = y0.shape[0]
+    augmented = _Augmented(field, tuple(integrals), tuple(e.name for e in errors), noise)
+
+    solver = integ.solver
+    if errors:
+        embedded = with_error_estimate(solver)
+        assert embedded is not None  # checked by the integrator
+        solver = _ErrorAccumulating(embedded, errors[0].name, integ.rtol, integ.atol)
+    saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts, t1=True)
+    acc0 = {r.name: jnp.zeros(batch, y0.dtype) for r in (*integrals, *errors)}
+    sol, stats = _diffeqsolve(
+        augmented, (y0, acc0), plain, args, saveat, solver=solver, norm=_rms_of_state
+    )
+    ys, totals = sol.ys  # pyright: ignore[reportGeneralTypeIssues]
+    y = ys[0] if ts is None else ys[:-1]
+    counted = with_error_estimate(integ.solver) if errors else integ.solver
+    assert counted is not None  # checked by the integrator
+    evaluations = nfe(counted, stats.num_steps)
+    extra = (evaluations - stats.nfe) + sum(
+        p.extra_evaluations for p in integrals
+    ) * evaluations
+    stats = SolveStats(
+        num_steps=stats.num_steps,
+        num_accepted_steps=stats.num_accepted_steps,
+        nfe=stats.nfe,
+        result=stats.result,
+        penalties={name: total[-1] for name, total in totals.items()},
+        penalty_nfe=extra,
+    )
+    return y, stats
 
 
 def save_times(ts) -> np.ndarray:
@@ -418,8 +707,42 @@ def solve(
         y, stats = jax.vmap(one)(y0)
         if ts is not None:  # (batch, T, ...) → (T, batch, ...)
             y = jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), y)
+        if stats.penalties:  # each row's penalty of its batch of one
+            penalties = {k: v[:, 0] for k, v in stats.penalties.items()}
+            stats = eqx.tree_at(lambda s: s.penalties, stats, penalties)
         return y, stats
     return _solve_joint(field, y0, integ, args, ts)
+
+
+def penalties(
+    model: Callable,
+    integ: Integrator,
+    x,
+    regularisers,
+    *,
+    key: PRNGKeyArray | None = None,
+) -> dict[str, Float[Array, ""]]:
+    """The batch means of the penalties of `regularisers`, accumulated along one solve of
+    `model(x, integ)` (any model that solves with `odeness.solve` and returns its
+    statistics, e.g. `odeness.NeuralODE`): `{name: value}`, e.g. `{"kinetic": ...}`.
+
+    In a training loop of one's own, solve once and read both, the outputs and the
+    penalties: `outputs, stats = model(x, integ.regularised(regularisers, key=key))`,
+    then `stats.penalties` (per example).
+
+    **Raises:** as `Integrator.regularised`; `ValueError` if the model's statistics lack a
+    penalty (a model that does not return `odeness.solve`'s statistics).
+    """
+    regularisers = tuple(regularisers)
+    _, stats = model(x, integ.regularised(regularisers, key=key))
+    wanted = [r.name for r in regularisers if isinstance(r, AbstractPenalty)]
+    missing = [name for name in wanted if name not in stats.penalties]
+    if missing:
+        raise ValueError(
+            f"the model returned no penalty {missing[0]!r}: regularisers need a model that "
+            "solves with odeness.solve and returns its SolveStats"
+        )
+    return {name: jnp.mean(stats.penalties[name]) for name in wanted}
 
 
 def trajectory(
@@ -432,5 +755,6 @@ def trajectory(
     `stats.num_accepted_steps + 1` points are valid.
     """
     saveat = diffrax.SaveAt(t0=True, steps=True)
-    sol, stats = _diffeqsolve(field, y0, integ, args, saveat)
+    plain = dataclasses.replace(integ, regularisers=(), key=None)
+    sol, stats = _diffeqsolve(field, y0, plain, args, saveat)
     return sol.ts, sol.ys, stats  # pyright: ignore[reportReturnType]

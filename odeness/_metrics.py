@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Shaped
@@ -54,6 +55,13 @@ class AbstractMetric(eqx.Module):
     def check_shapes(self, outputs: tuple[int, ...], targets: tuple[int, ...]) -> None:
         """**Raises:** `ValueError` if outputs of this shape cannot be scored against
         targets of that shape."""
+
+    def per_example(
+        self, outputs: Shaped[Array, "batch ..."], targets: Shaped[Array, "batch ..."]
+    ) -> Float[Array, " batch"]:
+        """Each example's score (its share of `batch_total`): by default
+        `batch_total` of each example alone."""
+        return jax.vmap(lambda o, t: self.batch_total(o[None], t[None]))(outputs, targets)
 
     def mean(self, outputs, targets) -> Float[Array, ""]:
         """The batch's mean score."""

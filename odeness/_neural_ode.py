@@ -15,6 +15,9 @@ model = odeness.NeuralODE(
 )
 outputs, stats = model(x, integ)
 ```
+
+`batched=False` takes the field, encoder and decoder written for one example, as diffrax
+writes a vector field (`y` of shape `(d,)`), and maps them over the batch.
 """
 
 import abc
@@ -55,6 +58,25 @@ class AbstractODEModel(eqx.Module):
         """`(outputs, stats)`: the prediction for `x`, solved with `integ`."""
 
 
+class _PerExampleField(eqx.Module):
+    """A vector field of one state, mapped over the batch: a module, so that its
+    parameters stay in the term (the continuous adjoint differentiates them)."""
+
+    field: PyTree
+
+    def __call__(self, t, y, args):
+        return jax.vmap(self.field, in_axes=(None, 0, None))(t, y, args)
+
+
+class _PerExample(eqx.Module):
+    """A module of one example, mapped over the batch."""
+
+    module: PyTree
+
+    def __call__(self, x):
+        return jax.vmap(self.module)(x)
+
+
 def _times(ts) -> tuple[float, ...] | None:
     return None if ts is None else tuple(float(t) for t in save_times(ts))
 
@@ -77,6 +99,11 @@ class NeuralODE(AbstractODEModel):
         trained): the outputs are then `(batch, T, ...)`, one per save time (see
         `odeness.solve` for save times that fall between steps). Default: the state at
         `t1` only.
+    - `batched`: whether `field`, `encoder` and `decoder` take a batch (default, the
+        papers' models) or one example each, as diffrax writes a vector field
+        (`field(t, y, args)` with `y` of shape `(d,)`, e.g. an `eqx.nn.MLP`); then they
+        are mapped over the batch (`jax.vmap`), and `augment` appends to each example's
+        last axis all the same.
 
     **Raises:** `ValueError` for a negative `augment`, a field that is not callable or
     save times that are not strictly increasing; when called, for save times outside
@@ -90,6 +117,7 @@ class NeuralODE(AbstractODEModel):
     args: PyTree = None
     ts: tuple[float, ...] | None = eqx.field(static=True, default=None, converter=_times)
     """The save times, as Python floats: static, so training never moves them."""
+    batched: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
         integer("augment", self.augment, minimum=0)
@@ -98,8 +126,14 @@ class NeuralODE(AbstractODEModel):
                 f"field must be callable as field(t, y, args), got {self.field!r}"
             )
 
+    def _field(self):
+        return self.field if self.batched else _PerExampleField(self.field)
+
+    def _per_batch(self, module):
+        return module if self.batched else _PerExample(module)
+
     def initial_state(self, x):
-        y0 = x if self.encoder is None else self.encoder(x)
+        y0 = x if self.encoder is None else self._per_batch(self.encoder)(x)
         if self.augment:
             zeros = jnp.zeros((*y0.shape[:-1], self.augment), y0.dtype)
             y0 = jnp.concatenate([y0, zeros], axis=-1)
@@ -107,13 +141,13 @@ class NeuralODE(AbstractODEModel):
 
     def vector_field(self, t, y, args):
         del args
-        return self.field(t, y, self.args)
+        return self._field()(t, y, self.args)
 
     def __call__(self, x, integ):
         ts = None if self.ts is None else np.asarray(self.ts)
-        y, stats = solve(self.field, self.initial_state(x), integ, self.args, ts=ts)
+        y, stats = solve(self._field(), self.initial_state(x), integ, self.args, ts=ts)
         if self.ts is None:
-            return (y if self.decoder is None else self.decoder(y)), stats
+            return (y if self.decoder is None else self._per_batch(self.decoder)(y)), stats
         if self.decoder is not None:  # each save time's batch of states
-            y = jax.vmap(self.decoder)(y)
+            y = jax.vmap(self._per_batch(self.decoder))(y)
         return jnp.moveaxis(y, 0, 1), stats  # (T, batch, ...) → (batch, T, ...)

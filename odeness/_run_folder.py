@@ -34,6 +34,8 @@ class Components(NamedTuple):
     """The class name of an adaptation rule of one's own."""
     optimizer: str | None = None
     """`"given"` for an optax optimizer of one's own."""
+    regularisers: str | None = None
+    """The names and weights of regularisers of one's own."""
 
     def to_json(self) -> dict:
         return {k: v for k, v in self._asdict().items() if v is not None}
@@ -43,6 +45,7 @@ _WHAT = {
     "model": ("a model builder", "model="),
     "rule": ("an adaptation rule", "rule="),
     "optimizer": ("an optimizer", "optimizer="),
+    "regularisers": ("regularisers", "regularisers="),
 }
 
 

@@ -90,6 +90,64 @@ class Fehlberg2(AbstractERK):
         return 2
 
 
+# --- Embedded error estimates for the solvers that have none (`ErrorEstimate`).
+
+# Euler's step with Heun's as the embedded pair: the same solution as Euler; the error is
+# Euler's local error estimate h/2 (f1 - f0). Heun's stage is Euler's next step (FSAL):
+# one evaluation more per solve.
+_euler_heun_tableau = ButcherTableau(
+    a_lower=(np.array([1.0]),),
+    b_sol=np.array([1.0, 0.0]),
+    b_error=np.array([0.5, -0.5]),
+    c=np.array([1.0]),
+)
+
+
+def _with_euler_error(tableau: ButcherTableau) -> ButcherTableau:
+    """`tableau` with Euler's step (its first stage) as the embedded lower-order pair."""
+    euler = np.zeros_like(tableau.b_sol)
+    euler[0] = 1.0
+    return ButcherTableau(
+        a_lower=tableau.a_lower,
+        b_sol=tableau.b_sol,
+        b_error=tableau.b_sol - euler,
+        c=tableau.c,
+    )
+
+
+class _EulerHeun(AbstractERK):
+    tableau: ClassVar[ButcherTableau] = _euler_heun_tableau
+    interpolation_cls: ClassVar[Callable[..., ThirdOrderHermitePolynomialInterpolation]] = (
+        ThirdOrderHermitePolynomialInterpolation.from_k
+    )
+
+    def order(self, terms):
+        del terms
+        return 1
+
+
+class _RK4Euler(RK4):
+    tableau: ClassVar[ButcherTableau] = _with_euler_error(_rk4_tableau)
+
+
+class _RK4ThreeEighthsEuler(RK4ThreeEighths):
+    tableau: ClassVar[ButcherTableau] = _with_euler_error(_rk4_38_tableau)
+
+
+def with_error_estimate(solver: diffrax.AbstractSolver) -> diffrax.AbstractSolver | None:
+    """`solver` if it has an error estimate, else the same method with an embedded one
+    (Euler with Heun's pair; classic RK4 and the 3/8 rule with Euler's step), or None."""
+    if is_adaptive(solver):
+        return solver
+    embedded = {
+        diffrax.Euler: _EulerHeun,
+        RK4: _RK4Euler,
+        RK4ThreeEighths: _RK4ThreeEighthsEuler,
+    }
+    cls = embedded.get(type(solver))
+    return None if cls is None else cls()
+
+
 # --- The name table: the one string boundary.
 
 SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {

@@ -37,7 +37,8 @@ def _batch_score(model: Model, integ: Integrator, metric: AbstractMetric, x, y):
     finite = jnp.all(
         jnp.array([jnp.all(jnp.isfinite(o)) for o in jax.tree.leaves(outputs)])
     )
-    return metric.batch_total(outputs, y), jnp.max(stats.nfe), stats, finite
+    examples = metric.per_example(outputs, y)
+    return metric.batch_total(outputs, y), jnp.max(stats.nfe), stats, finite, examples
 
 
 def _label(integ: Integrator) -> str:
@@ -60,14 +61,28 @@ def score(
     Each batch's `metric.batch_total` is summed and divided by the number of examples,
     so a last partial batch weighs what it holds (the authors' evaluation divided it by
     the full batch size). Batches are solved as one ODE state each (with adaptive
-    solvers the step sizes depend on the batch; `integ.per_sample` avoids that). The NFE
-    is the mean over batches of each batch's forward-pass NFE.
+    solvers the step sizes depend on the batch; `integ.per_sample` avoids that). The
+    NFE is the mean over batches of each batch's forward-pass NFE.
 
     **Raises:** `ValueError` for an empty data set, an unknown metric or outputs whose
     shape does not fit the targets; `odeness.errors.SolveFailed` if a solve fails (an
     adaptive solver at its `max_steps`); `odeness.errors.RunFailed` if the model's
     outputs are not finite (a diverged model has no score to compare).
     """
+    value, nfe, _ = score_examples(model, integ, x, y, metric=metric, batch_size=batch_size)
+    return value, nfe
+
+
+def score_examples(
+    model: Model,
+    integ: Integrator,
+    x: Float[Array, "N ..."] | np.ndarray,
+    y: Shaped[Array, "N ..."] | np.ndarray,
+    *,
+    metric: str | AbstractMetric = "accuracy",
+    batch_size: int = 1000,
+) -> tuple[float, float, np.ndarray]:
+    """`score`, and each example's score (`metric.per_example`) as a NumPy array."""
     metric = as_metric(metric)
     n = len(y)
     if n == 0:
@@ -77,9 +92,9 @@ def score(
     if len(x) != n:
         raise ValueError(f"{len(x)} inputs and {n} targets: give one target per input")
     quiet = dataclasses.replace(integ, throw=False)  # failures are raised below
-    total, nfes = 0, []
+    total, nfes, examples = 0, [], []
     for start in range(0, n, batch_size):
-        t, f, stats, finite = _batch_score(
+        t, f, stats, finite, each = _batch_score(
             model,
             quiet,
             metric,
@@ -98,7 +113,8 @@ def score(
             )
         total += t.item()
         nfes.append(int(f))
-    return total / n, float(np.mean(nfes))
+        examples.append(np.asarray(each))
+    return total / n, float(np.mean(nfes)), np.concatenate(examples)
 
 
 FIXED_STEP_SOLVERS = ("euler", "midpoint", "rk4")
@@ -257,16 +273,41 @@ class SwapResult(NamedTuple):
     max_gap: float
     scale: float = 1.0
     """The metric's unit of thresholds on the evaluation targets (`metric.scale`)."""
+    example_changes: np.ndarray | None = None
+    """Per evaluation example, the largest change of its score (in the metric's units
+    over `scale`) from the training configuration's, over the rows at least as accurate:
+    1 for an example whose prediction changed under accuracy, 0 for one that never did.
+    Both directions count: an input that a finer solver gets right where training got it
+    wrong also depends on the training solver."""
+
+    def failing(self, threshold: float = 0.1) -> np.ndarray:
+        """The indices of the evaluation examples whose score changed by more than
+        `threshold` under a configuration at least as accurate (for accuracy: whose
+        prediction flipped), in order.
+
+        **Raises:** `ValueError` for a threshold that does not suit the metric, or a
+        result without per-example changes (one made by hand)."""
+        self.metric.check_threshold(threshold)
+        if self.example_changes is None:
+            raise ValueError("this SwapResult holds no per-example changes")
+        return np.flatnonzero(self.example_changes > threshold)
+
+    def failing_fraction(self, threshold: float = 0.1) -> float:
+        """The fraction of evaluation examples that `failing` names."""
+        failing = self.failing(threshold)
+        assert self.example_changes is not None  # `failing` checked it
+        return len(failing) / len(self.example_changes)
 
     @property
     def step_size(self) -> float | None:
-        """The training step size (fixed-step training), else None."""
-        return None if self.train.dt is None else float(self.train.dt)
+        """The training step size as it was asked for (`Integrator.step_size`;
+        fixed-step training), else None."""
+        return None if self.train.dt is None else self.train.step_size
 
     @property
     def tolerance(self) -> float | None:
-        """The training tolerance (`rtol`; adaptive training), else None."""
-        return None if self.train.rtol is None else float(self.train.rtol)
+        """The training tolerance (`rtol`, as written; adaptive training), else None."""
+        return None if self.train.rtol is None else self.train.describe()["rtol"]
 
     @property
     def relative_gap(self) -> float:
@@ -315,7 +356,7 @@ def evaluate_solver_swap(
     metric = as_metric(metric)
     configs = swap_configurations(integrator, solvers, factors, reference)
     most = max((t.steps for _, t in configs if not t.adaptive), default=None)
-    train_score, train_nfe = score(
+    train_score, train_nfe, train_examples = score_examples(
         model,
         _under_swap_bound(integrator, most),
         x,
@@ -323,7 +364,9 @@ def evaluate_solver_swap(
         metric=metric,
         batch_size=batch_size,
     )
-    cache: dict[tuple, tuple[float, float]] = {}
+    scale = float(metric.scale(jnp.asarray(y)))
+    changes = np.zeros(len(train_examples))
+    cache: dict[tuple, tuple[float, float, np.ndarray]] = {}
     rows = []
     for f, test in configs:
         desc = test.describe()
@@ -338,7 +381,7 @@ def evaluate_solver_swap(
                 folder=None,
             )
         if key not in cache:
-            cache[key] = score(
+            cache[key] = score_examples(
                 model,
                 _under_swap_bound(test, most),
                 x,
@@ -346,13 +389,18 @@ def evaluate_solver_swap(
                 metric=metric,
                 batch_size=batch_size,
             )
-        rows.append(_row(test, f, cache[key], at_least_as_accurate(test, integrator)))
+        value, nfe, examples = cache[key]
+        at_least = at_least_as_accurate(test, integrator)
+        rows.append(_row(test, f, (value, nfe), at_least))
+        if at_least:
+            changes = np.maximum(changes, np.abs(examples - train_examples) / scale)
     # `swap_configurations` ensures at least one row is at least as accurate.
     max_gap = max(
         metric.degradation(train_score, r.score) for r in rows if r.at_least_as_accurate
     )
-    scale = float(metric.scale(jnp.asarray(y)))
-    return SwapResult(integrator, metric, train_score, train_nfe, rows, max_gap, scale)
+    return SwapResult(
+        integrator, metric, train_score, train_nfe, rows, max_gap, scale, changes
+    )
 
 
 def swap_configurations(

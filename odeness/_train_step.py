@@ -18,6 +18,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 from ._batching import chunk_batch_indices
 from ._integrate import Integrator
 from ._metrics import AbstractMetric, Accuracy
+from ._regularisers import AbstractPenalty, AbstractRegulariser
 from ._rules import AbstractRule, AdaptationCheck, adapt_step
 
 Loss = Callable[[PyTree[Array], Array], Float[Array, ""]]
@@ -53,6 +54,10 @@ class StepMetrics(NamedTuple):
     check: AdaptationCheck | None = None
     """Adapted runs: what this iteration's check measured (NaN accuracies, 0 NFE if none
     ran)."""
+    penalties: dict[str, Float[Array, ""]] | None = None
+    """Regularised runs: each penalty's batch mean (before its weight)."""
+    penalty_nfe: Int[Array, ""] | None = None
+    """Regularised runs: the evaluations the penalties cost beyond `nfe`."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -69,6 +74,14 @@ def cross_entropy(logits: Float[Array, "batch classes"], labels: Int[Array, " ba
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
+Regularisation = tuple[tuple[AbstractRegulariser, float], ...]
+"""A run's regularisers and their weights (a `RandomEndTime` has no penalty: weight 0)."""
+
+PENALTY_STREAM = 0x5EED
+"""Folded into a seed's key: the random numbers of the regularisers of one iteration are
+`fold_in(fold_in(key, PENALTY_STREAM), step)`, a pure function of (seed, step)."""
+
+
 def loss_fn(
     model,
     integ: Integrator,
@@ -76,10 +89,27 @@ def loss_fn(
     y,
     loss: Loss = cross_entropy,
     metric: AbstractMetric = _ACCURACY,
+    regularisation: Regularisation = (),
 ):
-    """`loss(model(x), y)`; auxiliary: the batch's `metric` and the solve's statistics."""
+    """`loss(model(x), y)` plus each penalty's batch mean times its weight; auxiliary:
+    the batch's `metric`, the solve's statistics and the penalties' batch means.
+
+    **Raises:** `ValueError` (while tracing) if the model's statistics lack a penalty of
+    `integ`'s regularisers (a model that does not return `odeness.solve`'s statistics).
+    """
     outputs, stats = model(x, integ)
-    return loss(outputs, y), (metric.mean(outputs, y), stats)
+    value = loss(outputs, y)
+    penalties = {name: jnp.mean(v) for name, v in stats.penalties.items()}
+    for regulariser, weight in regularisation:
+        if not isinstance(regulariser, AbstractPenalty):
+            continue
+        if regulariser.name not in penalties:
+            raise ValueError(
+                f"the model returned no penalty {regulariser.name!r}: regularisers need a "
+                "model that solves with odeness.solve and returns its SolveStats"
+            )
+        value = value + weight * penalties[regulariser.name]
+    return value, (metric.mean(outputs, y), stats, penalties)
 
 
 def train_step(
@@ -93,25 +123,32 @@ def train_step(
     *,
     loss: Loss = cross_entropy,
     metric: AbstractMetric = _ACCURACY,
+    regularisation: Regularisation = (),
 ) -> tuple[TrainState, StepMetrics]:
     """One optimiser step of `loss` on the batch `(x, y)`. Pure.
 
     `integ` is the training integrator, or an adaptation rule whose state
     (`state.adapt`) gives it. With a rule, the check runs if `due` (before the optimiser
-    update, on the same batch; see `odeness.adapt.adapt_step`) and compares `metric`
-    between the training and the test solver.
+    update, on the same batch; see `odeness.adapt_step`) and compares `metric` between
+    the training and the test solver. `regularisation`: the regularisers of the training
+    solve and their weights (the check's solves have none).
     """
     rule = integ if isinstance(integ, AbstractRule) else None
     if rule is not None:
         integ = rule.integrator(state.adapt)
     assert isinstance(integ, Integrator)
+    trained = integ
+    if regularisation:
+        key = jax.random.fold_in(jax.random.fold_in(state.key, PENALTY_STREAM), state.step)
+        trained = integ.regularised(tuple(r for r, _ in regularisation), key=key)
 
     def loss_of_params(params):
-        return loss_fn(eqx.combine(params, static), integ, x, y, loss, metric)
+        model = eqx.combine(params, static)
+        return loss_fn(model, trained, x, y, loss, metric, regularisation)
 
-    (value, (accuracy, stats)), grads = jax.value_and_grad(loss_of_params, has_aux=True)(
-        state.params
-    )
+    (value, (accuracy, stats, penalties)), grads = jax.value_and_grad(
+        loss_of_params, has_aux=True
+    )(state.params)
     nfe = jnp.max(stats.nfe)
     metrics = StepMetrics(
         value,
@@ -121,6 +158,10 @@ def train_step(
         jnp.isfinite(value),
         jnp.all(stats.success),
     )
+    if regularisation:
+        metrics = metrics._replace(
+            penalties=penalties, penalty_nfe=jnp.max(jnp.asarray(stats.penalty_nfe))
+        )
     adapt = state.adapt
     if rule is not None:
         model = eqx.combine(state.params, static)
@@ -166,6 +207,7 @@ def train_chunk(
     batch_sharding: NamedSharding | None = None,
     loss: Loss = cross_entropy,
     metric: AbstractMetric = _ACCURACY,
+    regularisation: Regularisation = (),
 ) -> tuple[TrainState, StepMetrics]:
     """`length` train steps of every seed: `lax.scan` inside, `vmap` over seeds.
 
@@ -197,7 +239,15 @@ def train_chunk(
         idx = chunk_batch_indices(state.key, state.step, length, x_all.shape[0], batch_size)
         return jax.lax.scan(
             lambda s, xs: train_step(
-                s, static, integ, opt, *batch(xs[0]), xs[1], loss=loss, metric=metric
+                s,
+                static,
+                integ,
+                opt,
+                *batch(xs[0]),
+                xs[1],
+                loss=loss,
+                metric=metric,
+                regularisation=regularisation,
             ),
             state,
             (idx, due),

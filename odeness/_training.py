@@ -7,7 +7,7 @@ stayed finite, log metrics, write checkpoints and move the progress bar.
 import dataclasses
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,6 +28,12 @@ from ._integrate import Integrator
 from ._metrics import AbstractMetric, Accuracy, as_metric
 from ._models import make_classifier
 from ._neural_ode import AbstractODEModel
+from ._regularisers import (
+    AbstractPenalty,
+    AbstractRegulariser,
+    check_regularisers,
+    weight_ok,
+)
 from ._rules import AbstractRule, initial_step_size
 from ._run_folder import (
     CHECKPOINT,
@@ -45,6 +51,7 @@ from ._solvers import order
 from ._stop import Interrupted, signal_name, stop_requested
 from ._train_step import (
     Loss,
+    Regularisation,
     StepMetrics,
     TrainState,
     adam,
@@ -69,6 +76,9 @@ class Recipe(NamedTuple):
     optimizer: optax.GradientTransformation
     rule: AbstractRule | None
     """The adaptation rule (None: no adaptation)."""
+    regularisation: Regularisation
+    """The training solves' regularisers and their weights (the configuration's, then
+    those given as objects)."""
     components: Components
     """Which of them are the user's own, as the run folder records them."""
 
@@ -81,12 +91,30 @@ def recipe(
     metric: str | AbstractMetric | None = None,
     rule: AbstractRule | None = None,
     optimizer: optax.GradientTransformation | None = None,
+    regularisers: Sequence[tuple[AbstractRegulariser, float]] = (),
 ) -> Recipe:
     """`train`'s optional objects, checked, with the configuration's defaults filled in.
 
     **Raises:** `ValueError` for a rule without `config.adapt`, a rule or optimizer of
-    the wrong type.
+    the wrong type, regularisers that are not `(regulariser, weight)` pairs with a
+    finite weight >= 0, or two of one name.
     """
+    given = []
+    for pair in regularisers:
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise ValueError(
+                f"regularisers must be (regulariser, weight) pairs, got {pair!r}"
+            )
+        regulariser, weight = pair
+        if not weight_ok(weight):
+            raise ValueError(
+                f"the weight of {regulariser!r} must be a finite number >= 0, got "
+                f"{weight!r}"
+            )
+        if weight or not isinstance(regulariser, AbstractPenalty):
+            given.append((regulariser, float(weight)))
+    regularisation = (*config.regularisers(), *given)
+    check_regularisers([r for r, _ in regularisation], 0.0, 1.0)
     if rule is not None:
         if not isinstance(rule, AbstractRule):
             raise ValueError(f"rule must be an odeness.AbstractRule, got {rule!r}")
@@ -105,10 +133,14 @@ def recipe(
         as_metric(metric or Accuracy()),
         adam(config.learning_rate) if optimizer is None else optimizer,
         config.rule() if rule is None else rule,
+        regularisation,
         Components(
             model=None if model is None else "given",
             rule=None if rule is None else type(rule).__name__,
             optimizer=None if optimizer is None else "given",
+            regularisers=(
+                None if not given else ", ".join(f"{r.name} {w:g}" for r, w in given)
+            ),
         ),
     )
 
@@ -257,6 +289,7 @@ def train(
     metric: str | AbstractMetric | None = None,
     rule: AbstractRule | None = None,
     optimizer: optax.GradientTransformation | None = None,
+    regularisers: Sequence[tuple[AbstractRegulariser, float]] = (),
 ) -> TrainResult:
     """Train every seed of `config` at once; resume from `run_dir` if it has a checkpoint.
 
@@ -290,9 +323,14 @@ def train(
         It starts at `config.steps` or `config.tol` (or Hairer's step size).
     - `optimizer`: any `optax.GradientTransformation` (default: Adam at
         `config.learning_rate`, which is otherwise not used).
+    - `regularisers`: `(regulariser, weight)` pairs of your own (any
+        `odeness.AbstractRegulariser`), added to those `config.regularise` names: each
+        penalty's batch mean times its weight joins the loss, accumulated along the
+        training solve itself (see `Integrator.regularised`). The metrics log each
+        penalty (`penalty_<name>`) and the evaluations they cost (`penalty_nfe`).
 
     A run folder records `config`; the objects `config.json` cannot hold (a model
-    builder, a rule, an optimizer of your own) are recorded by name in
+    builder, a rule, an optimizer or regularisers of your own) are recorded by name in
     `components.json`, and must be given again to resume the run or to `load_run` it.
 
     **Returns:** a `TrainResult` (its arrays on this host's default device).
@@ -306,7 +344,13 @@ def train(
     """
     place = placement(parallel, len(config.seeds), config.batch_size)
     how = recipe(
-        config, model=model, loss=loss, metric=metric, rule=rule, optimizer=optimizer
+        config,
+        model=model,
+        loss=loss,
+        metric=metric,
+        rule=rule,
+        optimizer=optimizer,
+        regularisers=regularisers,
     )
     how.metric.check_threshold(config.threshold)
     data = load_data(config, data)
@@ -406,6 +450,7 @@ def _train(
                     batch_sharding=place.batch,
                     loss=how.loss,
                     metric=how.metric,
+                    regularisation=how.regularisation,
                 )
                 m = to_host(m)
                 _check_chunk(config, how, step, m)
@@ -558,6 +603,14 @@ def _metric_rows(
         }
         for i, seed in enumerate(config.seeds)
     ]
+    if m.penalties is not None and m.penalty_nfe is not None:
+        extra = np.asarray(m.penalty_nfe)[:, -1]
+        for name, value in m.penalties.items():
+            mean = np.asarray(value).mean(1)
+            for i, row in enumerate(rows):
+                row[f"penalty_{name}"] = float(mean[i])
+        for i, row in enumerate(rows):
+            row["penalty_nfe"] = int(extra[i])
     if m.value is None or m.check is None:
         return rows
     name = "tol" if config.tol is not None else "dt"
@@ -589,11 +642,13 @@ def load_run(
     *,
     rule: AbstractRule | None = None,
     optimizer: optax.GradientTransformation | None = None,
+    regularisers: Sequence[tuple[AbstractRegulariser, float]] = (),
 ) -> TrainResult:
     """Load a run folder written by `train`: its config, trained models and metrics.
 
-    `model`, `rule`, `optimizer`: the objects of your own the run was trained with, if
-    any (`components.json` names them); the run folder cannot hold them.
+    `model`, `rule`, `optimizer`, `regularisers`: the objects of your own the run was
+    trained with, if any (`components.json` names them); the run folder cannot hold
+    them.
 
     **Raises:** `FileNotFoundError` if the folder has no config or checkpoint;
     `ValueError` if the components given are not those the run was trained with, or the
@@ -604,7 +659,9 @@ def load_run(
         if not (folder / name).exists():
             raise FileNotFoundError(f"{folder / name} does not exist; not a finished run")
     config = TrainConfig.from_dict(files.read_json(folder / CONFIG))
-    how = recipe(config, model=model, rule=rule, optimizer=optimizer)
+    how = recipe(
+        config, model=model, rule=rule, optimizer=optimizer, regularisers=regularisers
+    )
     check_components(folder, how.components)
     data = load_data(config, data)
     state, static = init_state(config, data, how)

@@ -8,7 +8,7 @@ POINT is where the N-th event of its kind kills the process:
 - `chunk`: as the N-th training chunk starts;
 - `checkpoint`: half-way through writing the N-th checkpoint's temporary file;
 - `metrics`: half-way through appending the N-th block of metrics rows (a torn line);
-- `swap`: as the N-th score evaluation of the solver swap starts.
+- `swap`: as the N-th score evaluation of the solver swap starts (`score_examples`).
 """
 
 import os
@@ -74,7 +74,9 @@ def install(point: str, n: str) -> None:
 
         odeness.files.append_jsonl = on_call(count, torn)(odeness.files.append_jsonl)
     elif point == "swap":
-        odeness._swap.score = on_call(count, lambda *a, **k: die())(odeness._swap.score)
+        odeness._swap.score_examples = on_call(count, lambda *a, **k: die())(
+            odeness._swap.score_examples
+        )
     else:
         raise SystemExit(f"unknown fault point {point!r}")
 

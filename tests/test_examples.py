@@ -26,7 +26,8 @@ def _run(name: str) -> str:
 def test_time_series_example():
     out = _run("time_series.py")
     rows = re.findall(
-        r"^\s+(\d+) \| +([\d.]+) \| +(-?[\d.]+) \| +(-?[\d.]+) \| (yes|no)$",
+        r"^\s+(\d+) \| +([\d.]+) \| +(-?[\d.]+) \| +(-?[\d.]+) \| (yes|no) +"
+        r"\| (yes|no) +\| (yes|no)$",
         out,
         flags=re.M,
     )

@@ -1,6 +1,7 @@
 """Any Neural ODE: `NeuralODE`, save times, metrics, and the toolkit on a user's model."""
 
 import math
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -299,7 +300,9 @@ def test_train_takes_a_model_and_loss_of_ones_own(tmp_path):
         log_every=20,
         checkpoint_every=20,
     )
-    own = dict(data=data, loss=mse, metric="mse", progress=False, run_dir=tmp_path / "run")
+    own: dict[str, Any] = dict(
+        data=data, loss=mse, metric="mse", progress=False, run_dir=tmp_path / "run"
+    )
     result = odeness.train(config, model=build, **own)
     first, last = result.metrics[0], result.metrics[-1]
     assert "train_mse" in last and "train_accuracy" not in last

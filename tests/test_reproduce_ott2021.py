@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import ott2021, reproduce_ott2021, sander2022, study
+from experiments import certification, ott2021, reproduce_ott2021, sander2022, study
 from experiments._cli import script_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +79,8 @@ def test_every_study_is_a_valid_command_and_a_make_target_runs_it(tmp_path, pars
             with pytest.raises(parse_only):  # the study's command, and with options
                 script_main(s.script)(s.argv(tmp_path))
             assert s.command().startswith(f"python experiments/{s.script}.py ")
-    assert len(names) == len({s.name for s in (*ott2021.STUDIES, *sander2022.STUDIES)}) + 1
+    defined = (*ott2021.STUDIES, *sander2022.STUDIES, *certification.STUDIES)
+    assert len(names) == len({s.name for s in defined}) + 1  # and sweep-midpoint
     # The Makefile runs a study by its name, with ARGS after its own options.
     done = subprocess.run(
         ["make", "-n", "sweep-euler", "ARGS=--quick"], cwd=REPO, capture_output=True

@@ -1,10 +1,11 @@
-"""MkDocs hook: the command tables of the papers' studies, derived from their one
-definition (`experiments.ott2021`, `experiments.sander2022`).
+"""MkDocs hook: the command tables of the studies, derived from their one definition
+(`experiments.ott2021`, `experiments.sander2022`, `experiments.regularisation`).
 
 A page marks where a table goes with `<!-- studies: GROUP -->`, GROUP being `ott2021`
-(every stage of `make ott2021`, in order), `make` (every study with a `make` target of its
-own) or `sander2022`; the hook replaces the mark with a table of each study's `make`
-target, what it does and the command it runs.
+(every stage of `make ott2021`, in order), `make` (every study with a `make` target of
+its own), `sander2022` or `regularisation` (every stage of `make regularisation`); the
+hook replaces the mark with a table of each study's `make` target, what it does and the
+command it runs.
 """
 
 import re
@@ -29,23 +30,27 @@ def _make_targets() -> set[str]:
 def _groups():
     if str(_REPO) not in sys.path:  # the studies are not installed: the repository
         sys.path.insert(0, str(_REPO))
-    from experiments import ott2021, sander2022
+    from experiments import ott2021, regularisation, sander2022
     from experiments.study import STUDIES
 
     targets = _make_targets()
     return {
-        "ott2021": ott2021.STUDIES,
-        "sander2022": sander2022.STUDIES,
-        "make": [s for name in STUDIES if name in targets for s in STUDIES[name]],
+        "ott2021": (ott2021.STUDIES, "results"),
+        "sander2022": (sander2022.STUDIES, "results"),
+        "make": (
+            [s for name in STUDIES if name in targets for s in STUDIES[name]],
+            "results",
+        ),
+        "regularisation": (regularisation.STUDIES, "results/regularisation"),
     }
 
 
-def _table(studies) -> str:
+def _table(studies, results: str) -> str:
     targets = _make_targets()
     lines = ["| study | what it is | what it runs |", "| --- | --- | --- |"]
     for s in studies:
         name = f"`make {s.name}`" if s.name in targets else f"`{s.name}`"
-        lines.append(f"| {name} | {s.what} | `{s.command()}` |")
+        lines.append(f"| {name} | {s.what} | `{s.command(results)}` |")
     return "\n".join(lines)
 
 
@@ -57,6 +62,6 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
     def table(match):
         if match[1] not in groups:
             raise ValueError(f"{page.file.src_uri}: no study group {match[1]!r}")
-        return _table(groups[match[1]])
+        return _table(*groups[match[1]])
 
     return _MARK.sub(table, markdown)

@@ -93,6 +93,8 @@ class AdaptedSummary(NamedTuple):
     seeds: list[AdaptedSeed]
     train_seconds: float
     """Training time summed over every process that trained the run."""
+    regularise: tuple[tuple[str, float], ...] = ()
+    """The training's regularisers (`TrainConfig.regularise`)."""
 
     @property
     def keys(self) -> list[str]:
@@ -113,6 +115,11 @@ class AdaptedSummary(NamedTuple):
             "seeds": [s.to_json() for s in self.seeds],
             "mean_std": {k: self.mean_std(k).to_json() for k in self.keys},
             "train_seconds": self.train_seconds,
+            **(
+                {"regularise": [list(p) for p in self.regularise]}
+                if self.regularise
+                else {}
+            ),
         }
 
     @classmethod
@@ -126,6 +133,7 @@ class AdaptedSummary(NamedTuple):
             d["fixed"],
             seeds,
             d["train_seconds"],
+            tuple((name, value) for name, value in d.get("regularise", ())),
         )
 
 
@@ -199,6 +207,7 @@ def _train_and_swap(config, out, data, test_solvers, factors, *, progress, paral
         fixed,
         seeds,
         round(result.metrics[-1]["seconds"], 1),
+        config.regularise,
     )
     files.write_json(out / "summary.json", summary.to_json())
     files.atomic_write_text(out / "summary.md", summary_markdown(summary))
@@ -273,7 +282,8 @@ def summary_markdown(summary: AdaptedSummary) -> str:
     ]
     lines = [
         f"# Adapted training: {summary.solver} on {summary.dataset}, "
-        f"{summary.iterations} iterations",
+        f"{summary.iterations} iterations"
+        + "".join(f", {name} {value:g}" for name, value in summary.regularise),
         "",
         "Test accuracy with the final training solver; max gap: largest accuracy drop "
         "under test solvers at least as accurate (an ODE if ≤ "

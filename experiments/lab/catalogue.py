@@ -37,6 +37,18 @@ def _values(values: Sequence) -> list[str]:
     return [v if isinstance(v, str) else f"{v:g}" for v in values]
 
 
+def _shared(study) -> list[str]:
+    """The training options a sweep and an adapted run share, where the study sets them."""
+    args = []
+    if study.iterations is not None:
+        args += ["--iterations", str(study.iterations)]
+    if study.channels is not None:
+        args += ["--channels", str(study.channels)]
+    for name, value in study.regularise:
+        args += ["--regularise", f"{name}:{value:g}"]
+    return args
+
+
 @dataclasses.dataclass(frozen=True)
 class AbstractStudy(abc.ABC):
     """One figure, table or sweep: a script, its options and its outputs."""
@@ -78,9 +90,9 @@ class AbstractStudy(abc.ABC):
         """The script's whole command line; `extra` options come last."""
         return [*self.arguments(), "--out", str(self.out(results)), *extra]
 
-    def command(self) -> str:
+    def command(self, results: str | Path = "results") -> str:
         """The command line a user would type, as in the documentation."""
-        return shlex.join(["python", f"experiments/{self.script}.py", *self.argv()])
+        return shlex.join(["python", f"experiments/{self.script}.py", *self.argv(results)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +111,10 @@ class Sweep(AbstractStudy):
     factors: tuple[float, ...] | None = None
     reference: str | None = None
     """`SOLVER:STEPS`, or `none`."""
+    regularise: tuple[tuple[str, float], ...] = ()
+    """Regularisers and their weights (`--regularise NAME:VALUE`)."""
+    iterations: int | None = None
+    channels: int | None = None
 
     script = "sweep"  # pyright: ignore[reportAssignmentType]
     trains = True  # pyright: ignore[reportAssignmentType]
@@ -126,7 +142,7 @@ class Sweep(AbstractStudy):
             args += ["--factors", *_values(self.factors)]
         if self.reference is not None:
             args += ["--reference", self.reference]
-        return args
+        return args + _shared(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +154,10 @@ class Adapted(AbstractStudy):
     dataset: str | None = None
     tol: float | None = None
     """The starting tolerance (adaptive solvers; default the paper's 1e-6)."""
+    seeds: tuple[int, ...] | None = None
+    regularise: tuple[tuple[str, float], ...] = ()
+    iterations: int | None = None
+    channels: int | None = None
 
     script = "adapt"  # pyright: ignore[reportAssignmentType]
     trains = True  # pyright: ignore[reportAssignmentType]
@@ -147,7 +167,9 @@ class Adapted(AbstractStudy):
     def arguments(self) -> list[str]:
         args = [] if self.dataset is None else ["--dataset", self.dataset]
         args += ["--solver", self.solver]
-        return args + ([] if self.tol is None else ["--tol", f"{self.tol:g}"])
+        args += [] if self.tol is None else ["--tol", f"{self.tol:g}"]
+        args += [] if self.seeds is None else ["--seeds", *_values(self.seeds)]
+        return args + _shared(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +253,34 @@ class Table(AbstractStudy):
     def studies(self) -> list[AbstractStudy]:
         """The sweeps and adapted runs the table reads, in order."""
         return [s for sweep, adapted in self.rows for s in (sweep, *adapted)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Certify(AbstractStudy):
+    """The three verdicts and the deployment solver of trained models
+    (`experiments/certify.py`): of every run of `sweep`, or of the `runs` named (folders
+    under the results folder). Trains nothing."""
+
+    sweep: Sweep | None = None
+    runs: tuple[str, ...] = ()
+
+    script = "certify"  # pyright: ignore[reportAssignmentType]
+    published = ("summary.md",)  # pyright: ignore[reportAssignmentType]
+
+    def folders(self, results: str | Path) -> list[str]:
+        """The run folders it certifies."""
+        found = [str(Path(results) / r) for r in self.runs]
+        if self.sweep is not None:
+            assert self.sweep.steps is not None
+            runs = self.sweep.out(results) / "runs"
+            found += [str(runs / f"{self.sweep.solver}-n{n:04d}") for n in self.sweep.steps]
+        return found
+
+    def argv(self, results: str | Path = "results", extra: Sequence[str] = ()) -> list[str]:
+        return [*self.folders(results), "--out", str(self.out(results)), *extra]
+
+    def arguments(self) -> list[str]:
+        return []
 
 
 def published_files(study: AbstractStudy, results: str | Path) -> list[tuple[Path, str]]:

@@ -108,6 +108,31 @@ CLASS_COLOURS = (
 _MAX_MARKS = 2000
 
 
+def draw_failing(ax, x: np.ndarray, labels: np.ndarray, failing: np.ndarray, *, title=""):
+    """2-D inputs coloured by class, the failing ones (`failing`: their indices) ringed
+    in red."""
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        colour = CLASS_COLOURS[int(c) % len(CLASS_COLOURS)]
+        ax.plot(x[idx, 0], x[idx, 1], ".", color=colour, ms=3, label=f"class {c}")
+    if len(failing):
+        ax.plot(
+            x[failing, 0],
+            x[failing, 1],
+            "o",
+            mfc="none",
+            color="tab:red",
+            ms=6,
+            mew=0.8,
+            label=f"prediction changes ({len(failing)})",
+        )
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("$x_0$")
+    ax.set_ylabel("$x_1$")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+
+
 def draw_trajectories(
     ax,
     paths: np.ndarray,

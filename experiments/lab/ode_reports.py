@@ -9,6 +9,7 @@ import numpy as np
 import odeness
 from experiments.lab.figures import (
     draw_accuracy_vs_steps,
+    draw_failing,
     draw_fan,
     draw_trajectories,
     pyplot,
@@ -98,6 +99,12 @@ class Report(NamedTuple):
     round_trip_error: ErrorStats
     fan_input: int
     """The test input of the fan figure (the median global error)."""
+    self_convergence: odeness.SelfConvergence | None
+    """None for adaptive training (it needs fixed steps)."""
+    convergence: odeness.ConvergenceTest
+    planar_inputs: bool
+    """Whether the inputs are 2-D points (then `failing.png` shows the failing ones)."""
+    threshold: float = 0.1
 
     @property
     def projection(self) -> bool:
@@ -125,6 +132,16 @@ class Report(NamedTuple):
             "global_error": self.global_error._asdict(),
             "round_trip_error": self.round_trip_error._asdict(),
             "fan_input": self.fan_input,
+            "verdicts": {
+                "threshold": self.threshold,
+                "swap": self.swap.is_ode(self.threshold),
+                "failing_fraction": self.swap.failing_fraction(self.threshold),
+                "failing": self.swap.failing(self.threshold).tolist(),
+                "self_convergence": None
+                if self.self_convergence is None
+                else self.self_convergence._asdict(),
+                "convergence_test": self.convergence._asdict(),
+            },
         }
 
 
@@ -141,12 +158,14 @@ def ode_report(
 ) -> Report:
     """Diagnose `model` (solved with its training integrator `integ`) on the test set.
 
-    Writes `report.md`, `report.json`, `swap.png`, `trajectories.png` and `fan.png` into
-    `out_dir`, atomically, and returns the numbers. Crossings are counted in the first
-    two coordinates (a projection when d > 2, which the report says). Step determinants
-    use the first `det_points` test inputs (one Jacobian of size d × d per input and
-    step; by default 200 inputs for small d, down to 10 at d = 900); everything else uses
-    the first `max_points`.
+    Writes `report.md`, `report.json`, `swap.png`, `trajectories.png`, `fan.png` and,
+    for 2-D inputs, `failing.png` into `out_dir`, atomically, and returns the numbers.
+    The report ends with the three verdicts: the swap's threshold, self-convergence
+    (fixed-step training) and convergence against the targets. Crossings are counted in
+    the first two coordinates (a projection when d > 2, which the report says). Step
+    determinants use the first `det_points` test inputs (one Jacobian of size d × d per
+    input and step; by default 200 inputs for small d, down to 10 at d = 900);
+    everything else uses the first `max_points`.
     """
     if det_points is None:
         dim = int(np.prod(data.x_test.shape[1:]))
@@ -162,6 +181,7 @@ def ode_report(
     found = diagnose(
         model, integ, x, det_points=det_points, reference_steps=reference_steps
     )
+    selfc = None if integ.adaptive else odeness.self_convergence(model, integ, x)
     numbers = Report(
         integ,
         len(x),
@@ -175,8 +195,24 @@ def ode_report(
         ErrorStats.of(found.global_error),
         ErrorStats.of(found.round_trip_error),
         found.fan_input,
+        selfc,
+        odeness.convergence_test(model, integ, x, y),
+        x.ndim == 2 and x.shape[1] == 2,
     )
     _draw(numbers, found.paths, found.crossings, found.fan, y, out, title=title)
+    if numbers.planar_inputs:  # where the failing inputs lie
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(5, 5))
+        failing = swap.failing(numbers.threshold)
+        draw_failing(
+            ax,
+            np.asarray(x),
+            np.asarray(y),
+            failing,
+            title=f"{title}: {len(failing)} of {len(x)} test inputs change their "
+            "prediction\nunder a solver at least as accurate",
+        )
+        save_figure(fig, out / "failing.png")
     files.write_json(out / "report.json", numbers.to_json())
     files.atomic_write_text(out / "report.md", _markdown(numbers, title))
     return numbers
@@ -288,5 +324,50 @@ def _markdown(n: Report, title: str) -> str:
         "",
         f"![fan](fan.png) (test input {n.fan_input}, the median global error)",
         "",
+        *_verdicts(n),
     ]
     return "\n".join(lines)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _verdicts(n: Report) -> list[str]:
+    """The three verdicts: the swap's threshold, self-convergence and convergence
+    against the targets, and the inputs that change their prediction."""
+    swap, sc, ct = n.swap, n.self_convergence, n.convergence
+    lines = [
+        "## Three verdicts",
+        "",
+        f"- threshold (the swap's max gap ≤ {n.threshold:g}): "
+        f"**{_yes(swap.is_ode(n.threshold))}** (max gap {swap.max_gap:.4f}); "
+        f"{100 * swap.failing_fraction(n.threshold):.1f}% of the test inputs change "
+        "their prediction under a solver at least as accurate",
+    ]
+    if sc is None:
+        lines.append("- self-convergence: needs fixed-step training (not run)")
+    elif sc.failure is not None:
+        lines.append(f"- self-convergence: **no** ({sc.failure})")
+    else:
+        lines.append(
+            f"- self-convergence (asymptotic regime at order {sc.expected_order}): "
+            f"**{_yes(sc.asymptotic)}**; relative errors against {sc.reference} at "
+            + ", ".join(
+                f"{s} steps {e:.3g}" for s, e in zip(sc.steps, sc.errors, strict=True)
+            )
+            + "; observed orders "
+            + ", ".join(f"{o:.2f}" for o in sc.orders)
+        )
+    if ct.failure is not None:
+        lines.append(f"- convergence against the targets: **no** ({ct.failure})")
+    else:
+        lines.append(
+            f"- convergence against the targets (no drop > {ct.tolerance:g} as the solver "
+            f"is refined): **{_yes(ct.converges)}**; {ct.metric} "
+            + ", ".join(f"{s} {v:.4f}" for s, v in zip(ct.settings, ct.scores, strict=True))
+            + f"; trend {ct.trend:+.4f} per refinement by 2"
+        )
+    if n.planar_inputs:
+        lines += ["", "![failing inputs](failing.png)"]
+    return [*lines, ""]

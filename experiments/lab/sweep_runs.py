@@ -332,6 +332,7 @@ def _run_plan(plan, out, data, base, threshold, jobs, progress, parallel):
         threshold=threshold,
         fixed=plan.fixed,
         train_solver=base.solver,
+        regularise=base.regularise,
         failures=failures,
     )
     if failures:
@@ -457,11 +458,13 @@ def write_summary(
     fixed: bool,
     train_solver: str,
     failures: Sequence[Failure] = (),
+    regularise: Sequence[tuple[str, float]] = (),
 ) -> None:
     """Write `results.jsonl`, `summary.md`, `critical_step.json` and the figure.
 
     `fixed`: the grid is of step counts (else of tolerances). A failed configuration
     (`failures`) has no rows; it is listed as such and counts as not an ODE.
+    `regularise`: the training's regularisers (`TrainConfig.regularise`), in the title.
     """
     out = Path(out_dir)
     files.write_jsonl(out / "results.jsonl", [r.to_json() for r in rows])
@@ -473,7 +476,8 @@ def write_summary(
     gaps = {t: _per_seed(by_train[t], _max_gap) for t in trains if t not in failed}
     lines = [
         f"# Solver swap: {train_solver} on {len(trains)} training "
-        f"{'step counts' if fixed else 'tolerances'}",
+        f"{'step counts' if fixed else 'tolerances'}"
+        + "".join(f", {name} {value:g}" for name, value in regularise),
         "",
         f"Mean ± std over {len(_per_seed(rows, _max_gap))} seeds, accuracy on the "
         "whole test set. `max gap`: largest accuracy drop from the training "

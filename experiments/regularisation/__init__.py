@@ -1,0 +1,140 @@
+"""Which cure makes a Neural ODE an ODE most cheaply? The regularisers of the Neural ODE
+literature (`odeness.KineticEnergy`, `JacobianFrobenius`, `TaylorDerivative`,
+`ErrorEstimate`, `RandomEndTime`) against the step-size adaptation of Ott et al., each
+study defined once (`experiments.lab.catalogue`), in the order `make regularisation`
+runs them, into `results/regularisation/`:
+
+1. a search for each regulariser's weight: spheres 2-D, Euler at 8 steps (h = 1/8, far
+   above the unregularised critical step size 1/128), seed 0, four to six weights each,
+   and the same run without;
+2. the Euler sweep of `make sweep-euler` (1 … 128 steps, 10,000 iterations) with each
+   regulariser at the two weights of `WEIGHTS`, seeds 0, 1, 2, and without (the same
+   seeds);
+3. dopri5 at tol = 1e-3, with each regulariser at its larger weight and without: the
+   NFE per forward pass at a similar accuracy (the papers' own claim);
+4. the Euler step-size adaptation (seeds 0, 1, 2), for its NFE per iteration;
+5. MNIST (C = 16, one seed, 300 iterations), dopri5 at tol = 1e-3, with and without
+   each regulariser at its larger weight: the papers' claim on images;
+6. the comparison (`experiments/compare_regularisers.py`): the tables and the figure
+   of the documentation.
+"""
+
+from experiments.lab.catalogue import Adapted, Script, Sweep
+from experiments.ott2021 import STEPS
+
+SEEDS = (0, 1, 2)
+"""The seeds of the sweeps and adapted runs (the first three of `make sweep-euler`)."""
+
+SEARCH_WEIGHTS = {
+    "kinetic": (0.01, 0.03, 0.1, 0.3, 1.0),
+    "jacobian": (0.001, 0.003, 0.01, 0.03, 0.1, 1.0),
+    "taylor2": (0.01, 0.03, 0.1, 0.3, 1.0),
+    "error": (1.0, 10.0, 30.0, 100.0),
+    "steer": (0.1, 0.25, 0.5, 0.75),
+}
+"""The weights the search tries (for `steer`, the spread of the end time)."""
+
+SEARCH_STEPS = 8
+"""The search's training step count."""
+
+WEIGHTS = {
+    "kinetic": (0.03, 0.3),
+    "jacobian": (0.001, 0.01),
+    "taylor2": (0.01, 0.1),
+    "error": (1.0, 10.0),
+    "steer": (0.1, 0.25),
+}
+"""The weights the sweeps use, chosen by the search (`comparison.md`): the largest
+weight whose test accuracy at 8 steps stayed ≥ 0.95, and one ten times smaller (for
+`steer`, the largest spread that kept the accuracy and the next smaller one tried)."""
+
+
+def _search(name: str, value: float | None) -> Sweep:
+    what = "without a regulariser" if value is None else f"{name} {value:g}"
+    return Sweep(
+        f"search-{name}" + ("" if value is None else f"-{value:g}"),
+        f"the weight search: {what}, Euler at {SEARCH_STEPS} steps, seed 0",
+        steps=(SEARCH_STEPS,),
+        seeds=(0,),
+        regularise=() if value is None else ((name, value),),
+        reference="none",
+    )
+
+
+SEARCH = (
+    _search("none", None),
+    *(_search(n, v) for n, values in SEARCH_WEIGHTS.items() for v in values),
+)
+"""Step 1: without, and each regulariser at each weight of `SEARCH_WEIGHTS`."""
+
+
+def _euler(name: str, value: float | None) -> Sweep:
+    what = "without a regulariser" if value is None else f"with {name} {value:g}"
+    return Sweep(
+        f"euler-{name}" + ("" if value is None else f"-{value:g}"),
+        f"the Euler sweep (1 … 128 steps) {what}, seeds 0, 1, 2",
+        steps=STEPS,
+        seeds=SEEDS,
+        regularise=() if value is None else ((name, value),),
+    )
+
+
+EULER = (
+    _euler("none", None),
+    *(_euler(n, v) for n, values in WEIGHTS.items() for v in values),
+)
+"""Step 2: the Euler sweeps, without and with each regulariser at each weight."""
+
+DOPRI5_TOL = 1e-3
+
+
+def _dopri5(name: str, value: float | None, dataset: str | None = None) -> Sweep:
+    what = "without a regulariser" if value is None else f"with {name} {value:g}"
+    mnist = dataset == "mnist"
+    return Sweep(
+        f"{'mnist-' if mnist else ''}dopri5-{name}",
+        f"{'MNIST (C = 16, 300 iterations, seed 0)' if mnist else 'spheres 2-D'}, "
+        f"dopri5 at tol = {DOPRI5_TOL:g} {what}",
+        solver="dopri5",
+        tols=(DOPRI5_TOL,),
+        dataset=dataset,
+        seeds=(0,) if mnist else SEEDS,
+        test_solvers=("dopri5",),
+        factors=(0.1, 1),
+        reference="none" if mnist else None,
+        regularise=() if value is None else ((name, value),),
+        iterations=300 if mnist else None,
+        channels=16 if mnist else None,
+    )
+
+
+DOPRI5 = (
+    _dopri5("none", None),
+    *(_dopri5(n, values[-1]) for n, values in WEIGHTS.items()),
+)
+"""Step 3: dopri5 training, without and with each regulariser at its larger weight."""
+
+ADAPT = Adapted(
+    "adapt-euler",
+    "the Euler step-size adaptation on spheres 2-D, seeds 0, 1, 2",
+    solver="euler",
+    seeds=SEEDS,
+)
+"""Step 4: the paper's cure, for its NFE per iteration."""
+
+MNIST = (
+    _dopri5("none", None, "mnist"),
+    *(_dopri5(n, values[-1], "mnist") for n, values in WEIGHTS.items()),
+)
+"""Step 5: the papers' claim on MNIST."""
+
+COMPARISON = Script(
+    "comparison",
+    "the comparison: tables of the search, the sweeps, dopri5 and MNIST, and the figure",
+    runs="compare_regularisers",
+    outputs=("comparison.md", "max_gap.png"),
+)
+"""Step 6: the tables and the figure."""
+
+STUDIES = (*SEARCH, *EULER, *DOPRI5, ADAPT, *MNIST, COMPARISON)
+"""Every study of `make regularisation`, in order."""

@@ -9,7 +9,7 @@ STUDIES := sweep-euler sweep-midpoint sweep-rk4 sweep-fehlberg2 sweep-dopri5 \
 	sweep-euler-backsolve sweep-spheres figure1 figure2 figure3 resnet-ode \
 	certify-euler certify-mnist
 
-.PHONY: test $(STUDIES) report bench lint clean adapt table1 docs docs-serve ott2021 regularisation
+.PHONY: test $(STUDIES) report bench lint clean adapt table1 docs docs-serve ott2021 regularisation certification
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ ott2021: $(STAMP)
 # into results/regularisation/, resuming; the comparison is copied into docs/results/.
 regularisation: $(STAMP)
 	$(PY) experiments/reproduce_regularisation.py $(ARGS)
+
+# The certification studies (experiments/reproduce_certification.py) of the models of
+# `make sweep-euler` and `make regularisation`; the summaries are copied into docs/results/.
+certification: $(STAMP)
+	$(PY) experiments/reproduce_certification.py $(ARGS)
 
 # make report RUN=results/sweep-euler/runs/euler-n0002
 report: $(STAMP)

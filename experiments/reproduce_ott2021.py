@@ -51,11 +51,7 @@ def main(argv=None) -> int:
                    "with --seeds none)")  # fmt: skip
     p.add_argument("--seeds", type=int, help="seeds per sweep and adapted run (default: "
                    "the studies' own)")  # fmt: skip
-    p.add_argument(
-        "--publish-only",
-        action="store_true",
-        help="run nothing: copy the tables and figures that exist into --docs",
-    )
+    stages.add_publish_only(p, "the tables and figures that exist")
     args = p.parse_args(argv)
     if args.seeds is not None and args.seeds < 1:
         p.error(f"--seeds must be an integer >= 1, got {args.seeds}")

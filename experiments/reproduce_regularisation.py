@@ -37,11 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--docs", help="where the comparison goes (default "
                    "docs/results/regularisation; with --quick none)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="200 iterations, two seeds")
-    p.add_argument(
-        "--publish-only",
-        action="store_true",
-        help="run nothing: copy the comparison, if it exists, into --docs",
-    )
+    stages.add_publish_only(p, "the comparison, if it exists,")
     args = p.parse_args(argv)
     if args.quick:
         results = Path(args.results or "results/regularisation-quick")

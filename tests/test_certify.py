@@ -53,3 +53,20 @@ def test_the_certification_study_reads_the_sweeps_runs(tmp_path):
     assert argv[0] == str(tmp_path / "sweep-euler" / "runs" / "euler-n0001")
     assert len([a for a in argv if "/runs/" in a]) == 8
     assert "certify-euler" in study.STUDIES
+
+
+def test_make_certification_reports_missing_models_and_publishes(tmp_path, capsys):
+    from experiments import reproduce_certification
+
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    results.mkdir()
+    argv = ["--results", str(results), "--docs", str(docs)]
+    assert reproduce_certification.main(argv) == 2  # no trained models: both stages fail
+    err = capsys.readouterr().err
+    assert "stages that failed: 1 (certify.py, exit status 2), 2 (certify.py" in err
+    assert not docs.exists() or not any(docs.rglob("summary.md"))
+    (results / "certify-mnist").mkdir()
+    (results / "certify-mnist" / "summary.md").write_text("verdicts")
+    assert reproduce_certification.main([*argv, "--publish-only"]) == 0
+    assert (docs / "certify-mnist" / "summary.md").read_text() == "verdicts"
+    assert not (docs / "certify-euler").exists()

@@ -209,7 +209,7 @@ class Report(AbstractStudy):
     """The run folder, under `results/`."""
 
     script = "ode_report"  # pyright: ignore[reportAssignmentType]
-    published = ("report.md", "swap.png", "trajectories.png", "fan.png")  # pyright: ignore[reportAssignmentType]
+    published = ("report.md", "swap.png", "trajectories.png", "fan.png", "failing.png")  # pyright: ignore[reportAssignmentType]
 
     def out(self, results: str | Path) -> Path:
         return Path(results) / self.run / "report"

@@ -35,6 +35,14 @@ def plan(
     return stages
 
 
+def add_publish_only(parser, what: str) -> None:
+    """The `--publish-only` option of a reproduction script: copy `what` (the published
+    files that exist) into --docs and run nothing."""
+    parser.add_argument(
+        "--publish-only", action="store_true", help=f"run nothing: copy {what} into --docs"
+    )
+
+
 def publish(studies: Sequence[AbstractStudy], results: Path, docs: Path) -> list[Path]:
     """Copy the published files that exist from `results` into `docs` (one folder per
     study, the same names), atomically; return the copies."""

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Shaped
 
+from . import _checks as check
 from ._errors import RunFailed, SolveFailed
 from ._integrate import Integrator
 from ._metrics import AbstractMetric, as_metric
@@ -90,8 +91,8 @@ def _refinements(refinements: Sequence[int | float], *, fixed: bool) -> tuple:
     if len(values) < 2:
         raise ValueError(f"refinements needs at least two values, got {values!r}")
     for v in values:
-        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        if not ok or v < 1 or (fixed and v != int(v)):
+        number = check.is_number(v) and math.isfinite(v)
+        if not number or v < 1 or (fixed and v != int(v)):
             what = "integers >= 1" if fixed else "numbers >= 1"
             raise ValueError(f"refinements must be {what}, got {values!r}")
     if values[0] != 1 or any(b <= a for a, b in zip(values, values[1:], strict=False)):
@@ -126,11 +127,6 @@ def refined(integ: Integrator, factor: int | float, most: int | None = None) -> 
         max_steps=bound,
         per_sample=integ.per_sample,
     )
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
 
 
 def _check_inputs(x) -> None:
@@ -233,11 +229,10 @@ def self_convergence(
             "adaptive one with convergence_test"
         )
     factors = _refinements(refinements, fixed=True)
-    for name, value in (("order_tolerance", order_tolerance), ("max_error", max_error)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    check.positive("order_tolerance", order_tolerance)
+    check.positive("max_error", max_error)
     _check_inputs(x)
-    _check_batch_size(batch_size)
+    check.integer("batch_size", batch_size)
     integrators = [refined(integ, f) for f in factors]
     finest = integrators[-1].steps
     reference = _default_reference(integ, finest) if reference is None else reference
@@ -337,7 +332,7 @@ def convergence_test(
         default if refinements is None else refinements, fixed=not integ.adaptive
     )
     _check_inputs(x)
-    _check_batch_size(batch_size)
+    check.integer("batch_size", batch_size)
     if len(x) != len(y):
         raise ValueError(f"{len(x)} inputs and {len(y)} targets: give one target per input")
     integrators = [refined(integ, f) for f in factors]

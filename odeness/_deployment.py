@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from jaxtyping import Array, Float
 
+from . import _checks as check
 from ._convergence import relative_rms, solve_outputs
 from ._errors import RunFailed
 from ._integrate import Integrator
@@ -88,12 +89,6 @@ class CheapestSolver(NamedTuple):
         return self.find(name).seconds / self.chosen.seconds
 
 
-def _check_within(within: float) -> None:
-    number = isinstance(within, int | float) and not isinstance(within, bool)
-    if not (number and math.isfinite(within) and within > 0):
-        raise ValueError(f"within must be a finite number > 0, got {within!r}")
-
-
 def _check_ode(swap: SwapResult | None, threshold: float, force: bool) -> None:
     if swap is None:
         warnings.warn(
@@ -164,14 +159,13 @@ def cheapest_solver(
     list, no inputs, a model that is not an ODE under `swap` (without `force`);
     `odeness.errors.RunFailed` if the reference solve fails or is not finite.
     """
-    _check_within(within)
+    check.positive("within", within)
     candidates = default_candidates() if candidates is None else tuple(candidates)
     if not candidates:
         raise ValueError("candidates is empty; give at least one integrator")
     if len(x) == 0:
         raise ValueError("cannot choose a solver on no inputs")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
+    check.integer("repeats", repeats)
     _check_ode(swap, threshold, force)
     if reference is None:
         most = max((c.steps for c in candidates if not c.adaptive), default=512)

@@ -113,7 +113,7 @@ class KineticEnergy(AbstractIntegralPenalty):
     evaluation.
 
     Finlay et al.'s code integrates `½ ‖f‖² / d` (d the state's size): their weight λ is
-    `2 d λ` here.
+    `λ / (2 d)` here.
     """
 
     @property

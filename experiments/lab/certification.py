@@ -216,7 +216,8 @@ def summary_markdown(
             f"{np.mean([r.accuracy for r in group]):.3f}",
             f"{sum(r.ode for r in group)}",
             f"{np.mean([r.failing_fraction for r in group]):.3f}",
-            f"{sum(bool(r.asymptotic) for r in group)}",
+            f"{sum(bool(r.asymptotic) for r in group)}"
+            if any(r.asymptotic is not None for r in group) else "–",
             _agree(group, lambda r: r.asymptotic),
             f"{np.median([r.errors[0] for r in group if r.errors]):.3g}"
             if any(r.errors for r in group) else "–",
@@ -237,7 +238,8 @@ def summary_markdown(
         f"The first {points} test inputs. Threshold: the solver swap's max gap ≤ 0.1. "
         "Self-convergence: the outputs at n, 2n, 4n, 8n steps against RK4 (twice the "
         "finest count), asymptotic when the error at n is at most half the outputs' size "
-        "and each observed order within 25% of the solver's. Against the targets: the "
+        "and each observed order within 25% of the solver's (fixed-step training only: "
+        "'–' for adaptive). Against the targets: the "
         "accuracy at n, 2n, 4n, 8n, 16n steps (tolerance ÷ 1, 10, 100, 1000) drops by no "
         "more than 0.1 (the largest drop is given). 'agrees': models whose verdict is the "
         "threshold's.",

@@ -349,7 +349,10 @@ def compare(results: str | Path, out: str | Path, *, threshold: float = 0.1) -> 
         "# Regularisers and the critical step size",
         "",
         "Spheres 2-D unless stated; the solver swap of `experiments/sweep.py`; mean ± std "
-        f"over seeds. A similar accuracy: at most {SIMILAR:g} below the run without.",
+        f"over seeds. A similar accuracy: at most {SIMILAR:g} below the run without. The "
+        "times per iteration are the runs' own (`metrics.jsonl`), trained two at a time "
+        "and beside other work: `make bench BENCH=penalty_cost` measures the penalties' "
+        "cost alone.",
         "",
         *sections,
     ]

@@ -170,8 +170,17 @@ def test_a_random_end_time_solves_to_a_drawn_time(x64):
     ],
     ids=lambda r: r.name,
 )
-def test_gradients_match_finite_differences(x64, regulariser):
-    integ = odeness.Integrator(odeness.solver("midpoint"), steps=8)
+@pytest.mark.parametrize(
+    "integ",
+    [
+        odeness.Integrator(odeness.solver("midpoint"), steps=8),
+        odeness.Integrator(odeness.solver("dopri5"), rtol=1e-3),
+    ],
+    ids=["midpoint", "dopri5"],
+)
+def test_gradients_match_finite_differences(x64, regulariser, integ):
+    # With adaptive steps, through the controller's choices too (at a tolerance loose
+    # enough that a finite difference keeps the same steps).
     regularised = integ.regularised([regulariser], key=jax.random.key(3))
 
     def penalty(a):

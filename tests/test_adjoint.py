@@ -2,20 +2,16 @@
 backpropagation through a fine solve, and its bad combinations."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import pytest
+from scripts import run_script
 
 import odeness
 from odeness._train_step import loss_fn
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _flat(tree):
@@ -100,20 +96,8 @@ def test_a_recursive_checkpoint_adjoint_is_backpropagation():
 
 def test_the_cli_refuses_a_bad_adjoint_in_one_line(tmp_path):
     out = tmp_path / "sweep"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "experiments" / "sweep.py"),
-            "--steps",
-            "2",
-            "--adjoint",
-            "backsolv",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
+    done = run_script(
+        "sweep.py", "--steps", "2", "--adjoint", "backsolv", "--out", str(out)
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

@@ -1,17 +1,13 @@
 """Figure 2: the ODE block's outputs over the decision regions, at two test steps."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts import run_script
 
 import odeness
 from experiments.ott2021.decision_regions import run_figure2, train_config
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +47,7 @@ def test_figure2_refuses_a_run_folder_of_another_configuration(figure):
 
 
 def test_figure2_script_refuses_bad_input(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "experiments" / "figure2.py"),
-            "--iterations",
-            "0",
-            "--out",
-            str(tmp_path / "f2"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    done = run_script("figure2.py", "--iterations", "0", "--out", str(tmp_path / "f2"))
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: iterations must be an integer >= 1")
     assert len(done.stderr.strip().splitlines()) == 1

@@ -1,16 +1,12 @@
 """Figure 3 (XOR under Euler): separability decided exactly, at both steps and along h."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts import run_script
 
 from experiments.ott2021.xor_fan import XOR, XorODE, exact_end, panel, separable, sweep
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_separability_is_exact():
@@ -33,29 +29,12 @@ def test_coarse_euler_separates_what_the_fine_one_and_the_flow_do_not():
 @pytest.mark.slow
 def test_figure3_script(tmp_path):
     out = tmp_path / "fig3"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "experiments" / "figure3.py"),
-            "--out",
-            str(out),
-            "--points",
-            "5",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_script("figure3.py", "--out", str(out), "--points", "5")
     assert done.returncode == 0, done.stderr
     numbers = json.loads((out / "figure3.json").read_text())
     assert [p["separable"] for p in numbers["panels"]] == [True, False]
     assert (out / "figure3.png").read_bytes()[:4] == b"\x89PNG"
-    bad = subprocess.run(
-        [sys.executable, str(REPO / "experiments" / "figure3.py"), "--points", "1"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    bad = run_script("figure3.py", "--points", "1")
     assert bad.returncode == 2 and bad.stderr.strip() == (
         "error: --points must be an integer >= 2, got 1"
     )

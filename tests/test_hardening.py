@@ -5,7 +5,6 @@ import hashlib
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import equinox as eqx
@@ -13,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scripts import run_script
 
 import odeness
 from experiments import (
@@ -27,20 +27,12 @@ from odeness import files as io
 from odeness._run_folder import checkpointable as _checkpointable
 from odeness._training import init_state
 
-REPO = Path(__file__).resolve().parents[1]
-
-
 SMALL = ["--channels", "4", "--seeds", "0", "--no-progress"]
 
 
 def command(script: str, *args: str) -> subprocess.CompletedProcess:
     """Run `experiments/<script>.py` as a user would."""
-    return subprocess.run(
-        [sys.executable, str(REPO / "experiments" / f"{script}.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_script(f"{script}.py", *args)
 
 
 def main(module, argv: list[str], capsys) -> tuple[object, str]:
@@ -278,12 +270,15 @@ def test_a_failed_test_solve_is_an_error_not_a_row(tiny_sphere, getkey):
 
 def test_data_errors_are_the_only_line(tmp_path):
     env_out = tmp_path / "s"
-    done = subprocess.run(
-        [sys.executable, str(REPO / "experiments" / "sweep.py"), "--dataset", "mnist",
-         "--data-dir", str(tmp_path / "none"), "--out", str(env_out)],
-        capture_output=True, text=True, timeout=600,
-        env={**__import__("os").environ, "ODENESS_TFDS_DIR": str(tmp_path / "tfds")},
-    )  # fmt: skip
+    argv = [
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(tmp_path / "none"),
+        "--out",
+        str(env_out),
+    ]
+    done = run_script("sweep.py", *argv, env={"ODENESS_TFDS_DIR": str(tmp_path / "tfds")})
     one_line(done.returncode, done.stderr, "mnist: archive folder")
     assert done.stdout == ""  # no "Downloading and preparing dataset"
     assert not env_out.exists()

@@ -1,37 +1,18 @@
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from configs import SMALL
+from scripts import run_script
 
 import odeness
 
-REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def run_script(name, *args):
-    return subprocess.run(
-        [sys.executable, str(REPO / "experiments" / name), *args],
-        capture_output=True,
-        text=True,
-    )
 
 
 @pytest.mark.slow
 def test_ode_report_of_a_run_folder(tmp_path, tiny_sphere):
     run = tmp_path / "run"
-    config = odeness.TrainConfig(
-        dataset="sphere2",
-        solver="euler",
-        steps=2,
-        seeds=(0, 1),
-        iterations=20,
-        log_every=10,
-        checkpoint_every=10,
-        channels=8,
-    )
+    config = odeness.TrainConfig(**SMALL)
     odeness.train(config, run_dir=run, data=tiny_sphere, progress=False)
     proc = run_script(
         "ode_report.py",

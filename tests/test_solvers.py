@@ -186,12 +186,19 @@ def test_unknown_solver_name():
         odeness.solver("rk5")
 
 
-def test_traced_step_size_does_not_recompile():
+def traced_once():
+    """`odeness.solve` of the logistic equation, compiled once: a second trace fails."""
+
     @eqx.filter_jit
     @eqx.debug.assert_max_traces(max_traces=1)
     def run(integ, y0):
         return odeness.solve(logistic, y0, integ)
 
+    return run
+
+
+def test_traced_step_size_does_not_recompile():
+    run = traced_once()
     y0 = jnp.array([0.2])
     results = {}
     for n in (2, 7, 32):
@@ -207,11 +214,7 @@ def test_traced_step_size_does_not_recompile():
 
 
 def test_traced_tolerance_does_not_recompile():
-    @eqx.filter_jit
-    @eqx.debug.assert_max_traces(max_traces=1)
-    def run(integ, y0):
-        return odeness.solve(logistic, y0, integ)
-
+    run = traced_once()
     y0 = jnp.array([0.2])
     errors = []
     for tol in (1e-2, 1e-4, 1e-6):

@@ -2,27 +2,16 @@ import json
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from configs import SMALL
 
 import odeness
 from odeness._batching import batch_indices, chunk_batch_indices
-
-SMALL: dict[str, Any] = dict(
-    dataset="sphere2",
-    solver="euler",
-    steps=2,
-    seeds=(0, 1),
-    iterations=60,
-    log_every=20,
-    checkpoint_every=20,
-    channels=8,
-)
 
 
 def params_of(result):

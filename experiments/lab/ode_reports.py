@@ -1,6 +1,7 @@
 """The ODE-ness report of a trained model (swap table, crossings, folding steps, global
 error, round trip, and their figures), and the diagnosis it shares with Figure 1."""
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -333,6 +334,16 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
+def _listed(fmt: str, *columns: Sequence) -> str:
+    """`fmt` filled with each row of `columns`, the rows joined by commas."""
+    return ", ".join(fmt.format(*row) for row in zip(*columns, strict=True))
+
+
+def _verdict(test: str, failure: str | None, outcome: str) -> str:
+    """One verdict's line: `outcome`, or "no" and why the test failed."""
+    return f"- {test}: **no** ({failure})" if failure is not None else f"- {test} {outcome}"
+
+
 def _verdicts(n: Report) -> list[str]:
     """The three verdicts: the swap's threshold, self-convergence and convergence
     against the targets, and the inputs that change their prediction."""
@@ -347,27 +358,28 @@ def _verdicts(n: Report) -> list[str]:
     ]
     if sc is None:
         lines.append("- self-convergence: needs fixed-step training (not run)")
-    elif sc.failure is not None:
-        lines.append(f"- self-convergence: **no** ({sc.failure})")
     else:
         lines.append(
-            f"- self-convergence (asymptotic regime at order {sc.expected_order}): "
-            f"**{_yes(sc.asymptotic)}**; relative errors against {sc.reference} at "
-            + ", ".join(
-                f"{s} steps {e:.3g}" for s, e in zip(sc.steps, sc.errors, strict=True)
+            _verdict(
+                "self-convergence",
+                sc.failure,
+                f"(asymptotic regime at order {sc.expected_order}): "
+                f"**{_yes(sc.asymptotic)}**; relative errors against {sc.reference} at "
+                + _listed("{} steps {:.3g}", sc.steps, sc.errors)
+                + "; observed orders "
+                + _listed("{:.2f}", sc.orders),
             )
-            + "; observed orders "
-            + ", ".join(f"{o:.2f}" for o in sc.orders)
         )
-    if ct.failure is not None:
-        lines.append(f"- convergence against the targets: **no** ({ct.failure})")
-    else:
-        lines.append(
-            f"- convergence against the targets (no drop > {ct.tolerance:g} as the solver "
-            f"is refined): **{_yes(ct.converges)}**; {ct.metric} "
-            + ", ".join(f"{s} {v:.4f}" for s, v in zip(ct.settings, ct.scores, strict=True))
-            + f"; trend {ct.trend:+.4f} per refinement by 2"
+    lines.append(
+        _verdict(
+            "convergence against the targets",
+            ct.failure,
+            f"(no drop > {ct.tolerance:g} as the solver is refined): "
+            f"**{_yes(ct.converges)}**; {ct.metric} "
+            + _listed("{} {:.4f}", ct.settings, ct.scores)
+            + f"; trend {ct.trend:+.4f} per refinement by 2",
         )
+    )
     if n.planar_inputs:
         lines += ["", "![failing inputs](failing.png)"]
     return [*lines, ""]

@@ -22,29 +22,11 @@ import optax
 import odeness
 from experiments.lab.figures import plot_lines
 from experiments.lab.markdown import markdown_table, mean_std
-from odeness import files
+from odeness import files, resnet_ode as ro
 from odeness.data import load_dataset
-from odeness.resnet_ode import (
-    IID,
-    EulerStep,
-    HeunStep,
-    LinearInTheta,
-    LinearMap,
-    MLPBlock,
-    ResidualStage,
-    Smooth,
-    StageClassifier,
-    TanhLayer,
-    compiled_memory,
-    depth_distance,
-    fit_linear_resnet,
-    gradient_memory,
-    ode_distance,
-    smoothness,
-)
 
-FAMILIES = {"smooth": Smooth(), "iid": IID(), "iid, zero mean": IID(shared=0.0)}
-METHODS = {"euler": EulerStep(), "heun": HeunStep()}
+FAMILIES = {"smooth": ro.Smooth(), "iid": ro.IID(), "iid, zero mean": ro.IID(shared=0.0)}
+METHODS = {"euler": ro.EulerStep(), "heun": ro.HeunStep()}
 """The stage methods the experiments compare, by the label their rows carry."""
 
 
@@ -78,17 +60,17 @@ def distance_rows(
     key, kx = jax.random.split(jax.random.key(seed))
     x = jax.random.normal(kx, (batch, dim))
     rows = []
-    for f in (TanhLayer(dim), LinearInTheta(dim)):
+    for f in (ro.TanhLayer(dim), ro.LinearInTheta(dim)):
         for family in families:
             for n in depths:
-                stage = ResidualStage.init(f, n, key=key, family=FAMILIES[family])
+                stage = ro.ResidualStage.init(f, n, key=key, family=FAMILIES[family])
                 rows.append(
                     {
                         "residual": type(f).__name__,
                         "family": family,
                         "depth": n,
-                        "distance": float(ode_distance(stage, x)),
-                        "smoothness": float(smoothness(stage)),
+                        "distance": float(ro.ode_distance(stage, x)),
+                        "smoothness": float(ro.smoothness(stage)),
                     }
                 )
     return rows
@@ -110,11 +92,11 @@ def adjoint_rows(
     key, kx, ky = jax.random.split(jax.random.key(seed), 3)
     x = jax.random.normal(kx, (batch, dim))
     y = jax.random.normal(ky, (batch, dim))
-    f = MLPBlock(dim, dim)
+    f = ro.MLPBlock(dim, dim)
 
     def grads(stage):
         def loss(w, x):
-            out = ResidualStage(f, w, stage.method, stage.adjoint)(x)
+            out = ro.ResidualStage(f, w, stage.method, stage.adjoint)(x)
             return 0.5 * jnp.mean(jnp.sum((out - y) ** 2, axis=-1))
 
         return jax.jit(jax.grad(loss, argnums=(0, 1)))(stage.weights, x)
@@ -123,11 +105,11 @@ def adjoint_rows(
     for method, step in METHODS.items():
         for family in families:
             for n in depths:
-                stage = ResidualStage.init(
+                stage = ro.ResidualStage.init(
                     f, n, key=key, family=FAMILIES[family], method=step
                 )
                 exact = grads(stage)
-                adj = grads(ResidualStage(f, stage.weights, step, adjoint=True))
+                adj = grads(ro.ResidualStage(f, stage.weights, step, adjoint=True))
                 names = ("W1", "W2", "input")
                 leaves = (*exact[0], exact[1]), (*adj[0], adj[1])
                 for name, e, a in zip(names, *leaves, strict=True):
@@ -166,7 +148,7 @@ def linear_rows(
     m = 0.5 * jax.random.normal(km, (dim, dim)) / math.sqrt(dim)
     y = x @ jax.scipy.linalg.expm(m).T
     fit = {
-        n: fit_linear_resnet(
+        n: ro.fit_linear_resnet(
             n, x, y, iterations=iterations, learning_rate=learning_rate, log_every=log_every
         )
         for n in (*depths, reference_depth)
@@ -176,16 +158,16 @@ def linear_rows(
     for n in depths:
         f = fit[n]
         for i, step in enumerate(np.asarray(f.steps)):
-            stage = ResidualStage(LinearMap(dim), f.weights[i])
+            stage = ro.ResidualStage(ro.LinearMap(dim), f.weights[i])
             rows.append(
                 {
                     "depth": n,
                     "step": int(step),
                     "loss": float(f.loss[i]),
-                    "smoothness": float(smoothness(stage)),
+                    "smoothness": float(ro.smoothness(stage)),
                     "distance_to_reference": float(
-                        depth_distance(
-                            stage, ResidualStage(LinearMap(dim), ref.weights[i]), x
+                        ro.depth_distance(
+                            stage, ro.ResidualStage(ro.LinearMap(dim), ref.weights[i]), x
                         )
                     ),
                 }
@@ -205,10 +187,10 @@ def memory_rows(depths: Sequence[int], *, dim: int = 64, batch: int = 256, seed:
     for method, step in METHODS.items():
         for adjoint in (False, True):
             for n in depths:
-                stage = ResidualStage.init(
-                    MLPBlock(dim, dim), n, key=key, method=step, adjoint=adjoint
+                stage = ro.ResidualStage.init(
+                    ro.MLPBlock(dim, dim), n, key=key, method=step, adjoint=adjoint
                 )
-                mem = gradient_memory(stage, x)
+                mem = ro.gradient_memory(stage, x)
                 rows.append(
                     {
                         "method": method,
@@ -249,7 +231,7 @@ def _train(model, data, keys, *, iterations: int, batch: int, lr: float):
         keys = jax.random.split(key, iterations)
         return jax.lax.scan(step, (params, opt.init(params)), keys)[0][0]
 
-    memory = compiled_memory(jax.grad(loss), params, x_train[:batch], y_train[:batch])
+    memory = ro.compiled_memory(jax.grad(loss), params, x_train[:batch], y_train[:batch])
     trained = jax.jit(jax.vmap(run, in_axes=(0, None, None)))(keys, x_train, y_train)
     return eqx.combine(trained, static), memory
 
@@ -297,7 +279,7 @@ def finetune_rows(
     to backprop's."""
     data = data if data is not None else load_dataset("mnist", data_dir=data_dir)
     in_features = int(np.prod(data.input_shape))
-    model = StageClassifier.init(
+    model = ro.StageClassifier.init(
         in_features, data.num_classes, width=width, depth=depth, key=jax.random.key(0)
     )
     model, _ = _train(
@@ -312,7 +294,7 @@ def finetune_rows(
         tuned = eqx.tree_at(
             lambda m: m.stage,
             model,
-            ResidualStage(s.residual, s.weights, s.method, adjoint),
+            ro.ResidualStage(s.residual, s.weights, s.method, adjoint),
         )
         start = time.perf_counter()
         out, mem = _train(tuned, data, keys, iterations=iterations, batch=batch, lr=lr)

@@ -1,0 +1,15 @@
+"""Training configurations the tests share: one compiled training program serves each."""
+
+from typing import Any
+
+SMALL: dict[str, Any] = dict(
+    dataset="sphere2",
+    solver="euler",
+    steps=2,
+    seeds=(0, 1),
+    iterations=60,
+    log_every=20,
+    checkpoint_every=20,
+    channels=8,
+)
+"""Two seeds of a small field, Euler at two steps, three chunks of 20 iterations."""

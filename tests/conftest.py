@@ -3,8 +3,12 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The tests are compile-bound (many small programs, few iterations each): without LLVM's
-# optimisation passes XLA compiles about twice as fast. Semantics do not change.
-os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+# optimisation passes, and with XLA:CPU's classic elemental emitters in place of its MLIR
+# fusion emitters, XLA compiles them in less than half the time. Semantics do not change.
+os.environ.setdefault(
+    "XLA_FLAGS",
+    "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false",
+)
 # Many tests (and the scripts they start as subprocesses) compile the same programs: one
 # persistent compilation cache, shared by the pytest workers of a run and kept between
 # runs, compiles each once. A cached program is the program XLA compiled; results do

@@ -13,7 +13,12 @@ def test_certify_writes_each_model_and_resumes(tmp_path, capsys):
     runs = []
     for n in (2, 64):
         config = odeness.TrainConfig(
-            dataset="sphere2", steps=n, seeds=(0, 1), iterations=300, learning_rate=3e-3
+            dataset="sphere2",
+            steps=n,
+            seeds=(0, 1),
+            iterations=300,
+            learning_rate=3e-3,
+            channels=8,
         )
         folder = tmp_path / f"euler-n{n:04d}"
         odeness.train(config, run_dir=folder, progress=False)
@@ -30,6 +35,7 @@ def test_certify_writes_each_model_and_resumes(tmp_path, capsys):
     for r in rows:  # only a model the threshold calls an ODE gets a deployment solver
         assert r["ode"] or r["chosen"] is None
     assert any(not r["ode"] for r in rows)  # the 2-step models are not ODEs
+    assert any(r["chosen"] for r in rows)  # the 64-step ones are, and get a solver
     capsys.readouterr()
     assert certify.main(argv) == 0  # every model read back: nothing tested again
     assert "seed" not in capsys.readouterr().out.split("# Three verdicts")[0]

@@ -159,9 +159,10 @@ sys.meta_path.insert(0, _Trap())
 @pytest.mark.slow
 def test_no_tensorflow_after_loading_every_dataset(tmp_path):
     """In a fresh interpreter where TensorFlow looks installed (so tfds would take it if
-    asked): prepare, load and reload each image set (from generated archives; real MNIST
-    when available), load every generated set and train on one; nothing tries to import
-    TensorFlow. Without the trap this test would pass vacuously on a machine without it.
+    asked): prepare, load and reload each image set (from small archives in the official
+    formats; `test_real_mnist_prepares_offline_and_loads` reads the real MNIST files),
+    load every generated set and train on one; nothing tries to import TensorFlow.
+    Without the trap this test would pass vacuously on a machine without it.
     """
     script = (
         _TENSORFLOW_TRAP
@@ -174,17 +175,15 @@ import odeness
 images._reachable = lambda url, timeout=5.0: False
 rng = np.random.default_rng(0)
 base = {str(tmp_path)!r}
+made = t.write_idx_set(t.Path(base) / "mnist", rng)
+images.OdenessMnist.digests = t.only(made["digests"])
 made = t.write_idx_set(t.Path(base) / "fashion", rng)
 images.OdenessFashionMnist.digests = t.only(made["digests"])
 made = t.write_cifar(t.Path(base) / "cifar", rng)
 images.OdenessCifar10.digests = t.only(made["digests"])
-names = ["fashion_mnist", "cifar10"]
-dirs = {{"fashion_mnist": base + "/fashion", "cifar10": base + "/cifar"}}
-import os
-if os.environ.get("ODENESS_MNIST_DIR"):
-    names.append("mnist")
-    dirs["mnist"] = None
-for name in names:
+dirs = {{"mnist": base + "/mnist", "fashion_mnist": base + "/fashion",
+        "cifar10": base + "/cifar"}}
+for name in dirs:
     for _ in range(2):  # prepare, then read the prepared records
         odeness.load_dataset(name, data_dir=dirs[name], cache_dir=base + "/tfds")
 for name in ("sphere2", "sphere900", "three_minima"):

@@ -61,7 +61,8 @@ FOUR_DEVICES = textwrap.dedent(
                             jax.tree.leaves(runs[p].models)) if hasattr(a, "shape"))
         out[p + "_loss"] = max(abs(a["loss"] - b["loss"]) for a, b in
                                zip(runs["none"].metrics, runs[p].metrics))
-    sweeps = {p: run_sweep(config, f"{DIR}/sweep-{p}", steps=[2],
+    # The sweep trains `config` again (steps=[4]): the training programs compiled above.
+    sweeps = {p: run_sweep(config, f"{DIR}/sweep-{p}", steps=[4],
                                    test_solvers=("euler", "midpoint"), factors=(1.0, 2.0),
                                    reference=None, progress=False, parallel=p)
               for p in ("none", "seeds")}

@@ -52,6 +52,83 @@ def _positive_finite(name: str, value) -> None:
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
+def _fixed_or_adaptive(steps, dt, rtol, atol) -> bool:
+    """Whether `Integrator`'s arguments ask for fixed steps (else tolerances); one of
+    the two, and steps= or dt=, not both."""
+    fixed = steps is not None or dt is not None
+    if fixed == (rtol is not None or atol is not None):
+        raise ValueError(
+            "give either fixed steps (steps= or dt=) or tolerances (rtol=/atol=), "
+            f"got steps={steps!r}, dt={dt!r}, rtol={rtol!r}, atol={atol!r}"
+        )
+    if steps is not None and dt is not None:
+        raise ValueError(f"give steps= or dt=, not both (steps={steps!r}, dt={dt!r})")
+    return fixed
+
+
+def _adjoint_and_checkpoints(adjoint, checkpoints):
+    """`(checkpoints, adjoint)` as `Integrator` keeps them: a
+    `RecursiveCheckpointAdjoint` is backpropagation with its checkpoints (adjoint None);
+    checkpoints apply to backpropagation only."""
+    if isinstance(adjoint, diffrax.RecursiveCheckpointAdjoint):
+        if checkpoints is not None:
+            raise ValueError(
+                "give checkpoints= or adjoint=RecursiveCheckpointAdjoint(...), not both"
+            )
+        return adjoint.checkpoints, None
+    if adjoint is not None:
+        if not isinstance(adjoint, diffrax.AbstractAdjoint):
+            raise ValueError(
+                "adjoint must be a diffrax adjoint object such as "
+                f"diffrax.BacksolveAdjoint(), got {adjoint!r}"
+            )
+        if checkpoints is not None:
+            raise ValueError(
+                "checkpoints= applies to backpropagation through the solver, not to "
+                f"adjoint={type(adjoint).__name__}()"
+            )
+    return checkpoints, adjoint
+
+
+def _fixed_grid(length: float, steps, dt, max_steps: int | None):
+    """The step size and step budget of a fixed grid over an interval of `length`."""
+    if steps is not None:
+        dt = length / integer("steps", steps)
+    _positive_finite("dt", dt)
+    if not _is_concrete(dt):
+        if max_steps is None:
+            raise ValueError("a traced dt needs an explicit max_steps")
+        return dt, max_steps
+    needed = _num_steps(length, float(dt))
+    if max_steps is None:
+        # A step that does not divide the interval: diffrax adds up the times in
+        # floating point, and over thousands of steps the sum can fall one step short
+        # of t1; one spare step covers it.
+        ratio = length / float(dt)
+        return dt, needed + (abs(ratio - round(ratio)) > 1e-3)
+    if needed > max_steps:
+        raise ValueError(
+            f"dt={float(dt)!r} needs {needed} steps, more than max_steps={max_steps}"
+        )
+    return dt, max_steps
+
+
+def _tolerances(solver: diffrax.AbstractSolver, rtol, atol):
+    """`(rtol, atol)` of an adaptive solve, one standing for both where only one is
+    given; the solver must have an error estimate."""
+    if not is_adaptive(solver):
+        raise ValueError(
+            f"solver {solver_name(solver)!r} has no error estimate and cannot run "
+            "adaptively (rtol/atol); give steps= or dt=, or use an adaptive "
+            "solver such as dopri5, bosh3, fehlberg2, midpoint or heun"
+        )
+    rtol = atol if rtol is None else rtol
+    atol = rtol if atol is None else atol
+    _positive_finite("rtol", rtol)
+    _positive_finite("atol", atol)
+    return rtol, atol
+
+
 class Integrator(eqx.Module):
     """How to integrate a vector field from `t0` to `t1`: solver and step size or tolerance.
 
@@ -134,55 +211,12 @@ class Integrator(eqx.Module):
             )
         if not (math.isfinite(t0) and math.isfinite(t1) and t1 > t0):
             raise ValueError(f"need finite t0 < t1, got t0={t0!r}, t1={t1!r}")
-        fixed = steps is not None or dt is not None
-        adaptive = rtol is not None or atol is not None
-        if fixed == adaptive:
-            raise ValueError(
-                "give either fixed steps (steps= or dt=) or tolerances (rtol=/atol=), "
-                f"got steps={steps!r}, dt={dt!r}, rtol={rtol!r}, atol={atol!r}"
-            )
-        if steps is not None and dt is not None:
-            raise ValueError(f"give steps= or dt=, not both (steps={steps!r}, dt={dt!r})")
-        if isinstance(adjoint, diffrax.RecursiveCheckpointAdjoint):
-            if checkpoints is not None:
-                raise ValueError(
-                    "give checkpoints= or adjoint=RecursiveCheckpointAdjoint(...), not both"
-                )
-            checkpoints, adjoint = adjoint.checkpoints, None
-        elif adjoint is not None:
-            if not isinstance(adjoint, diffrax.AbstractAdjoint):
-                raise ValueError(
-                    "adjoint must be a diffrax adjoint object such as "
-                    f"diffrax.BacksolveAdjoint(), got {adjoint!r}"
-                )
-            if checkpoints is not None:
-                raise ValueError(
-                    "checkpoints= applies to backpropagation through the solver, not to "
-                    f"adjoint={type(adjoint).__name__}()"
-                )
+        fixed = _fixed_or_adaptive(steps, dt, rtol, atol)
+        checkpoints, adjoint = _adjoint_and_checkpoints(adjoint, checkpoints)
         if max_steps is not None:
             max_steps = integer("max_steps", max_steps)
-        length = t1 - t0
         if fixed:
-            if steps is not None:
-                dt = length / integer("steps", steps)
-            assert dt is not None
-            _positive_finite("dt", dt)
-            if _is_concrete(dt):
-                needed = _num_steps(length, float(dt))
-                if max_steps is None:
-                    # A step that does not divide the interval: diffrax adds up the
-                    # times in floating point, and over thousands of steps the sum can
-                    # fall one step short of t1; one spare step covers it.
-                    ratio = length / float(dt)
-                    max_steps = needed + (abs(ratio - round(ratio)) > 1e-3)
-                elif needed > max_steps:
-                    raise ValueError(
-                        f"dt={float(dt)!r} needs {needed} steps, more than "
-                        f"max_steps={max_steps}"
-                    )
-            elif max_steps is None:
-                raise ValueError("a traced dt needs an explicit max_steps")
+            dt, max_steps = _fixed_grid(t1 - t0, steps, dt, max_steps)
             self._dt_traced = not _is_concrete(dt)
             self.dt = jnp.asarray(dt, dtype=float)
             self.rtol = self.atol = None
@@ -191,16 +225,7 @@ class Integrator(eqx.Module):
             else:
                 self.checkpoints = max_steps if checkpoints is None else checkpoints
         else:
-            if not is_adaptive(solver):
-                raise ValueError(
-                    f"solver {solver_name(solver)!r} has no error estimate and cannot run "
-                    "adaptively (rtol/atol); give steps= or dt=, or use an adaptive "
-                    "solver such as dopri5, bosh3, fehlberg2, midpoint or heun"
-                )
-            rtol = atol if rtol is None else rtol
-            atol = rtol if atol is None else atol
-            _positive_finite("rtol", rtol)
-            _positive_finite("atol", atol)
+            rtol, atol = _tolerances(solver, rtol, atol)
             self.dt = None
             self._dt_traced = False
             self.rtol = jnp.asarray(rtol, dtype=float)

@@ -418,15 +418,7 @@ def _train(
     x_all, y_all = place.put_data((data.x_train, data.y_train))
     state = place.put_state(state)
     score = f"train_{how.metric.name}"
-    bar = tqdm(
-        total=config.iterations,
-        initial=min(step, config.iterations),
-        disable=not progress,
-        position=progress_position,
-        desc=f"{config.solver} {config.label}",
-        unit="it",
-        leave=False,
-    )
+    bar = _progress_bar(config, step, progress, progress_position)
     # The time columns count every process that trained this run.
     start = time.perf_counter() - (metrics[-1]["seconds"] if metrics else 0.0)
     saved = step  # the iterations the folder's checkpoint holds
@@ -466,13 +458,7 @@ def _train(
                     files.append_jsonl(folder / METRICS, rows)
                 metrics.extend(rows)
                 finished, step = new_state, step + length
-                bar.update(length)
-                bar.set_postfix(
-                    {
-                        "loss": f"{np.mean([r['loss'] for r in rows]):.3f}",
-                        how.metric.name: f"{np.mean([r[score] for r in rows]):.3g}",
-                    }
-                )
+                _show(bar, length, rows, how.metric.name, score)
                 due = step % config.checkpoint_every == 0 or step >= config.iterations
                 if folder is not None and due:
                     files.save_checkpoint(
@@ -488,6 +474,32 @@ def _train(
             ) from None
     state = jax.tree.map(jnp.asarray, to_host(checkpointable(finished)))
     return _result(config, how, from_checkpointable(state), static, metrics)
+
+
+def _progress_bar(
+    config: TrainConfig, step: int, progress: bool, position: int | None
+) -> tqdm:
+    """The training's progress bar, at `step` of `config.iterations`."""
+    return tqdm(
+        total=config.iterations,
+        initial=min(step, config.iterations),
+        disable=not progress,
+        position=position,
+        desc=f"{config.solver} {config.label}",
+        unit="it",
+        leave=False,
+    )
+
+
+def _show(bar: tqdm, length: int, rows: list[dict], metric: str, score: str) -> None:
+    """Advance `bar` by a chunk of `length` iterations and show its mean loss and score."""
+    bar.update(length)
+    bar.set_postfix(
+        {
+            "loss": f"{np.mean([r['loss'] for r in rows]):.3f}",
+            metric: f"{np.mean([r[score] for r in rows]):.3g}",
+        }
+    )
 
 
 def _interrupted(config, folder, state, step, saved, signum) -> Interrupted:

@@ -412,6 +412,19 @@ class _FixedStep(diffrax.AbstractStepSizeController):
         )
 
 
+def _backward_controlled(adjoint, integ: Integrator):
+    """`adjoint` for a forward solve whose controller sees part of the state: a
+    `BacksolveAdjoint` without a controller of its own gets one on all of the backward
+    state (the adjoint's), at `integ`'s tolerances; its other options stay."""
+    if not isinstance(adjoint, diffrax.BacksolveAdjoint):
+        return adjoint
+    if "stepsize_controller" in adjoint.kwargs:
+        return adjoint
+    assert integ.rtol is not None and integ.atol is not None  # an adaptive solve
+    backward = diffrax.PIDController(rtol=integ.rtol, atol=integ.atol)
+    return diffrax.BacksolveAdjoint(**{**adjoint.kwargs, "stepsize_controller": backward})
+
+
 def _diffeqsolve(
     field: VectorField,
     y0,
@@ -432,11 +445,8 @@ def _diffeqsolve(
             if norm is None
             else diffrax.PIDController(rtol=integ.rtol, atol=integ.atol, norm=norm)
         )
-        if norm is not None and isinstance(adjoint, diffrax.BacksolveAdjoint):
-            # The backward solve's state is the adjoint's: control it on all of it.
-            adjoint = diffrax.BacksolveAdjoint(
-                stepsize_controller=diffrax.PIDController(rtol=integ.rtol, atol=integ.atol)
-            )
+        if norm is not None:
+            adjoint = _backward_controlled(adjoint, integ)
     else:
         assert integ.dt is not None
         dt = integ.dt

@@ -212,6 +212,34 @@ def test_the_continuous_adjoint_differentiates_the_penalties_too(x64):
     np.testing.assert_allclose(grad(diffrax.BacksolveAdjoint()), grad(None), rtol=1e-6)
 
 
+def test_a_users_backsolve_options_stay_when_the_penalties_run_adaptively(x64):
+    from odeness._integrate import _backward_controlled
+
+    a = jnp.array([[-0.5, 1.0], [0.2, 0.3]])
+    regs = [odeness.KineticEnergy()]
+    own = diffrax.BacksolveAdjoint(solver=diffrax.Tsit5())
+
+    def grad(adjoint):
+        integ = odeness.Integrator(
+            odeness.solver("dopri5"), rtol=1e-9, atol=1e-9, adjoint=adjoint
+        )
+
+        def total(a):
+            stats = odeness.solve(LinearField(a), jnp.asarray(Y0), integ.regularised(regs))
+            return jnp.sum(stats[1].penalties["kinetic"])
+
+        return jax.grad(total)(a), integ
+
+    got, integ = grad(own)
+    # The backward solve keeps the user's solver and gets a controller on its whole state.
+    backward = _backward_controlled(own, integ)
+    assert isinstance(backward.kwargs["solver"], diffrax.Tsit5)
+    assert isinstance(backward.kwargs["stepsize_controller"], diffrax.PIDController)
+    theirs = diffrax.BacksolveAdjoint(stepsize_controller=diffrax.ConstantStepSize())
+    assert _backward_controlled(theirs, integ) is theirs
+    np.testing.assert_allclose(got, grad(None)[0], rtol=1e-6)
+
+
 def test_penalties_of_any_model_built_on_solve(getkey):
     field = eqx.nn.MLP(2, 2, 8, 1, activation=jnp.tanh, key=getkey())
 

@@ -4,7 +4,10 @@ from pathlib import Path
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The tests are compile-bound (many small programs, few iterations each): without LLVM's
 # optimisation passes, and with XLA:CPU's classic elemental emitters in place of its MLIR
-# fusion emitters, XLA compiles them in less than half the time. Semantics do not change.
+# fusion emitters, XLA compiles them in less than half the time. The programs compute
+# the same; results can differ in float rounding (`test_docs.py` allows for it).
+# (Both are flags of the XLA in jaxlib 0.10, the version pyproject.toml pins; XLA aborts
+# on a flag it does not know.)
 os.environ.setdefault(
     "XLA_FLAGS",
     "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false",

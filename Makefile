@@ -12,11 +12,13 @@ STUDIES := sweep-euler sweep-midpoint sweep-rk4 sweep-fehlberg2 sweep-dopri5 \
 .PHONY: test $(STUDIES) report bench lint clean adapt table1 docs docs-serve ott2021 regularisation certification
 
 # uv installs the same packages as pip in a fraction of the time (it fetches and unpacks
-# in parallel); pip where uv cannot be had.
+# in parallel); pip where uv cannot be had. Both compile the packages' bytecode, so that
+# no process compiles it again (or every one, where PYTHONDONTWRITEBYTECODE is set).
 EXTRAS := .[dev,docs,studies]
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	($(VENV)/bin/pip install -q uv && $(VENV)/bin/uv pip install -q --python $(PY) -e '$(EXTRAS)') \
+	($(VENV)/bin/pip install -q uv \
+		&& $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '$(EXTRAS)') \
 		|| $(VENV)/bin/pip install -q -e '$(EXTRAS)'
 	touch $(STAMP)
 

@@ -12,8 +12,8 @@ STUDIES := sweep-euler sweep-midpoint sweep-rk4 sweep-fehlberg2 sweep-dopri5 \
 .PHONY: test $(STUDIES) report bench lint clean adapt table1 docs docs-serve ott2021 regularisation certification
 
 # uv installs the same packages as pip in a fraction of the time (it fetches and unpacks
-# in parallel); pip where uv cannot be had. Both compile the packages' bytecode, so that
-# no process compiles it again (or every one, where PYTHONDONTWRITEBYTECODE is set).
+# in parallel); pip where uv cannot be had. Both compile the packages' bytecode at install:
+# where PYTHONDONTWRITEBYTECODE is set, every process would compile it again otherwise.
 EXTRAS := .[dev,docs,studies]
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

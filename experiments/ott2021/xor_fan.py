@@ -82,7 +82,8 @@ def sweep(
     ode: XorODE, hs: Sequence[float] | np.ndarray, end: float
 ) -> list[tuple[float, bool]]:
     """`(h, separable)` of Euler's end points at each step size. One step budget for all
-    (the smallest step's): `h` is then an array of one compiled solve, not a new one."""
+    (the smallest step's): each `h` is then an input of one compiled solve, not a new
+    program."""
     budget = math.ceil(end / min(hs)) + 2
     rows = []
     for h in hs:

@@ -17,7 +17,7 @@ STUDIES := sweep-euler sweep-midpoint sweep-rk4 sweep-fehlberg2 sweep-dopri5 \
 EXTRAS := .[dev,docs,studies]
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	($(VENV)/bin/pip install -q uv \
+	($(VENV)/bin/pip install -q uv 2>/dev/null \
 		&& $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '$(EXTRAS)') \
 		|| $(VENV)/bin/pip install -q -e '$(EXTRAS)'
 	touch $(STAMP)

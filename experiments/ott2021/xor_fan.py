@@ -59,8 +59,8 @@ def separable(points: np.ndarray) -> bool:
     return not bool(segments_intersect(p[0], p[1], p[2], p[3])[0])
 
 
-def _euler(h: float, end: float) -> odeness.Integrator:
-    return odeness.Integrator(odeness.solver("euler"), dt=h, t1=end)
+def _euler(h: float, end: float, max_steps: int | None = None) -> odeness.Integrator:
+    return odeness.Integrator(odeness.solver("euler"), dt=h, t1=end, max_steps=max_steps)
 
 
 class Panel(NamedTuple):
@@ -87,9 +87,7 @@ def sweep(
     budget = math.ceil(end / min(hs)) + 2
     rows = []
     for h in hs:
-        euler = odeness.Integrator(
-            odeness.solver("euler"), dt=float(h), t1=end, max_steps=budget
-        )
+        euler = _euler(float(h), end, budget)
         ends = np.asarray(odeness.solve(ode, jnp.asarray(XOR), euler)[0])
         rows.append((float(h), separable(ends)))
     return rows

@@ -1,6 +1,5 @@
 """odeness.resnet_ode: residual stages, distance to the ODE, smoothness, the adjoint."""
 
-import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -9,10 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from archives import accept, write_idx_set
 
 from experiments import resnets as resnet_ode_cli
 from experiments.sander2022.discretisation import finetune_rows, loglog_slope
-from odeness.data import Dataset
+from odeness.data import Dataset, OdenessMnist
 from odeness.resnet_ode import (
     IID,
     AbstractStageMethod,
@@ -274,12 +274,15 @@ def test_finetune_rows_on_a_small_data_set(getkey):
     assert rows[2]["temp_bytes"] < rows[0]["temp_bytes"]
 
 
-@pytest.mark.skipif(
-    not os.environ.get("ODENESS_MNIST_DIR"), reason="needs real MNIST (ODENESS_MNIST_DIR)"
-)
-def test_cli_quick_runs_all_five(tmp_path, capsys):
+def test_cli_quick_runs_all_five(tmp_path, capsys, monkeypatch, offline):
+    # Fine-tuned on a small MNIST in the official format (`test_images.py` reads the
+    # real files), prepared into the test's own tfds folder.
+    made = write_idx_set(tmp_path / "mnist", np.random.default_rng(0), train=256, test=64)
+    accept(monkeypatch, OdenessMnist, made["digests"])
+    monkeypatch.setenv("ODENESS_TFDS_DIR", str(tmp_path / "tfds"))
     out = tmp_path / "resnet_ode"
-    assert resnet_ode_cli.main(["--quick", "--out", str(out)]) == 0
+    args = ["--quick", "--out", str(out), "--data-dir", str(tmp_path / "mnist")]
+    assert resnet_ode_cli.main(args) == 0
     for name in ("distance", "adjoint", "linear", "memory", "finetune"):
         assert (out / f"{name}.jsonl").exists(), name
     for name in ("distance", "adjoint", "linear", "memory"):
@@ -287,7 +290,7 @@ def test_cli_quick_runs_all_five(tmp_path, capsys):
     summary = (out / "summary.md").read_text()
     assert "log-log slope" in summary and "Fine-tuning on MNIST" in summary
     # Run again: everything is reused, nothing recomputed.
-    assert resnet_ode_cli.main(["--quick", "--out", str(out)]) == 0
+    assert resnet_ode_cli.main(args) == 0
     assert capsys.readouterr().out.count("reusing") == 5
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from experiments._cli import script_main
+
 REPO = Path(__file__).resolve().parents[1]
 FAULT = REPO / "tests" / "fault.py"
 ADAPT = [str(REPO / "experiments" / "adapt.py"), "--quick", "--steps", "2", "--seeds",
@@ -21,20 +23,27 @@ ADAPT = [str(REPO / "experiments" / "adapt.py"), "--quick", "--steps", "2", "--s
 TIMES = {"seconds", "train_seconds"}  # wall-clock fields, the only ones allowed to differ
 
 
-def _env(cache: Path) -> dict[str, str]:
-    # Every run compiles the same programs: a shared persistent cache (which changes no
-    # result) keeps the test short.
-    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}  # fmt: skip
+def _env(cache: Path | None) -> dict[str, str]:
+    # The runs share the suite's persistent compilation cache (which changes no result),
+    # except where a test needs a compilation to happen: there `cache` is a new folder.
+    if cache is None:
+        return dict(os.environ)
+    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache)}
 
 
-def _run(command: list[str], cache: Path, fault=()) -> subprocess.CompletedProcess:
+def _run(command: list[str], fault=(), cache: Path | None = None):
     prefix = [str(FAULT), *fault] if fault else []
     return subprocess.run(
         [sys.executable, *prefix, *command], capture_output=True, text=True, timeout=600,
         env=_env(cache),
     )  # fmt: skip
+
+
+def _main(command: list[str]) -> int:
+    """Run `command`'s script in this process (`main(argv)`, as `python SCRIPT ARGS`
+    would): the files a run writes do not depend on the process it runs in, and this
+    one has JAX imported and its programs traced already."""
+    return script_main(Path(command[0]).stem)(command[1:])
 
 
 def _without_times(obj):
@@ -64,18 +73,16 @@ def _contents(folder: Path) -> dict[str, object]:
     return files
 
 
-def _kill(command: list[str], cache: Path, point: str, n: str) -> None:
-    killed = _run(command, cache, fault=(point, n))
+def _kill(command: list[str], point: str, n: str, cache: Path | None = None) -> None:
+    killed = _run(command, fault=(point, n), cache=cache)
     assert killed.returncode == -9, (point, n, killed.returncode, killed.stderr)
 
 
-def _finish_and_compare(tmp_path: Path, command: list[str], out: Path, cache: Path):
+def _finish_and_compare(tmp_path: Path, command: list[str], out: Path):
     """Run `command` on `out` to the end, then compare `out` with a folder that was
     never interrupted."""
-    resumed = _run([*command, "--out", str(out)], cache)
-    assert resumed.returncode == 0, resumed.stderr
-    done = _run([*command, "--out", str(tmp_path / "clean")], cache)
-    assert done.returncode == 0, done.stderr
+    assert _main([*command, "--out", str(out)]) == 0
+    assert _main([*command, "--out", str(tmp_path / "clean")]) == 0
     expected, got = _contents(tmp_path / "clean"), _contents(out)
     assert sorted(got) == sorted(expected)  # no lock file or temporary file is left
     for name in expected:
@@ -86,10 +93,10 @@ def _finish_and_compare(tmp_path: Path, command: list[str], out: Path, cache: Pa
 def test_a_killed_adapted_run_resumes_to_the_same_results(tmp_path):
     # Checks every 25 iterations and one checkpoint, at the end: killed as the fourth
     # chunk starts, then while writing the checkpoint, then in the swap.
-    out, cache = tmp_path / "killed", tmp_path / "cache"
+    out = tmp_path / "killed"
     for point, n in [("chunk", "4"), ("checkpoint", "1"), ("swap", "2")]:
-        _kill([*ADAPT, "--out", str(out)], cache, point, n)
-    _finish_and_compare(tmp_path, ADAPT, out, cache)
+        _kill([*ADAPT, "--out", str(out)], point, n)
+    _finish_and_compare(tmp_path, ADAPT, out)
 
 
 # --- Stopped on request, and one writer per folder ------------------------------------
@@ -101,10 +108,10 @@ LONG = [str(REPO / "experiments" / "sweep.py"), "--steps", "2", "--seeds", "0",
         "--test-solvers", "midpoint", "--reference", "none", "--no-progress"]  # fmt: skip
 
 
-def _start(command: list[str], cache: Path) -> subprocess.Popen:
+def _start(command: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=_env(cache),
+        text=True, env=_env(None),
     )  # fmt: skip
 
 
@@ -154,29 +161,29 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.mark.slow
-def test_a_sweep_killed_stopped_and_doubled_resumes_to_the_same_results(tmp_path):
+def test_a_sweep_killed_stopped_and_doubled_resumes_to_the_same_results(tmp_path, capsys):
     """One sweep folder through everything that can happen to it: killed (SIGKILL) while
     compiling and mid-write, stopped by SIGTERM and by SIGINT, a second process started
     on it while it runs; resumed each time, it ends as a run never interrupted does."""
-    out, cache = tmp_path / "killed", tmp_path / "cache"
+    out = tmp_path / "killed"
     command = [*LONG, "--out", str(out)]
     run_dir = out / "runs" / "euler-n0002"
-    # Killed while compiling (the cache is empty: a fault first), then half-way through
-    # the third block of metrics: it dies holding the folder's lock.
-    _kill(command, cache, "compile", "1")
-    _kill(command, cache, "metrics", "3")
+    # Killed while compiling (from an empty cache: a fault first), then half-way
+    # through the third block of metrics: it dies holding the folder's lock.
+    _kill(command, "compile", "1", cache=tmp_path / "empty-cache")
+    _kill(command, "metrics", "3")
     assert (out / ".lock").exists() and (
         run_dir / ".lock"
     ).exists()  # the kernel freed them
-    # The next process takes the folder. A second one, started while it runs, fails at
-    # once in one line and writes nothing.
-    first = _start(command, cache)
+    # The next process takes the folder. A second one (this one), started while it
+    # runs, fails at once in one line and writes nothing.
+    first = _start(command)
     _wait_for_rows(first, run_dir, 2)
     first.send_signal(signal.SIGSTOP)  # nothing moves in the folder while it is paused
     before = _snapshot(out)
-    second = _run(command, cache)
-    assert second.returncode == 2
-    line = _one_line(second.stderr)
+    capsys.readouterr()
+    assert _main(command) == 2
+    line = _one_line(capsys.readouterr().err)
     assert line.startswith(f"error: sweep folder {out} is in use by process {first.pid} ")
     assert _snapshot(out) == before
     # SIGTERM (a scheduler's pre-emption): the chunk in flight finishes and is saved.
@@ -191,7 +198,7 @@ def test_a_sweep_killed_stopped_and_doubled_resumes_to_the_same_results(tmp_path
         f"checkpoint of iteration {step}; the same command resumes"
     )
     # Ctrl-C (SIGINT) the same way, after the run resumed from there.
-    again = _start(command, cache)
+    again = _start(command)
     _wait_for_rows(again, run_dir, 1)
     again.send_signal(signal.SIGINT)
     _, err = again.communicate(timeout=120)
@@ -200,6 +207,6 @@ def test_a_sweep_killed_stopped_and_doubled_resumes_to_the_same_results(tmp_path
     assert step < later < 1000 and _checkpoint_step(run_dir) == later
     assert _one_line(err).startswith(f"interrupted by SIGINT at iteration {later} of 1000")
     # Killed half-way through writing the last checkpoint, then in the swap.
-    _kill(command, cache, "checkpoint", "1")
-    _kill(command, cache, "swap", "2")
-    _finish_and_compare(tmp_path, LONG, out, cache)
+    _kill(command, "checkpoint", "1")
+    _kill(command, "swap", "2")
+    _finish_and_compare(tmp_path, LONG, out)

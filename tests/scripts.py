@@ -1,9 +1,14 @@
-"""The project's command-line scripts, run in a subprocess as a user runs them."""
+"""The project's command-line scripts, run as a user runs them (in a subprocess) or, where
+a test needs only what they do, through their `main(argv)` in the test's process (which
+has JAX imported and many programs traced already)."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
+
+from experiments._cli import script_main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,3 +27,23 @@ def run_script(
         env={**os.environ, **(env or {})},
         timeout=600,
     )
+
+
+class Ran(NamedTuple):
+    """What a script's `main` returned and printed (the fields of a finished process)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(script: str, *args: str, capsys) -> Ran:
+    """`experiments/<script>.py`'s `main(args)` in this process, its exit status (argparse's
+    too) and what it printed, read from pytest's `capsys`."""
+    capsys.readouterr()
+    try:
+        code = script_main(script.removesuffix(".py"))(list(args))
+    except SystemExit as e:  # argparse: --help, or a bad option
+        code = e.code
+    out, err = capsys.readouterr()
+    return Ran(int(code or 0), out, err)

@@ -8,7 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import pytest
-from scripts import run_script
+from scripts import run_main
 
 import odeness
 from odeness._train_step import loss_fn
@@ -94,10 +94,10 @@ def test_a_recursive_checkpoint_adjoint_is_backpropagation():
     assert integ.adjoint is None and integ.checkpoints == 2
 
 
-def test_the_cli_refuses_a_bad_adjoint_in_one_line(tmp_path):
+def test_the_cli_refuses_a_bad_adjoint_in_one_line(tmp_path, capsys):
     out = tmp_path / "sweep"
-    done = run_script(
-        "sweep.py", "--steps", "2", "--adjoint", "backsolv", "--out", str(out)
+    done = run_main(
+        "sweep", "--steps", "2", "--adjoint", "backsolv", "--out", str(out), capsys=capsys
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

@@ -1,8 +1,10 @@
-"""The examples of `examples/` run (quick mode) and print what the guides show."""
+"""The examples of `examples/` run (quick mode) and print what the guides show.
+
+Each runs through its `main(argv)` in the test's process (`test_package.py` runs every
+script by path)."""
 
 import re
-import subprocess
-import sys
+import runpy
 from pathlib import Path
 
 import pytest
@@ -10,21 +12,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run(name: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "examples" / name), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+def _run(name: str, capsys) -> str:
+    main = runpy.run_path(str(REPO / "examples" / name))["main"]
+    capsys.readouterr()
+    main(["--quick"])
+    return capsys.readouterr().out
 
 
 @pytest.mark.slow
-def test_time_series_example():
-    out = _run("time_series.py")
+def test_time_series_example(capsys):
+    out = _run("time_series.py", capsys)
     rows = re.findall(
         r"^\s+(\d+) \| +([\d.]+) \| +(-?[\d.]+) \| +(-?[\d.]+) \| (yes|no) +"
         r"\| (yes|no) +\| (yes|no)$",
@@ -36,8 +33,8 @@ def test_time_series_example():
 
 
 @pytest.mark.slow
-def test_classifier_example():
-    out = _run("classifier.py")
+def test_classifier_example(capsys):
+    out = _run("classifier.py", capsys)
     rows = re.findall(
         r"^\s+(\d+) \| +([\d.]+) \| +(-?[\d.]+) \| (yes|no)$", out, flags=re.M
     )
@@ -47,7 +44,7 @@ def test_classifier_example():
 
 
 @pytest.mark.slow
-def test_adaptation_loop_example():
-    out = _run("adaptation_loop.py")
+def test_adaptation_loop_example(capsys):
+    out = _run("adaptation_loop.py", capsys)
     assert len(re.findall(r"^iteration +\d+: h = [\d.]+", out, flags=re.M)) >= 5, out
     assert re.search(r"^final: \d+ Euler steps, test accuracy [\d.]+", out, flags=re.M)

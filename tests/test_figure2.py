@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from scripts import run_script
+from scripts import run_main
 
 import odeness
 from experiments.ott2021.decision_regions import run_figure2, train_config
@@ -46,8 +46,9 @@ def test_figure2_refuses_a_run_folder_of_another_configuration(figure):
     odeness.check_run_folder(out / "runs" / "euler-n0002", train_config(iterations=200))
 
 
-def test_figure2_script_refuses_bad_input(tmp_path):
-    done = run_script("figure2.py", "--iterations", "0", "--out", str(tmp_path / "f2"))
+def test_figure2_script_refuses_bad_input(tmp_path, capsys):
+    out = tmp_path / "f2"
+    done = run_main("figure2", "--iterations", "0", "--out", str(out), capsys=capsys)
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: iterations must be an integer >= 1")
     assert len(done.stderr.strip().splitlines()) == 1

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from scripts import run_script
+from scripts import run_main
 
 from experiments.ott2021.xor_fan import XOR, XorODE, exact_end, panel, separable, sweep
 
@@ -27,14 +27,14 @@ def test_coarse_euler_separates_what_the_fine_one_and_the_flow_do_not():
 
 
 @pytest.mark.slow
-def test_figure3_script(tmp_path):
+def test_figure3_script(tmp_path, capsys):
     out = tmp_path / "fig3"
-    done = run_script("figure3.py", "--out", str(out), "--points", "5")
+    done = run_main("figure3", "--out", str(out), "--points", "5", capsys=capsys)
     assert done.returncode == 0, done.stderr
     numbers = json.loads((out / "figure3.json").read_text())
     assert [p["separable"] for p in numbers["panels"]] == [True, False]
     assert (out / "figure3.png").read_bytes()[:4] == b"\x89PNG"
-    bad = run_script("figure3.py", "--points", "1")
+    bad = run_main("figure3", "--points", "1", "--out", str(out / "bad"), capsys=capsys)
     assert bad.returncode == 2 and bad.stderr.strip() == (
         "error: --points must be an integer >= 2, got 1"
     )

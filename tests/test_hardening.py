@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scripts import run_script
+from scripts import run_main, run_script
 
 import odeness
 from experiments import (
@@ -64,10 +64,10 @@ def snapshot(folder: Path) -> dict[str, bytes] | None:
 
 
 @pytest.mark.slow
-def test_a_diverged_sweep_reports_it_and_runs_the_other_configurations(tmp_path):
+def test_a_diverged_sweep_reports_it_and_runs_the_other_configurations(tmp_path, capsys):
     out = tmp_path / "sweep"
-    done = command("sweep", "--steps", "1", "2", "--iterations", "300", "--lr", "1e6",
-                   "--jobs", "1", *SMALL, "--out", str(out))  # fmt: skip
+    done = run_main("sweep", "--steps", "1", "2", "--iterations", "300", "--lr", "1e6",
+                    "--jobs", "1", *SMALL, "--out", str(out), capsys=capsys)  # fmt: skip
     one_line(done.returncode, done.stderr, "2 of 2 training configurations gave no result")
     assert (
         "training diverged: seed 0" in done.stderr and "learning rate 1e+06" in done.stderr

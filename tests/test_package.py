@@ -142,3 +142,37 @@ def test_the_wheel_holds_odeness_alone(tmp_path):
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist")]
     assert not any("matplotlib" in r and "extra ==" not in r for r in requires)
     assert any("matplotlib" in r and 'extra == "studies"' in r for r in requires)
+
+
+_BY_PATH = """
+import contextlib, io, runpy, sys
+repo = sys.argv[1]
+for path in sys.argv[2:]:
+    # As `python PATH --help` starts: the script's folder first on the path, and nothing
+    # of the studies imported yet.
+    for name in [m for m in sys.modules if m.split(".")[0] == "experiments"]:
+        del sys.modules[name]
+    sys.path[:] = [path.rsplit("/", 1)[0]] + [p for p in sys.path[1:] if p != repo]
+    sys.argv = [path, "--help"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            runpy.run_path(path, run_name="__main__")
+        except SystemExit as e:
+            assert e.code in (0, None), (path, e.code)
+    assert out.getvalue().strip(), path  # its help
+"""
+
+
+def test_every_script_runs_by_path(tmp_path):
+    """`python experiments/NAME.py` and `python examples/NAME.py` work from a clone,
+    whatever the working folder (each script is run by path with `--help`, in one
+    interpreter)."""
+    scripts = sorted((REPO / "experiments").glob("[!_]*.py"))
+    scripts += sorted((REPO / "examples").glob("*.py"))
+    assert len(scripts) > 15
+    done = subprocess.run(
+        [sys.executable, "-c", _BY_PATH, str(REPO), *map(str, scripts)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -2,7 +2,7 @@ import json
 
 import pytest
 from configs import SMALL
-from scripts import run_script
+from scripts import run_main
 
 import odeness
 
@@ -10,12 +10,12 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
-def test_ode_report_of_a_run_folder(tmp_path, tiny_sphere):
+def test_ode_report_of_a_run_folder(tmp_path, tiny_sphere, capsys):
     run = tmp_path / "run"
     config = odeness.TrainConfig(**SMALL)
     odeness.train(config, run_dir=run, data=tiny_sphere, progress=False)
-    proc = run_script(
-        "ode_report.py",
+    proc = run_main(
+        "ode_report",
         str(run),
         "--seed-index",
         "1",
@@ -23,6 +23,7 @@ def test_ode_report_of_a_run_folder(tmp_path, tiny_sphere):
         "60",
         "--det-points",
         "10",
+        capsys=capsys,
     )
     assert proc.returncode == 0, proc.stderr
     report = run / "report"
@@ -35,18 +36,18 @@ def test_ode_report_of_a_run_folder(tmp_path, tiny_sphere):
     assert "seed 1" in text and "crossing trajectory pairs" in text
 
 
-def test_ode_report_errors(tmp_path):
-    proc = run_script("ode_report.py", str(tmp_path / "nothing"))
+def test_ode_report_errors(tmp_path, capsys):
+    proc = run_main("ode_report", str(tmp_path / "nothing"), capsys=capsys)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "config.json does not exist" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
-def test_figure1_quick(tmp_path):
+def test_figure1_quick(tmp_path, capsys):
     out = tmp_path / "fig"
-    proc = run_script(
-        "figure1.py",
+    proc = run_main(
+        "figure1",
         "--quick",
         "--steps",
         "2",
@@ -58,6 +59,7 @@ def test_figure1_quick(tmp_path):
         "--out",
         str(out),
         "--no-progress",
+        capsys=capsys,
     )
     assert proc.returncode == 0, proc.stderr
     assert (out / "figure1.png").read_bytes()[:8] == PNG

@@ -41,9 +41,11 @@ def test_real_mnist_prepares_offline_and_loads(tmp_path_factory):
     assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
     # The official order is kept: the first test digits are 7, 2, 1, 0, 4.
     assert data.y_test[:5].tolist() == [7, 2, 1, 0, 4]
-    # Prepared once: the second load reads the array-record files, no archive needed.
-    again = odeness.load_dataset("mnist", data_dir="/nonexistent", cache_dir=str(cache))
-    np.testing.assert_array_equal(again.y_test, data.y_test)
+    # Prepared once: then the records are read, no archive needed (the test split).
+    builder = images.prepare("mnist", archive_dir="/nonexistent", cache_dir=str(cache))
+    x_test, y_test = images.load_split(builder, "test")
+    np.testing.assert_array_equal(x_test, data.x_test)
+    np.testing.assert_array_equal(y_test, data.y_test)
     assert list((cache / "odeness_mnist" / "1.0.0").glob("*.array_record*"))
 
 

@@ -22,8 +22,14 @@ $(STAMP): pyproject.toml
 		|| $(VENV)/bin/pip install -q -e '$(EXTRAS)'
 	touch $(STAMP)
 
-test: $(STAMP) docs
-	$(PY) -m pytest -q -n auto --dist worksteal
+# The strict docs build (`docs`, below) runs beside pytest: a few seconds of one core,
+# which the test workers leave idle now and then. Either failing fails the target. (No
+# $(MAKE) in this recipe: `make -n test`, which the tests run, would execute it.)
+test: $(STAMP) $(MATHJAX)
+	@($(DOCS_BUILD)) & docs=$$!; \
+		echo "$(PY) -m pytest -q -n auto --dist worksteal"; \
+		$(PY) -m pytest -q -n auto --dist worksteal; tests=$$?; \
+		wait $$docs || { echo "error: the docs build failed (above)"; exit 1; }; exit $$tests
 
 # The docs site (mkdocs-material + mkdocstrings) into site/, strict: a broken link or
 # anchor, a missing reference or a public name without a docstring fails the build.
@@ -41,9 +47,10 @@ $(MATHJAX):
 
 # (`--quiet` would also silence the warnings that make `--strict` fail: the log is shown
 # only when the build fails.)
+DOCS_BUILD = log=$$(mktemp) && if $(VENV)/bin/mkdocs build --strict >$$log 2>&1; \
+	then rm $$log; else grep -v '^INFO' $$log; rm $$log; exit 1; fi
 docs: $(STAMP) $(MATHJAX)
-	@log=$$(mktemp) && if $(VENV)/bin/mkdocs build --strict >$$log 2>&1; then rm $$log; \
-		else grep -v '^INFO' $$log; rm $$log; exit 1; fi
+	@$(DOCS_BUILD)
 
 docs-serve: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/mkdocs serve --strict

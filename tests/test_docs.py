@@ -113,6 +113,15 @@ def _shell_cases():
                 yield pytest.param(command, id=f"{page.stem}: {command[:60]}")
 
 
+def test_no_recipe_runs_under_make_n():
+    """`make -n` (`test_shell_command_is_valid`) runs a recipe line naming `$(MAKE)`."""
+    recipes = [line for line in (REPO / "Makefile").read_text().splitlines()
+               if line.startswith("\t")]  # fmt: skip
+    assert recipes and not [
+        line for line in recipes if "$(MAKE)" in line or "${MAKE}" in line
+    ]
+
+
 @pytest.mark.parametrize("command", list(_shell_cases()))
 def test_shell_command_is_valid(command, parse_only):
     words = [w for w in shlex.split(command) if not re.fullmatch(r"[A-Z_0-9]+=\S*", w)]

@@ -114,6 +114,7 @@ def test_two_processes_run_a_sweep_and_write_one_folder(tmp_path):
     args = [
         str(REPO / "experiments" / "sweep.py"), "--steps", "2", "--seeds", "0", "1",
         "--iterations", "20", "--channels", "4", "--reference", "none", "--factors", "1",
+        "--test-solvers", "euler",
         "--no-progress", "--out", str(out), "--coordinator", f"localhost:{port}",
         "--num-processes", "2",
     ]  # fmt: skip

@@ -5,6 +5,7 @@ has JAX imported and many programs traced already)."""
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -37,13 +38,18 @@ class Ran(NamedTuple):
     stderr: str
 
 
-def run_main(script: str, *args: str, capsys) -> Ran:
-    """`experiments/<script>.py`'s `main(args)` in this process, its exit status (argparse's
-    too) and what it printed, read from pytest's `capsys`."""
+def call_main(main: Callable[[list[str]], int], args: list[str], capsys) -> Ran:
+    """A script's `main(args)` in this process: its exit status (argparse's too) and what
+    it printed, read from pytest's `capsys`."""
     capsys.readouterr()
     try:
-        code = script_main(script.removesuffix(".py"))(list(args))
+        code = main(args)
     except SystemExit as e:  # argparse: --help, or a bad option
         code = e.code
     out, err = capsys.readouterr()
     return Ran(int(code or 0), out, err)
+
+
+def run_main(script: str, *args: str, capsys) -> Ran:
+    """`call_main` of `experiments/<script>.py`."""
+    return call_main(script_main(script.removesuffix(".py")), list(args), capsys)

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scripts import run_main, run_script
+from scripts import call_main, run_main, run_script
 
 import odeness
 from experiments import (
@@ -35,13 +35,10 @@ def command(script: str, *args: str) -> subprocess.CompletedProcess:
     return run_script(f"{script}.py", *args)
 
 
-def main(module, argv: list[str], capsys) -> tuple[object, str]:
+def main(module, argv: list[str], capsys) -> tuple[int, str]:
     """A script's `main` in this process: its exit status and what it printed on stderr."""
-    try:
-        code = module.main(argv)
-    except SystemExit as e:  # argparse
-        code = e.code
-    return code, capsys.readouterr().err
+    ran = call_main(module.main, argv, capsys)
+    return ran.returncode, ran.stderr
 
 
 def one_line(code, err: str, message: str) -> None:

@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scripts import call_main
 
 from experiments import sweep as sweep_cli
 from odeness import TrainConfig
@@ -79,14 +80,8 @@ def test_quick_sweep_writes_its_folder_and_resumes(tmp_path, capsys):
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message, capsys):
-    # The script's `main`, in this process (`test_hardening.py` runs scripts as
-    # processes): the exit status it returns and what it printed.
     out = tmp_path / "never"
-    try:
-        code = sweep_cli.main([*args, "--out", str(out), "--quick"])
-    except SystemExit as e:  # argparse
-        code = e.code
-    err = capsys.readouterr().err
+    code, _, err = call_main(sweep_cli.main, [*args, "--out", str(out), "--quick"], capsys)
     assert code == 2
     assert err.strip().startswith(message), err
     assert len(err.strip().splitlines()) == 1

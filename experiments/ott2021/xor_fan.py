@@ -18,7 +18,6 @@ if and only if their segments (convex hulls) are disjoint, which
 `odeness.diagnostics.segments_intersect` decides with exact predicates.
 """
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -84,7 +83,7 @@ def sweep(
     """`(h, separable)` of Euler's end points at each step size. One step budget for all
     (the smallest step's): each `h` is then an input of one compiled solve, not a new
     program."""
-    budget = math.ceil(end / min(hs)) + 2
+    budget = _euler(float(min(hs)), end).max_steps
     rows = []
     for h in hs:
         euler = _euler(float(h), end, budget)

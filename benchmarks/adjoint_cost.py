@@ -21,7 +21,7 @@ def one(steps: int, length: int, rounds: int) -> dict:
     runs, rows = {}, {}
     for name in ("backprop", "backsolve"):
         config = odeness.TrainConfig(
-            dataset="sphere2", solver="euler", steps=steps, adjoint=name
+            seeds=(0,), dataset="sphere2", solver="euler", steps=steps, adjoint=name
         )
         chunk = chunk_runner(config, data, length=length)
         runs[name] = chunk.timed

@@ -21,7 +21,12 @@ def run(*, quick: bool, rounds: int) -> dict:
     y = rng.integers(0, 10, batch).astype(np.int32)
     data = odeness.Dataset(x, y, x, y, num_classes=10)
     config = odeness.TrainConfig(
-        dataset="cifar10", solver="euler", steps=steps, channels=channels, batch_size=batch
+        seeds=(0,),
+        dataset="cifar10",
+        solver="euler",
+        steps=steps,
+        channels=channels,
+        batch_size=batch,
     )
     chunk = chunk_runner(config, data, length=1)
     start = time.perf_counter()

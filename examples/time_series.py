@@ -74,6 +74,7 @@ def main(argv=None) -> None:
     )
     for n in steps:
         config = odeness.TrainConfig(
+            seeds=(0,),
             dataset=None,
             steps=n,
             iterations=iterations,

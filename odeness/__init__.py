@@ -20,6 +20,13 @@ from . import (
     resnet_ode as resnet_ode,
 )
 from ._config import TrainConfig as TrainConfig
+from ._control import (
+    AbstractControl as AbstractControl,
+    AbstractGrid as AbstractGrid,
+    Steps as Steps,
+    StepSize as StepSize,
+    Tolerances as Tolerances,
+)
 from ._convergence import (
     ConvergenceTest as ConvergenceTest,
     SelfConvergence as SelfConvergence,
@@ -41,6 +48,8 @@ from ._errors import (
 )
 from ._integrate import (
     Integrator as Integrator,
+    Regularised as Regularised,
+    Setting as Setting,
     SolveStats as SolveStats,
     penalties as penalties,
     solve as solve,
@@ -85,7 +94,11 @@ from ._rules import (
     adapt_step as adapt_step,
     initial_step_size as initial_step_size,
 )
-from ._run_folder import check_run_folder as check_run_folder
+from ._run_folder import (
+    CheckRow as CheckRow,
+    MetricsRow as MetricsRow,
+    check_run_folder as check_run_folder,
+)
 from ._solvers import (
     RK4 as RK4,
     Fehlberg2 as Fehlberg2,
@@ -97,6 +110,7 @@ from ._solvers import (
 from ._stop import (
     Interrupted as Interrupted,
     cancel_stop as cancel_stop,
+    raise_if_stopped as raise_if_stopped,
     request_stop as request_stop,
     stop_on_signals as stop_on_signals,
     stop_requested as stop_requested,
@@ -104,7 +118,6 @@ from ._stop import (
 from ._swap import (
     SwapResult as SwapResult,
     SwapRow as SwapRow,
-    at_least_as_accurate as at_least_as_accurate,
     critical_step_size as critical_step_size,
     critical_tolerance as critical_tolerance,
     default_swap as default_swap,
@@ -127,6 +140,8 @@ __version__ = _version("odeness")
 
 __all__ = [
     "__version__",
+    "AbstractControl",
+    "AbstractGrid",
     "AbstractIntegralPenalty",
     "AbstractMetric",
     "AbstractODEModel",
@@ -136,13 +151,13 @@ __all__ = [
     "Accuracy",
     "adapt_step",
     "AdaptationCheck",
-    "at_least_as_accurate",
     "cancel_stop",
     "Candidate",
     "cheapest_solver",
     "CheapestSolver",
     "check_run_folder",
     "check_training",
+    "CheckRow",
     "convergence_test",
     "ConvergenceTest",
     "ConvField1d",
@@ -172,11 +187,14 @@ __all__ = [
     "make_classifier",
     "MeanSquaredError",
     "Metric",
+    "MetricsRow",
     "MLPField",
     "NeuralODE",
     "ODEClassifier",
     "penalties",
+    "raise_if_stopped",
     "RandomEndTime",
+    "Regularised",
     "request_stop",
     "RK4",
     "RK4ThreeEighths",
@@ -184,11 +202,14 @@ __all__ = [
     "score",
     "self_convergence",
     "SelfConvergence",
+    "Setting",
     "solve",
     "SolveFailed",
     "solver",
     "solver_name",
     "SolveStats",
+    "Steps",
+    "StepSize",
     "StepSizeRule",
     "StepSizeState",
     "stop_on_signals",
@@ -199,6 +220,7 @@ __all__ = [
     "TaylorDerivative",
     "time_derivatives",
     "ToleranceRule",
+    "Tolerances",
     "ToleranceState",
     "train",
     "TrainConfig",

@@ -7,16 +7,18 @@ from typing import Any
 import diffrax
 
 from . import _checks as check
+from ._control import AbstractControl, Steps, Tolerances
 from ._integrate import Integrator
 from ._models import check_field
 from ._regularisers import (
     AbstractRegulariser,
     ErrorEstimate,
+    check_error_estimate,
     check_regularisers,
     named_regulariser,
 )
 from ._rules import AbstractRule, rule_for
-from ._solvers import is_adaptive, solver
+from ._solvers import SOLVERS, is_adaptive, solver
 from .data import check_dataset, load_dataset
 
 ADJOINTS: dict[str, Callable[[], diffrax.AbstractAdjoint | None]] = {
@@ -26,6 +28,9 @@ ADJOINTS: dict[str, Callable[[], diffrax.AbstractAdjoint | None]] = {
 """How training computes gradients through the solve, by name: backpropagation through
 the solver (discretise-then-optimise) or the continuous adjoint (optimise-then-
 discretise)."""
+
+SEEDS = (0, 1, 2, 3, 4)
+"""The paper's five seeds: `TrainConfig`'s default."""
 
 
 def _pairs(regularise) -> tuple[tuple[str, float], ...]:
@@ -59,16 +64,20 @@ class TrainConfig:
 
     Fixed-step training gives `steps` (the step size is `1/steps` on `[0, 1]`); adaptive
     training gives `tol` (rtol = atol = tol). Defaults are the paper's (Adam, lr 1e-4,
-    batch 128, 10,000 iterations, C = 128 for CIFAR-10 and 32 otherwise: `channels=None`
-    becomes the paper's value for the data set). Every seed trains on the same data set
-    (`data_seed`), from its own initialisation and batch order.
+    batch 128, 10,000 iterations, five seeds, C = 128 for CIFAR-10 and 32 otherwise:
+    `channels=None` becomes the paper's value for the data set).
+    Every seed trains on the same data set (`data_seed`), from its own initialisation and
+    batch order.
 
     With `adapt=True` the step size (or tolerance) is adapted during training by the
     paper's rule (`odeness.adapt`, see `rule()`), each seed on its own: `steps` / `tol`
     are the starting values. A fixed-step solver without `steps` starts at Hairer's
     initial step size; an adaptive solver must be given `tol` (the paper's is 1e-6).
     `threshold`, `interval` and `test_solver` (default: the paper's for the solver) are
-    the rule's; `max_steps` caps its step count (default 500, the paper's).
+    the rule's. `max_steps` is the most steps a training solve may take: for fixed steps,
+    at least `steps` (default: exactly `steps`); adaptively, the solver's budget
+    (default 4096); for the step-size adaptation, the cap on its step count (default
+    500, the paper's).
 
     `regularise` names the regularisers of the training solves and their weights
     (`regularisers()`; each penalty's batch mean times its weight joins the loss).
@@ -88,8 +97,9 @@ class TrainConfig:
     steps: int | None = 2
     tol: float | None = None
     field: str = "conv"
-    channels: int = None  # pyright: ignore[reportAssignmentType]  (the paper's)
-    seeds: tuple[int, ...] = (0,)
+    channels: int | None = None
+    """The hidden channels C of the field; None becomes the paper's at construction."""
+    seeds: tuple[int, ...] = SEEDS
     iterations: int = 10_000
     batch_size: int = 128
     learning_rate: float = 1e-4
@@ -109,37 +119,48 @@ class TrainConfig:
     `[1 - spread, 1 + spread]`. A weight of 0 leaves the run as it is without."""
 
     def __post_init__(self):
-        """Check what the configuration owns, and build what it names (the solver
-        table, the data set and field tables, `Integrator`, the rule), so that their
-        own errors surface."""
+        """Check every field, naming the bad one and its value, with the validators of
+        the values the fields name (the solver table, the control, the regularisers,
+        the rule). No integrator, data set or model is built: `integrator()` and
+        `load_dataset()` build them when asked."""
         object.__setattr__(self, "seeds", tuple(self.seeds))
         object.__setattr__(self, "regularise", _pairs(self.regularise))
-        if self.channels is None:
-            object.__setattr__(self, "channels", paper_channels(self.dataset))
+        object.__setattr__(self, "channels", self.model_channels)
         if self.dataset is not None:  # None: the data given to `train`
             check_dataset(self.dataset)
-        check_field(self.field, self.channels)
+        check_field(self.field, self.model_channels)
+        check.one_of("solver", self.solver, SOLVERS)
         check.one_of("adjoint", self.adjoint, ADJOINTS)
-        if self.adapt and self.adjoint != "backprop":
-            raise ValueError(
-                f"adjoint={self.adjoint!r} does not combine with adapt=True: adapted runs "
-                "backpropagate through the solver (adjoint='backprop')"
-            )
-        training_solver = solver(self.solver)
+        check.boolean("adapt", self.adapt)
+        self._check_control()
+        self._check_seeds()
+        self._check_schedule()
+        self._check_regularise()
+        if self.adapt:
+            self._check_adaptation()
+
+    def _check_control(self) -> None:
         if self.steps is not None and self.tol is not None:
             raise ValueError(
                 f"give exactly one of steps and tol, got steps={self.steps!r}, "
                 f"tol={self.tol!r}"
             )
-        if self.steps is None and self.tol is None:
-            if not self.adapt or is_adaptive(training_solver):
+        if self.max_steps is not None:
+            check.integer("max_steps", self.max_steps)
+        control = self.control
+        if control is None:
+            if not self.adapt or is_adaptive(solver(self.solver)):
                 hint = " (adaptive solvers start from a tol, the paper's is 1e-6)"
                 raise ValueError(
                     "give exactly one of steps and tol, got steps=None, tol=None"
                     + (hint if self.adapt else "")
                 )
-        else:
-            self.integrator()  # steps, tol and max_steps
+            return
+        control.check_solver(solver(self.solver))
+        if not self.adapt:
+            control.budget(1.0, self.max_steps)
+
+    def _check_seeds(self) -> None:
         if not (self.seeds and all(check.is_seed(s) for s in self.seeds)):
             raise ValueError(
                 f"seeds must be one or more integers in [0, 2**32 - 1], got {self.seeds!r}"
@@ -147,6 +168,8 @@ class TrainConfig:
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {self.seeds!r}")
         check.seed("data_seed", self.data_seed)
+
+    def _check_schedule(self) -> None:
         for name in ("iterations", "batch_size", "log_every", "checkpoint_every"):
             check.integer(name, getattr(self, name))
         if self.checkpoint_every % self.log_every:
@@ -155,20 +178,59 @@ class TrainConfig:
                 f"log_every ({self.log_every})"
             )
         check.positive("learning_rate", self.learning_rate)
-        regularisers = self.regularisers()  # names, weights and spreads
-        check_regularisers([r for r, _ in regularisers], 0.0, 1.0)
-        if any(isinstance(r, ErrorEstimate) for r, _ in regularisers):
-            # The training solver has an estimate (or one to embed), and backpropagation.
-            adjoint = ADJOINTS[self.adjoint]()
-            one_step = Integrator(training_solver, steps=1, adjoint=adjoint)
-            one_step.regularised([ErrorEstimate()])
-        check.boolean("adapt", self.adapt)
+
+    def _check_regularise(self) -> None:
+        regularisers = [r for r, _ in self.regularisers()]  # names, weights, spreads
+        check_regularisers(regularisers, 0.0, 1.0)
+        if any(isinstance(r, ErrorEstimate) for r in regularisers):
+            check_error_estimate(solver(self.solver), ADJOINTS[self.adjoint]())
+
+    def _check_adaptation(self) -> None:
+        if self.adjoint != "backprop":
+            raise ValueError(
+                f"adjoint={self.adjoint!r} does not combine with adapt=True: adapted runs "
+                "backpropagate through the solver (adjoint='backprop')"
+            )
         rule = self.rule()  # threshold, interval, test_solver and max_steps
-        if rule is not None and self.steps is not None and self.steps > rule.max_steps:
+        assert rule is not None
+        if self.steps is not None and self.steps > rule.max_steps:
             raise ValueError(
                 f"steps {self.steps} exceeds the adaptation's cap of "
                 f"max_steps={rule.max_steps}; raise max_steps or start from fewer steps"
             )
+
+    @property
+    def model_channels(self) -> int:
+        """The hidden channels C of the field (`channels`, the paper's if it was not
+        given), as an `int`."""
+        return paper_channels(self.dataset) if self.channels is None else self.channels
+
+    @property
+    def control(self) -> AbstractControl | None:
+        """How training solves: `Steps(steps)` or `Tolerances(tol)` (rtol = atol = tol);
+        None for an adapted run that starts at Hairer's step size.
+
+        **Raises:** `ValueError` for `steps` not an integer >= 1, or `tol` not a finite
+        number > 0."""
+        if self.steps is not None:
+            return Steps(self.steps)
+        if self.tol is not None:
+            return Tolerances(self.tol)
+        return None
+
+    def controlled(self, control: AbstractControl) -> "TrainConfig":
+        """This configuration trained with `control`: `Steps(n)` or `Tolerances(tol)`
+        (rtol = atol), the training interval being `[0, 1]`.
+
+        **Raises:** `ValueError` for another control."""
+        if isinstance(control, Steps):
+            return self.replace(steps=control.n, tol=None)
+        if isinstance(control, Tolerances) and control.rtol == control.atol:
+            return self.replace(steps=None, tol=control.size())
+        raise ValueError(
+            f"TrainConfig trains with steps (Steps(n)) or with rtol = atol "
+            f"(Tolerances(tol)), got {control!r}"
+        )
 
     @property
     def label(self) -> str:
@@ -225,20 +287,11 @@ class TrainConfig:
                 "this adapted run starts at Hairer's step size, known once the model is "
                 "initialised"
             )
-        adjoint = ADJOINTS[self.adjoint]()
-        if self.steps is not None:
-            return Integrator(
-                solver(self.solver),
-                steps=self.steps,
-                max_steps=self.max_steps,
-                adjoint=adjoint,
-            )
         return Integrator(
             solver(self.solver),
-            rtol=self.tol,
-            atol=self.tol,
+            self.control,
             max_steps=self.max_steps,
-            adjoint=adjoint,
+            adjoint=ADJOINTS[self.adjoint](),
         )
 
     def load_dataset(self):

@@ -18,7 +18,6 @@ Distances between outputs are relative RMS: `rms(a - b) / rms(b)` over every ent
 every example, `b` the reference (no metric, no targets).
 """
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -30,11 +29,12 @@ import numpy as np
 from jaxtyping import Array, Float, Shaped
 
 from . import _checks as check
+from ._control import AbstractGrid, Steps, Tolerances
 from ._errors import RunFailed, SolveFailed
-from ._integrate import Integrator
+from ._integrate import Integrator, evaluation_budget
 from ._metrics import AbstractMetric, as_metric
 from ._solvers import RK4, order
-from ._swap import EVALUATION_MAX_STEPS, Model, score
+from ._swap import Model, score
 
 
 class Solved(NamedTuple):
@@ -59,7 +59,7 @@ def solve_outputs(
     """The model's outputs (one array) on all of `x` with `integ`, in batches; a failed
     solve or outputs that are not finite give a `failure` instead (a verdict, not an
     error)."""
-    quiet = dataclasses.replace(integ, throw=False)
+    quiet = integ.replace(throw=False)
     parts, nfes = [], []
     for start in range(0, len(x), batch_size):
         out, nfe, success = _batch_outputs(
@@ -86,47 +86,30 @@ def relative_rms(a: np.ndarray, reference: np.ndarray) -> float:
     return gap / scale
 
 
-def _refinements(refinements: Sequence[int | float], *, fixed: bool) -> tuple:
+def _refinements(refinements: Sequence[int | float], *, integers: bool) -> tuple:
     values = tuple(refinements)
     if len(values) < 2:
         raise ValueError(f"refinements needs at least two values, got {values!r}")
     for v in values:
         number = check.is_number(v) and math.isfinite(v)
-        if not number or v < 1 or (fixed and v != int(v)):
-            what = "integers >= 1" if fixed else "numbers >= 1"
+        if not number or v < 1 or (integers and v != int(v)):
+            what = "integers >= 1" if integers else "numbers >= 1"
             raise ValueError(f"refinements must be {what}, got {values!r}")
     if values[0] != 1 or any(b <= a for a, b in zip(values, values[1:], strict=False)):
         raise ValueError(
             f"refinements must start at 1 (the training step) and increase strictly, got "
             f"{values!r}"
         )
-    return tuple(int(v) for v in values) if fixed else tuple(float(v) for v in values)
+    return tuple(int(v) for v in values) if integers else tuple(float(v) for v in values)
 
 
-def refined(integ: Integrator, factor: int | float, most: int | None = None) -> Integrator:
-    """`integ` refined by `factor`: `factor` times the steps (fixed steps), or the
-    tolerances divided by `factor` (adaptive); the time interval and batch mode kept."""
-    if integ.adaptive:
-        assert integ.rtol is not None and integ.atol is not None
-        return Integrator(
-            integ.solver,
-            rtol=integ.describe()["rtol"] / factor,
-            atol=integ.describe()["atol"] / factor,
-            t0=integ.t0,
-            t1=integ.t1,
-            max_steps=integ.max_steps,
-            per_sample=integ.per_sample,
-        )
-    steps = integ.steps * int(factor)
-    bound = max(EVALUATION_MAX_STEPS, 1 << (max(steps, most or 0) - 1).bit_length())
-    return Integrator(
-        integ.solver,
-        steps=steps,
-        t0=integ.t0,
-        t1=integ.t1,
-        max_steps=bound,
-        per_sample=integ.per_sample,
-    )
+def refined(integ: Integrator, factor: int | float) -> Integrator:
+    """`integ.refined(factor)`, under the evaluation budget (`evaluation_budget`) where it
+    has fixed steps, so that the refined solves of one solver share a program."""
+    finer = integ.refined(factor)
+    if isinstance(finer.control, AbstractGrid):
+        return finer.replace(max_steps=evaluation_budget(finer.steps))
+    return finer
 
 
 def _check_inputs(x) -> None:
@@ -160,13 +143,8 @@ def _default_reference(integ: Integrator, finest: int) -> Integrator:
     """Classic RK4 at twice the finest step count (four times for a solver of order 4
     or more, so that the reference's error stays below a 256th of the finest solve's)."""
     steps = finest * (2 if integ.order < 4 else 4)
-    return Integrator(
-        RK4(),
-        steps=steps,
-        t0=integ.t0,
-        t1=integ.t1,
-        max_steps=max(EVALUATION_MAX_STEPS, steps),
-        per_sample=integ.per_sample,
+    return integ.replace(
+        solver=RK4(), control=Steps(steps), max_steps=evaluation_budget(steps)
     )
 
 
@@ -223,12 +201,12 @@ def self_convergence(
     integers >= 1 increasing from 1, no inputs, a tolerance or error bound that is not
     a finite number > 0.
     """
-    if integ.adaptive:
+    if not isinstance(integ.control, AbstractGrid):
         raise ValueError(
             "self_convergence needs a fixed-step integrator (steps= or dt=); test an "
             "adaptive one with convergence_test"
         )
-    factors = _refinements(refinements, fixed=True)
+    factors = _refinements(refinements, integers=True)
     check.positive("order_tolerance", order_tolerance)
     check.positive("max_error", max_error)
     _check_inputs(x)
@@ -242,7 +220,7 @@ def self_convergence(
     ref = solve_outputs(model, reference, x, batch_size)
 
     def failed(why: str) -> SelfConvergence:
-        return SelfConvergence(steps, sizes, (), (), p, False, reference.setting, why)
+        return SelfConvergence(steps, sizes, (), (), p, False, str(reference.setting), why)
 
     if ref.failure is not None:
         return failed(f"the reference: {ref.failure}")
@@ -260,7 +238,7 @@ def self_convergence(
     in_regime = all(abs(o - p) <= order_tolerance * p for o in judged)
     asymptotic = errors[0] <= max_error and in_regime
     return SelfConvergence(
-        steps, sizes, tuple(errors), orders, p, asymptotic, reference.setting
+        steps, sizes, tuple(errors), orders, p, asymptotic, str(reference.setting)
     )
 
 
@@ -327,16 +305,17 @@ def convergence_test(
     """
     metric = as_metric(metric)
     metric.check_threshold(tolerance)
-    default = (1, 10, 100, 1000) if integ.adaptive else (1, 2, 4, 8, 16)
+    tolerances = isinstance(integ.control, Tolerances)
+    default = (1, 10, 100, 1000) if tolerances else (1, 2, 4, 8, 16)
     factors = _refinements(
-        default if refinements is None else refinements, fixed=not integ.adaptive
+        default if refinements is None else refinements, integers=not tolerances
     )
     _check_inputs(x)
     check.integer("batch_size", batch_size)
     if len(x) != len(y):
         raise ValueError(f"{len(x)} inputs and {len(y)} targets: give one target per input")
     integrators = [refined(integ, f) for f in factors]
-    settings = tuple(i.setting for i in integrators)
+    settings = tuple(str(i.setting) for i in integrators)
     scale = float(metric.scale(jnp.asarray(y)))
     scores, nfes = [], []
     for i in integrators:

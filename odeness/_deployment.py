@@ -17,11 +17,12 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from . import _checks as check
+from ._control import AbstractGrid, Steps, Tolerances
 from ._convergence import relative_rms, solve_outputs
 from ._errors import RunFailed
-from ._integrate import Integrator
+from ._integrate import EVALUATION_MAX_STEPS, Integrator
 from ._solvers import RK4, solver
-from ._swap import EVALUATION_MAX_STEPS, Model, SwapResult
+from ._swap import Model, SwapResult
 
 CANDIDATE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 """The step counts of the default fixed-step candidates."""
@@ -34,12 +35,13 @@ def default_candidates(t0: float = 0.0, t1: float = 1.0) -> tuple[Integrator, ..
     `CANDIDATE_TOLERANCES`, on `[t0, t1]`."""
     bound = max(EVALUATION_MAX_STEPS, max(CANDIDATE_STEPS))
     fixed = tuple(
-        Integrator(solver(name), steps=n, t0=t0, t1=t1, max_steps=bound)
+        Integrator(solver(name), Steps(n), t0=t0, t1=t1, max_steps=bound)
         for name in ("euler", "midpoint", "rk4")
         for n in CANDIDATE_STEPS
     )
     adaptive = tuple(
-        Integrator(solver("dopri5"), rtol=tol, t0=t0, t1=t1) for tol in CANDIDATE_TOLERANCES
+        Integrator(solver("dopri5"), Tolerances(tol), t0=t0, t1=t1)
+        for tol in CANDIDATE_TOLERANCES
     )
     return fixed + adaptive
 
@@ -168,11 +170,11 @@ def cheapest_solver(
     check.integer("repeats", repeats)
     _check_ode(swap, threshold, force)
     if reference is None:
-        most = max((c.steps for c in candidates if not c.adaptive), default=512)
+        grids = [c.steps for c in candidates if isinstance(c.control, AbstractGrid)]
+        steps = max(1024, 2 * max(grids, default=512))
         first = candidates[0]
-        steps = max(1024, 2 * most)
         reference = Integrator(
-            RK4(), steps=steps, t0=first.t0, t1=first.t1, max_steps=max(steps, 4096)
+            RK4(), Steps(steps), t0=first.t0, t1=first.t1, max_steps=max(steps, 4096)
         )
     ref = solve_outputs(model, reference, x, batch_size)
     if ref.failure is not None:
@@ -188,9 +190,9 @@ def cheapest_solver(
         )
         measured.append(
             Candidate(
-                integ.setting, integ, solved.nfe, seconds, distance, distance <= within
+                str(integ.setting), integ, solved.nfe, seconds, distance, distance <= within
             )
         )
     faithful = [c for c in measured if c.faithful]
     chosen = min(faithful, key=lambda c: (c.nfe, c.seconds)) if faithful else None
-    return CheapestSolver(chosen, tuple(measured), reference.setting, within)
+    return CheapestSolver(chosen, tuple(measured), str(reference.setting), within)

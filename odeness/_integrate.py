@@ -1,9 +1,8 @@
 """`Integrator` (how to solve) and `solve` (solve it), on top of `diffrax.diffeqsolve`."""
 
-import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -15,55 +14,39 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from ._checks import integer
+from ._control import AbstractControl, AbstractGrid, control_of
 from ._regularisers import (
     AbstractIntegralPenalty,
     AbstractPenalty,
     AbstractRegulariser,
     ErrorEstimate,
     RandomEndTime,
+    check_error_estimate,
     check_regularisers,
 )
-from ._solvers import is_adaptive, nfe, order, solver_name, with_error_estimate
+from ._solvers import nfe, order, solver_name, with_error_estimate
 
 VectorField = Callable[[Any, PyTree, Any], PyTree]
 """A vector field `f(t, y, args) -> dy/dt`, as `diffrax.ODETerm` takes it."""
 
+EVALUATION_MAX_STEPS = 4096
+"""The step budget of the solves that evaluate a trained model at other step counts (the
+solver swap, the convergence tests, the deployment candidates): the larger of 4096 and
+the next power of two above the most steps (`evaluation_budget`). Forward solves run only
+the steps they need, so one budget serves every step count, and each solver's solves
+share one compiled program (the step size is traced)."""
 
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
 
-
-def _num_steps(length: float, dt: float) -> int:
-    # diffrax clips a step that ends within ~100 eps of t1 to t1: a float32 dt = 1/n
-    # (slightly under or over 1/n) takes exactly n steps.
-    return max(1, math.ceil(length / dt * (1 - 1e-5)))
+def evaluation_budget(most: int) -> int:
+    """The `max_steps` of evaluation solves whose most steps are `most`
+    (`EVALUATION_MAX_STEPS`)."""
+    return max(EVALUATION_MAX_STEPS, 1 << max(0, most - 1).bit_length())
 
 
 class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
     """diffrax's outcomes of a solve, and one of odeness's own."""
 
     bad_step_size = "the step size is not a finite number > 0"
-
-
-def _positive_finite(name: str, value) -> None:
-    if _is_concrete(value):
-        v = float(value)
-        if not (math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _fixed_or_adaptive(steps, dt, rtol, atol) -> bool:
-    """Whether `Integrator`'s arguments ask for fixed steps (else tolerances); one of
-    the two, and steps= or dt=, not both."""
-    fixed = steps is not None or dt is not None
-    if fixed == (rtol is not None or atol is not None):
-        raise ValueError(
-            "give either fixed steps (steps= or dt=) or tolerances (rtol=/atol=), "
-            f"got steps={steps!r}, dt={dt!r}, rtol={rtol!r}, atol={atol!r}"
-        )
-    if steps is not None and dt is not None:
-        raise ValueError(f"give steps= or dt=, not both (steps={steps!r}, dt={dt!r})")
-    return fixed
 
 
 def _adjoint_and_checkpoints(adjoint, checkpoints):
@@ -90,59 +73,60 @@ def _adjoint_and_checkpoints(adjoint, checkpoints):
     return checkpoints, adjoint
 
 
-def _fixed_grid(length: float, steps, dt, max_steps: int | None):
-    """The step size and step budget of a fixed grid over an interval of `length`."""
-    if steps is not None:
-        dt = length / integer("steps", steps)
-    _positive_finite("dt", dt)
-    if not _is_concrete(dt):
-        if max_steps is None:
-            raise ValueError("a traced dt needs an explicit max_steps")
-        return dt, max_steps
-    needed = _num_steps(length, float(dt))
-    if max_steps is None:
-        # A step that does not divide the interval: diffrax adds up the times in
-        # floating point, and over thousands of steps the sum can fall one step short
-        # of t1; one spare step covers it.
-        ratio = length / float(dt)
-        return dt, needed + (abs(ratio - round(ratio)) > 1e-3)
-    if needed > max_steps:
-        raise ValueError(
-            f"dt={float(dt)!r} needs {needed} steps, more than max_steps={max_steps}"
-        )
-    return dt, max_steps
+class Setting(NamedTuple):
+    """An integrator as tables and files name it (`Integrator.setting`): `str()` gives
+    its label, `to_json()` its JSON form."""
 
+    solver: str
+    """The solver's table name (`odeness.solver_name`)."""
+    control: AbstractControl
+    """The control with its numbers as written: `Steps(8)`, `StepSize(0.3)`,
+    `Tolerances(0.001, 0.001)` (a grid that divides the interval evenly is `Steps`)."""
+    t0: float = 0.0
+    t1: float = 1.0
+    adjoint: str | None = None
+    """The class name of the adjoint, None for backpropagation through the solver."""
 
-def _tolerances(solver: diffrax.AbstractSolver, rtol, atol):
-    """`(rtol, atol)` of an adaptive solve, one standing for both where only one is
-    given; the solver must have an error estimate."""
-    if not is_adaptive(solver):
-        raise ValueError(
-            f"solver {solver_name(solver)!r} has no error estimate and cannot run "
-            "adaptively (rtol/atol); give steps= or dt=, or use an adaptive "
-            "solver such as dopri5, bosh3, fehlberg2, midpoint or heun"
-        )
-    rtol = atol if rtol is None else rtol
-    atol = rtol if atol is None else atol
-    _positive_finite("rtol", rtol)
-    _positive_finite("atol", atol)
-    return rtol, atol
+    @property
+    def length(self) -> float:
+        return self.t1 - self.t0
+
+    @property
+    def label(self) -> str:
+        """`euler at 8 steps`, `dopri5 at tol 1e-6` (rtol)."""
+        return f"{self.solver} at {self.control.label(self.length)}"
+
+    def __str__(self) -> str:
+        return self.label
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"solver": ..., "steps": ..., "dt": ...}` or `{..., "rtol": ..., "atol": ...}`,
+        and `"adjoint"` where there is one."""
+        out: dict[str, Any] = {"solver": self.solver, **self.control.to_json(self.length)}
+        if self.adjoint is not None:
+            out["adjoint"] = self.adjoint
+        return out
 
 
 class Integrator(eqx.Module):
-    """How to integrate a vector field from `t0` to `t1`: solver and step size or tolerance.
+    """How to integrate a vector field from `t0` to `t1`: a solver and its control.
 
-    Either fixed steps (`steps=n` or `dt=h`) or adaptive (`rtol`/`atol`, with a solver that
-    has an error estimate). The step size and tolerances are traced arrays: integrators
-    that differ only in them share one compiled program. The solver class, `max_steps`,
-    `t0`, `t1` and the batch mode are static.
+    The control is fixed steps (`odeness.Steps(n)`, `odeness.StepSize(h)`) or tolerances
+    (`odeness.Tolerances(rtol, atol)`, with a solver that has an error estimate), given
+    as `control` or by the shorthand `steps=n`, `dt=h` or `rtol=`/`atol=`. Its step size
+    and tolerances are traced arrays: integrators that differ only in them share one
+    compiled program. The solver class, `max_steps`, `t0`, `t1` and the batch mode are
+    static. Variants keep every other option: `scaled`, `refined`, `with_control`,
+    `replace`, `regularised`.
 
     **Arguments:**
 
     - `solver`: a `diffrax.AbstractSolver` (see `odeness.solver`).
-    - `steps`: number of equal fixed steps on `[t0, t1]`.
-    - `dt`: fixed step size, instead of `steps` (the last step is clipped at `t1`).
-    - `rtol`, `atol`: tolerances of adaptive stepping; either alone sets both.
+    - `control`: an `odeness.AbstractControl`; or one of
+    - `steps`: number of equal fixed steps on `[t0, t1]` (`Steps(steps)`);
+    - `dt`: fixed step size (`StepSize(dt)`: the last step is clipped at `t1`);
+    - `rtol`, `atol`: tolerances of adaptive stepping; either alone sets both
+        (`Tolerances(rtol, atol)`).
     - `t0`, `t1`: the time interval, `[0, 1]` by default.
     - `max_steps`: bound on the number of steps (static). Fixed steps default to exactly
         the steps needed; adaptive solves to 4096.
@@ -160,35 +144,32 @@ class Integrator(eqx.Module):
         `throw=False` failure is reported in the `success` statistic instead (a traced
         step size that is not a finite number > 0 too), and the compiled program holds
         no host callback, so that JAX's persistent compilation cache can keep it.
-    - `regularisers`: regularisers to apply along the solve (`odeness.KineticEnergy()`,
-        ...; see `regularised`); `key`: the random key of those that draw random
-        numbers (Hutchinson's probes, STEER's end time).
 
     **Raises:** `ValueError` for `steps < 1`, a non-positive or non-finite step size or
-    tolerance, both or neither of fixed and adaptive settings, a solver without an error
-    estimate asked to run adaptively, `t1 <= t0`, more steps than `max_steps`, an
-    `adjoint` that is not a diffrax adjoint, `checkpoints` with another adjoint than
-    backpropagation, or regularisers that cannot apply (see `regularised`).
+    tolerance, a control and a shorthand together (or neither, or two shorthands), a
+    solver without an error estimate asked to run adaptively, `t1 <= t0`, more steps than
+    `max_steps`, an `adjoint` that is not a diffrax adjoint, or `checkpoints` with
+    another adjoint than backpropagation.
     """
 
     solver: diffrax.AbstractSolver
-    dt: Float[Array, ""] | None
-    rtol: Float[Array, ""] | None
-    atol: Float[Array, ""] | None
+    control: AbstractControl
+    """How the solve is controlled, as the program sees it: a `StepSize` (a `Steps(n)`
+    is stored as the step size of the interval) or `Tolerances`, with traced arrays.
+    `setting.control` is the same with its numbers as written."""
     t0: float = eqx.field(static=True)
     t1: float = eqx.field(static=True)
     max_steps: int = eqx.field(static=True)
     checkpoints: int | None = eqx.field(static=True)
+    """As given: None is the default (see above)."""
     per_sample: bool = eqx.field(static=True)
     throw: bool = eqx.field(static=True)
     adjoint: diffrax.AbstractAdjoint | None
-    regularisers: tuple[AbstractRegulariser, ...] = eqx.field(static=True)
-    key: PRNGKeyArray | None
-    _dt_traced: bool = eqx.field(static=True, init=False)  # checked in the program
 
     def __init__(
         self,
         solver: diffrax.AbstractSolver,
+        control: AbstractControl | None = None,
         *,
         steps: int | np.integer | None = None,
         dt: float | Float[Array, ""] | None = None,
@@ -201,8 +182,6 @@ class Integrator(eqx.Module):
         per_sample: bool = False,
         throw: bool = True,
         adjoint: diffrax.AbstractAdjoint | None = None,
-        regularisers: tuple[AbstractRegulariser, ...] = (),
-        key: PRNGKeyArray | None = None,
     ):
         if not isinstance(solver, diffrax.AbstractSolver):
             raise ValueError(
@@ -211,39 +190,111 @@ class Integrator(eqx.Module):
             )
         if not (math.isfinite(t0) and math.isfinite(t1) and t1 > t0):
             raise ValueError(f"need finite t0 < t1, got t0={t0!r}, t1={t1!r}")
-        fixed = _fixed_or_adaptive(steps, dt, rtol, atol)
-        checkpoints, adjoint = _adjoint_and_checkpoints(adjoint, checkpoints)
+        control = control_of(control, steps, dt, rtol, atol)
+        self.checkpoints, self.adjoint = _adjoint_and_checkpoints(adjoint, checkpoints)
         if max_steps is not None:
             max_steps = integer("max_steps", max_steps)
-        if fixed:
-            dt, max_steps = _fixed_grid(t1 - t0, steps, dt, max_steps)
-            self._dt_traced = not _is_concrete(dt)
-            self.dt = jnp.asarray(dt, dtype=float)
-            self.rtol = self.atol = None
-            if adjoint is not None:
-                self.checkpoints = None
-            else:
-                self.checkpoints = max_steps if checkpoints is None else checkpoints
-        else:
-            rtol, atol = _tolerances(solver, rtol, atol)
-            self.dt = None
-            self._dt_traced = False
-            self.rtol = jnp.asarray(rtol, dtype=float)
-            self.atol = jnp.asarray(atol, dtype=float)
-            max_steps = 4096 if max_steps is None else max_steps
-            self.checkpoints = checkpoints
         self.solver = solver
-        self.t0 = float(t0)
-        self.t1 = float(t1)
-        self.max_steps = max_steps
+        self.t0, self.t1 = float(t0), float(t1)
+        self.control = control.resolved(self.length)
+        self.max_steps = self.control.budget(self.length, max_steps)
         self.per_sample = per_sample
         self.throw = throw
-        self.adjoint = adjoint
-        self.regularisers = check_regularisers(regularisers, self.t0, self.t1)
-        self.key = key
-        _check_regularised(self)
 
-    def regularised(self, regularisers, *, key: PRNGKeyArray | None = None) -> "Integrator":
+    def __check_init__(self):
+        self.control.check_solver(self.solver)
+
+    @property
+    def length(self) -> float:
+        """`t1 - t0`."""
+        return self.t1 - self.t0
+
+    @property
+    def order(self) -> int:
+        return order(self.solver)
+
+    @property
+    def steps(self) -> int:
+        """Number of fixed steps (concrete integrators only).
+
+        **Raises:** `ValueError` for tolerances."""
+        if not isinstance(self.control, AbstractGrid):
+            raise ValueError("an adaptive integrator has no fixed number of steps")
+        return self.control.num_steps(self.length)
+
+    @property
+    def step_size(self) -> float:
+        """The fixed step as it was asked for (concrete integrators only): `(t1 - t0) /
+        steps` in Python's double precision when the stored step is that quotient
+        rounded (0.1 for `steps=100` on `[0, 10]`, not its float32 0.10000000149),
+        else the shortest decimal that rounds to the stored step (`dt=0.3` gives 0.3).
+
+        **Raises:** `ValueError` for tolerances."""
+        if not isinstance(self.control, AbstractGrid):
+            raise ValueError("an adaptive integrator has no fixed step size")
+        return self.control.step_size(self.length)
+
+    @property
+    def setting(self) -> Setting:
+        """How tables and files name it (concrete integrators only): `str(setting)` is
+        `euler at 8 steps` or `dopri5 at tol 1e-6`; `setting.to_json()` its JSON form."""
+        return Setting(
+            solver_name(self.solver),
+            self.control.written(self.length),
+            self.t0,
+            self.t1,
+            None if self.adjoint is None else type(self.adjoint).__name__,
+        )
+
+    def replace(self, **options) -> "Integrator":
+        """This integrator with some of its arguments changed (`control`, `max_steps`,
+        `per_sample`, `throw`, ...), every other kept. A new control without a
+        `max_steps` keeps this one's budget where it suffices.
+
+        **Raises:** as `Integrator`."""
+        control = options.pop("control", self.control)
+        if "max_steps" not in options:
+            fits = control.needs(self.length) <= self.max_steps
+            options["max_steps"] = self.max_steps if fits else None
+        kept = dict(
+            t0=self.t0,
+            t1=self.t1,
+            checkpoints=self.checkpoints,
+            per_sample=self.per_sample,
+            throw=self.throw,
+            adjoint=self.adjoint,
+        )
+        return Integrator(
+            options.pop("solver", self.solver), control, **{**kept, **options}
+        )
+
+    def scaled(self, factor: float, *, max_steps: int | None = None) -> "Integrator":
+        """The solver swap's test integrator at `factor` (`AbstractControl.scaled`):
+        `round(factor × n)` steps, or the tolerances times `factor`."""
+        return self._with(self.control.scaled(factor, self.length), max_steps)
+
+    def refined(self, factor: int | float, *, max_steps: int | None = None) -> "Integrator":
+        """More accurate by `factor` (`AbstractControl.refined`): `factor` times the steps
+        (an integer), or the tolerances divided by `factor`."""
+        return self._with(self.control.refined(factor, self.length), max_steps)
+
+    def _with(self, control: AbstractControl, max_steps: int | None) -> "Integrator":
+        if max_steps is None:
+            return self.replace(control=control)
+        return self.replace(control=control, max_steps=max_steps)
+
+    def at_least_as_accurate(self, other: "Integrator") -> bool:
+        """Whether this integrator is, by construction, at least as accurate as `other`:
+        a solver of order at least as high, and at least as many steps or tolerances no
+        looser (`AbstractControl.at_least_as_accurate`). Coarser test solvers can
+        degrade any model, ODE or not, so the solver swap's verdict rests on these."""
+        return self.order >= other.order and self.control.at_least_as_accurate(
+            other.control, self.length
+        )
+
+    def regularised(
+        self, regularisers, *, key: PRNGKeyArray | None = None
+    ) -> "Regularised":
         """This integrator with `regularisers` applied along its solves: `solve`
         accumulates each penalty along the same solve as the model, in an augmented
         state integrated by this solver, and returns the per-example values in
@@ -262,89 +313,14 @@ class Integrator(eqx.Module):
         `RandomEndTime` whose spread reaches `t0`, or an `ErrorEstimate` with the
         continuous adjoint or a solver that has no error estimate and none to embed.
         """
-        return dataclasses.replace(self, regularisers=tuple(regularisers), key=key)
+        return Regularised(self, tuple(regularisers), key)
 
-    @property
-    def adaptive(self) -> bool:
-        return self.dt is None
-
-    @property
-    def order(self) -> int:
-        return order(self.solver)
-
-    @property
-    def steps(self) -> int:
-        """Number of fixed steps (concrete integrators only)."""
-        if self.dt is None:
-            raise ValueError("an adaptive integrator has no fixed number of steps")
-        return _num_steps(self.t1 - self.t0, float(self.dt))
-
-    @property
-    def step_size(self) -> float:
-        """The fixed step as it was asked for (concrete integrators only): `(t1 - t0) /
-        steps` in Python's double precision when the stored step is that quotient
-        rounded (0.1 for `steps=100` on `[0, 10]`, not its float32 0.10000000149),
-        else the shortest decimal that rounds to the stored step (`dt=0.3` gives 0.3).
-        """
-        if self.dt is None:
-            raise ValueError("an adaptive integrator has no fixed step size")
-        stored = np.asarray(self.dt)
-        even = (self.t1 - self.t0) / self.steps
-        if np.asarray(even, dtype=stored.dtype) == stored:
-            return even
-        return _as_written(stored)
-
-    @property
-    def setting(self) -> str:
-        """How tables name it: `euler at 8 steps`, `dopri5 at tol 1e-6` (rtol)."""
-        d = self.describe()
-        if "steps" in d:
-            return f"{d['solver']} at {d['steps']} steps"
-        tol = np.format_float_scientific(d["rtol"], trim="-", exp_digits=1)
-        return f"{d['solver']} at tol {tol}"
-
-    def describe(self) -> dict:
-        """A JSON-ready description: solver name and steps / step size (as asked for,
-        `step_size`) or tolerances (likewise the shortest decimal of the stored value)."""
-        out: dict[str, Any] = {"solver": solver_name(self.solver)}
-        if self.dt is None:
-            assert self.rtol is not None and self.atol is not None
-            out["rtol"] = _as_written(self.rtol)
-            out["atol"] = _as_written(self.atol)
-        else:
-            out["steps"] = self.steps
-            out["dt"] = self.step_size
-        if self.adjoint is not None:
-            out["adjoint"] = type(self.adjoint).__name__
-        return out
-
-
-def _as_written(value) -> float:
-    """The shortest decimal that rounds to `value` in its own precision (1e-3, not
-    float32's 0.0010000000474974513)."""
-    scalar: Any = np.asarray(value)[()]  # a NumPy scalar of the stored precision
-    return float(np.format_float_positional(scalar, unique=True, trim="-"))
-
-
-def _check_regularised(integ: "Integrator") -> None:
-    regularisers = integ.regularisers
-    if any(r.needs_key for r in regularisers) and integ.key is None:
-        needs = ", ".join(type(r).__name__ for r in regularisers if r.needs_key)
-        raise ValueError(
-            f"{needs} draws random numbers: give a key (regularised(..., key=))"
-        )
-    if any(isinstance(r, ErrorEstimate) for r in regularisers):
-        if integ.adjoint is not None:
-            raise ValueError(
-                "ErrorEstimate needs backpropagation through the solver: the continuous "
-                f"adjoint ({type(integ.adjoint).__name__}) differentiates the ODE, not the "
-                "solver's error estimates"
-            )
-        if with_error_estimate(integ.solver) is None:
-            raise ValueError(
-                f"ErrorEstimate needs a solver with an error estimate: "
-                f"{solver_name(integ.solver)!r} has none, and none can be embedded"
-            )
+    def _solve(self, field: VectorField, y0, args, ts):
+        saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts)
+        sol, stats = _diffeqsolve(field, y0, self, args, saveat)
+        if ts is None:
+            return jax.tree.map(lambda y: y[0], sol.ys), stats
+        return sol.ys, stats
 
 
 class SolveStats(eqx.Module):
@@ -384,47 +360,6 @@ class SolveStats(eqx.Module):
         return str(RESULTS[one])
 
 
-class _FixedStep(diffrax.AbstractStepSizeController):
-    """`diffrax.ConstantStepSize` with its step size as a field instead of `dt0`.
-
-    Given a traced `dt0`, `diffrax.diffeqsolve` checks its sign with a host callback,
-    and JAX never writes a program with host callbacks to its persistent compilation
-    cache. `Integrator` has checked a concrete `dt` already; this controller keeps the
-    check out of the program (the steps are the same as `ConstantStepSize`'s). The step
-    is in diffrax's normalised time, forwards, so `wrap` keeps it: a backward solve
-    (`BacksolveAdjoint`) takes the same steps.
-    """
-
-    dt: Float[Array, ""]
-    constant: diffrax.ConstantStepSize = diffrax.ConstantStepSize()
-
-    def wrap(self, direction):
-        return self
-
-    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
-        del dt0
-        dt = jnp.asarray(self.dt, dtype=jnp.result_type(t0))  # diffrax's time dtype
-        return self.constant.init(terms, t0, t1, y0, dt, args, func, error_order)
-
-    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, state):
-        return self.constant.adapt_step_size(
-            t0, t1, y0, y1_candidate, args, y_error, error_order, state
-        )
-
-
-def _backward_controlled(adjoint, integ: Integrator):
-    """`adjoint` for a forward solve whose controller sees part of the state: a
-    `BacksolveAdjoint` without a controller of its own gets one on all of the backward
-    state (the adjoint's), at `integ`'s tolerances; its other options stay."""
-    if not isinstance(adjoint, diffrax.BacksolveAdjoint):
-        return adjoint
-    if "stepsize_controller" in adjoint.kwargs:
-        return adjoint
-    assert integ.rtol is not None and integ.atol is not None  # an adaptive solve
-    backward = diffrax.PIDController(rtol=integ.rtol, atol=integ.atol)
-    return diffrax.BacksolveAdjoint(**{**adjoint.kwargs, "stepsize_controller": backward})
-
-
 def _diffeqsolve(
     field: VectorField,
     y0,
@@ -437,26 +372,13 @@ def _diffeqsolve(
 ):
     """`diffrax.diffeqsolve` as `integ` says; `solver` replaces its solver, `norm` the
     adaptive controller's error norm (the augmented solves of the regularisers)."""
-    bad_dt = None
-    adjoint = integ.adjoint
-    if integ.rtol is not None and integ.atol is not None:
-        controller = (
-            diffrax.PIDController(rtol=integ.rtol, atol=integ.atol)
-            if norm is None
-            else diffrax.PIDController(rtol=integ.rtol, atol=integ.atol, norm=norm)
-        )
-        if norm is not None:
-            adjoint = _backward_controlled(adjoint, integ)
-    else:
-        assert integ.dt is not None
-        dt = integ.dt
-        if integ._dt_traced:  # unknown at construction: checked in the program
-            bad_dt = ~(jnp.isfinite(dt) & (dt > 0))
-            if integ.throw:
-                dt = eqx.error_if(dt, bad_dt, "dt must be a finite number > 0")
-            else:  # no host callback: the solve reports a failure instead
-                dt = jnp.where(bad_dt, 1.0, dt)
-        controller = _FixedStep(dt)
+    controller, bad_dt = integ.control.controller(integ.throw, norm)
+    adjoint = integ.adjoint if norm is None else integ.control.backward(integ.adjoint)
+    if adjoint is None:
+        checkpoints = integ.checkpoints
+        if checkpoints is None:
+            checkpoints = integ.control.checkpoints(integ.max_steps)
+        adjoint = diffrax.RecursiveCheckpointAdjoint(checkpoints=checkpoints)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
         integ.solver if solver is None else solver,
@@ -468,11 +390,7 @@ def _diffeqsolve(
         saveat=saveat,
         stepsize_controller=controller,
         max_steps=integ.max_steps,
-        adjoint=(
-            diffrax.RecursiveCheckpointAdjoint(checkpoints=integ.checkpoints)
-            if adjoint is None
-            else adjoint
-        ),
+        adjoint=adjoint,
         throw=integ.throw,
     )
     result = RESULTS.promote(sol.result)
@@ -486,16 +404,6 @@ def _diffeqsolve(
         result=result,
     )
     return sol, stats
-
-
-def _solve_joint(field: VectorField, y0, integ: Integrator, args, ts):
-    if integ.regularisers:
-        return _solve_regularised(field, y0, integ, args, ts)
-    saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts)
-    sol, stats = _diffeqsolve(field, y0, integ, args, saveat)
-    if ts is None:
-        return jax.tree.map(lambda y: y[0], sol.ys), stats
-    return sol.ys, stats
 
 
 class _Stretched(eqx.Module):
@@ -514,12 +422,11 @@ class _ErrorAccumulating(diffrax.AbstractWrappedSolver):
     """A solver on the augmented state `(y, penalties)` that adds, after each step, the
     step's `|h| E` to `penalties[name]` (`ErrorEstimate`): `E` the root mean square of
     the error estimate of `y`, per example, scaled as the step-size controller scales
-    it when there are tolerances."""
+    it (`AbstractControl.error_scale`: unscaled on a grid)."""
 
     solver: diffrax.AbstractSolver
     name: str = eqx.field(static=True)
-    rtol: Float[Array, ""] | None
-    atol: Float[Array, ""] | None
+    control: AbstractControl
 
     @property
     def term_structure(self):
@@ -554,8 +461,7 @@ class _ErrorAccumulating(diffrax.AbstractWrappedSolver):
         )
         assert y_error is not None  # an embedded solver (`with_error_estimate`)
         (y_prev, _), (y_next, penalties), error = y0, y1, y_error[0]
-        if self.rtol is not None and self.atol is not None:
-            error = error / (self.atol + self.rtol * jnp.maximum(abs(y_prev), abs(y_next)))
+        error = error / self.control.error_scale(y_prev, y_next)
         square = jnp.mean(jnp.reshape(error, (error.shape[0], -1)) ** 2, axis=1)
         # 0 for a rejected step (an infinite error) and, with a zero gradient, for an
         # exact step (the square root has none at 0).
@@ -602,66 +508,98 @@ def _rms_of_state(error):
     return optx.rms_norm(error[0])
 
 
-def _solve_regularised(field: VectorField, y0, integ: Integrator, args, ts):
-    """`_solve_joint` with the integrator's regularisers: the penalties accumulate in an
-    augmented state `(y, {name: per-example value})` of the same solve."""
-    if isinstance(y0, np.ndarray):
-        y0 = jnp.asarray(y0)
-    if not (isinstance(y0, jax.Array) and y0.ndim >= 1):
-        raise ValueError(
-            "regularisers need the state as one array whose first axis is the batch, "
-            f"got {jax.tree.structure(y0)}"
-        )
-    regularisers = integ.regularisers
-    keys = (
-        [None] * len(regularisers)
-        if integ.key is None
-        else list(jax.random.split(integ.key, len(regularisers)))
-    )
-    # A regulariser that draws random numbers has its key (`_check_regularised`).
-    key_of: dict[str, Any] = {r.name: k for r, k in zip(regularisers, keys, strict=True)}
-    for r in regularisers:
-        if isinstance(r, RandomEndTime):
-            alpha = (r.end_time(key_of[r.name], integ.t1) - integ.t0) / (
-                integ.t1 - integ.t0
-            )
-            field = _Stretched(field, integ.t0, alpha)
-    integrals = [r for r in regularisers if isinstance(r, AbstractIntegralPenalty)]
-    errors = [r for r in regularisers if isinstance(r, ErrorEstimate)]
-    plain = dataclasses.replace(integ, regularisers=(), key=None)
-    if not integrals and not errors:  # a random end time only
-        return _solve_joint(field, y0, plain, args, ts)
-    noise = {p.name: p.noise(key_of[p.name], y0) for p in integrals}
-    batch = y0.shape[0]
-    augmented = _Augmented(field, tuple(integrals), tuple(e.name for e in errors), noise)
+class Regularised(eqx.Module):
+    """An integrator with regularisers applied along its solves
+    (`Integrator.regularised`): `solve` integrates the penalties in an augmented state of
+    the same solve, and returns each one per example in `SolveStats.penalties`. Pass it
+    where a model takes its integrator: `model(x, integ.regularised(...))`.
+    """
 
-    solver = integ.solver
-    if errors:
-        embedded = with_error_estimate(solver)
-        assert embedded is not None  # checked by the integrator
-        solver = _ErrorAccumulating(embedded, errors[0].name, integ.rtol, integ.atol)
-    saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts, t1=True)
-    acc0 = {r.name: jnp.zeros(batch, y0.dtype) for r in (*integrals, *errors)}
-    sol, stats = _diffeqsolve(
-        augmented, (y0, acc0), plain, args, saveat, solver=solver, norm=_rms_of_state
-    )
-    ys, totals = sol.ys  # pyright: ignore[reportGeneralTypeIssues]
-    y = ys[0] if ts is None else ys[:-1]
-    counted = with_error_estimate(integ.solver) if errors else integ.solver
-    assert counted is not None  # checked by the integrator
-    evaluations = nfe(counted, stats.num_steps)
-    extra = (evaluations - stats.nfe) + sum(
-        p.extra_evaluations for p in integrals
-    ) * evaluations
-    stats = SolveStats(
-        num_steps=stats.num_steps,
-        num_accepted_steps=stats.num_accepted_steps,
-        nfe=stats.nfe,
-        result=stats.result,
-        penalties={name: total[-1] for name, total in totals.items()},
-        penalty_nfe=extra,
-    )
-    return y, stats
+    integrator: Integrator
+    regularisers: tuple[AbstractRegulariser, ...] = eqx.field(static=True)
+    key: PRNGKeyArray | None
+
+    def __check_init__(self):
+        check_regularisers(self.regularisers, self.integrator.t0, self.integrator.t1)
+        if any(r.needs_key for r in self.regularisers) and self.key is None:
+            needs = ", ".join(type(r).__name__ for r in self.regularisers if r.needs_key)
+            raise ValueError(
+                f"{needs} draws random numbers: give a key (regularised(..., key=))"
+            )
+        if any(isinstance(r, ErrorEstimate) for r in self.regularisers):
+            check_error_estimate(self.integrator.solver, self.integrator.adjoint)
+
+    @property
+    def t0(self) -> float:
+        return self.integrator.t0
+
+    @property
+    def t1(self) -> float:
+        return self.integrator.t1
+
+    @property
+    def per_sample(self) -> bool:
+        return self.integrator.per_sample
+
+    def _solve(self, field: VectorField, y0, args, ts):
+        """The integrator's solve, the penalties accumulating in an augmented state
+        `(y, {name: per-example value})`."""
+        if isinstance(y0, np.ndarray):
+            y0 = jnp.asarray(y0)
+        if not (isinstance(y0, jax.Array) and y0.ndim >= 1):
+            raise ValueError(
+                "regularisers need the state as one array whose first axis is the "
+                f"batch, got {jax.tree.structure(y0)}"
+            )
+        integ, regularisers = self.integrator, self.regularisers
+        keys = (
+            [None] * len(regularisers)
+            if self.key is None
+            else list(jax.random.split(self.key, len(regularisers)))
+        )
+        # A regulariser that draws random numbers has its key (`__check_init__`).
+        key_of: dict[str, Any] = {
+            r.name: k for r, k in zip(regularisers, keys, strict=True)
+        }
+        for r in regularisers:
+            if isinstance(r, RandomEndTime):
+                alpha = (r.end_time(key_of[r.name], integ.t1) - integ.t0) / integ.length
+                field = _Stretched(field, integ.t0, alpha)
+        integrals = [r for r in regularisers if isinstance(r, AbstractIntegralPenalty)]
+        errors = [r for r in regularisers if isinstance(r, ErrorEstimate)]
+        if not integrals and not errors:  # a random end time only
+            return integ._solve(field, y0, args, ts)
+        noise = {p.name: p.noise(key_of[p.name], y0) for p in integrals}
+        augmented = _Augmented(
+            field, tuple(integrals), tuple(e.name for e in errors), noise
+        )
+        solver = integ.solver
+        if errors:
+            embedded = with_error_estimate(solver)
+            assert embedded is not None  # checked by `__check_init__`
+            solver = _ErrorAccumulating(embedded, errors[0].name, integ.control)
+        saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts, t1=True)
+        acc0 = {r.name: jnp.zeros(y0.shape[0], y0.dtype) for r in (*integrals, *errors)}
+        sol, stats = _diffeqsolve(
+            augmented, (y0, acc0), integ, args, saveat, solver=solver, norm=_rms_of_state
+        )
+        ys, totals = sol.ys  # pyright: ignore[reportGeneralTypeIssues]
+        y = ys[0] if ts is None else ys[:-1]
+        counted = with_error_estimate(integ.solver) if errors else integ.solver
+        assert counted is not None  # checked by `__check_init__`
+        evaluations = nfe(counted, stats.num_steps)
+        extra = (evaluations - stats.nfe) + sum(
+            p.extra_evaluations for p in integrals
+        ) * evaluations
+        stats = SolveStats(
+            num_steps=stats.num_steps,
+            num_accepted_steps=stats.num_accepted_steps,
+            nfe=stats.nfe,
+            result=stats.result,
+            penalties={name: total[-1] for name, total in totals.items()},
+            penalty_nfe=extra,
+        )
+        return y, stats
 
 
 def save_times(ts) -> np.ndarray:
@@ -686,7 +624,7 @@ def save_times(ts) -> np.ndarray:
     return values
 
 
-def check_save_times(ts, integ: Integrator) -> None:
+def check_save_times(ts, integ: "Integrator | Regularised") -> None:
     """**Raises:** `ValueError` unless `ts` passes `save_times` and lies inside
     `[integ.t0, integ.t1]` (concrete values only)."""
     if isinstance(ts, jax.core.Tracer):
@@ -703,7 +641,7 @@ def check_save_times(ts, integ: Integrator) -> None:
 def solve(
     field: VectorField,
     y0: PyTree[Float[Array, "batch ..."]],
-    integ: Integrator,
+    integ: Integrator | Regularised,
     args=None,
     *,
     ts: Float[Array, " T"] | np.ndarray | None = None,
@@ -715,7 +653,8 @@ def solve(
     - `field`: the vector field, called as `field(t, y, args)`.
     - `y0`: the initial state. With `integ.per_sample`, its leading axis is a batch whose
         rows are solved independently (the field then sees a batch of one).
-    - `integ`: the `Integrator`.
+    - `integ`: the `Integrator`, or an `Integrator.regularised` one (the penalties are
+        then in the statistics).
     - `ts`: save times, strictly increasing inside `[t0, t1]` (diffrax's
         `SaveAt(ts=...)`). The steps do not change: a save time between two steps is
         the solver's dense interpolation between them (for a fixed step `h`, a save time
@@ -730,23 +669,21 @@ def solve(
     if ts is not None:
         check_save_times(ts, integ)
         ts = jnp.asarray(ts, dtype=float)
-    if integ.per_sample:
+    if not integ.per_sample:
+        return integ._solve(field, y0, args, ts)
 
-        def one(y):
-            y1, stats = _solve_joint(
-                field, jax.tree.map(lambda a: a[None], y), integ, args, ts
-            )
-            row = 0 if ts is None else 1  # the batch of one: axis 0, or 1 after time
-            return jax.tree.map(lambda a: jnp.take(a, 0, axis=row), y1), stats
+    def one(y):
+        y1, stats = integ._solve(field, jax.tree.map(lambda a: a[None], y), args, ts)
+        row = 0 if ts is None else 1  # the batch of one: axis 0, or 1 after time
+        return jax.tree.map(lambda a: jnp.take(a, 0, axis=row), y1), stats
 
-        y, stats = jax.vmap(one)(y0)
-        if ts is not None:  # (batch, T, ...) → (T, batch, ...)
-            y = jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), y)
-        if stats.penalties:  # each row's penalty of its batch of one
-            penalties = {k: v[:, 0] for k, v in stats.penalties.items()}
-            stats = eqx.tree_at(lambda s: s.penalties, stats, penalties)
-        return y, stats
-    return _solve_joint(field, y0, integ, args, ts)
+    y, stats = jax.vmap(one)(y0)
+    if ts is not None:  # (batch, T, ...) → (T, batch, ...)
+        y = jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), y)
+    if stats.penalties:  # each row's penalty of its batch of one
+        penalties = {k: v[:, 0] for k, v in stats.penalties.items()}
+        stats = eqx.tree_at(lambda s: s.penalties, stats, penalties)
+    return y, stats
 
 
 def penalties(
@@ -790,6 +727,5 @@ def trajectory(
     `stats.num_accepted_steps + 1` points are valid.
     """
     saveat = diffrax.SaveAt(t0=True, steps=True)
-    plain = dataclasses.replace(integ, regularisers=(), key=None)
-    sol, stats = _diffeqsolve(field, y0, plain, args, saveat)
+    sol, stats = _diffeqsolve(field, y0, integ, args, saveat)
     return sol.ts, sol.ys, stats  # pyright: ignore[reportReturnType]

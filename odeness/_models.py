@@ -26,14 +26,6 @@ def kaiming_normal(key: PRNGKeyArray, shape: tuple[int, ...]) -> Float[Array, ".
     return jax.random.normal(key, shape) * math.sqrt(2.0 / fan_in)
 
 
-def relu(x: Array) -> Array:
-    """`max(x, 0)` as `jnp.where(x > 0, x, 0 * x)`: the values and gradients of
-    `jax.nn.relu` (a NaN stays a NaN), written so that Taylor-mode differentiation
-    (`jax.experimental.jet`, `odeness.TaylorDerivative`) goes through it, which
-    `jax.nn.relu`'s custom derivative rule does not allow."""
-    return jnp.where(x > 0, x, 0 * x)
-
-
 def _three_layers(key: PRNGKeyArray, *shapes: tuple[int, ...]) -> tuple:
     """`(w1, b1), (w2, b2), (w3, b3)`: Kaiming-normal weights of the given `(out, in,
     *kernel)` shapes and zero biases, one key each."""
@@ -98,8 +90,8 @@ class ConvField1d(eqx.Module):
         self, t, y: Float[Array, "*batch d"], args=None
     ) -> Float[Array, "*batch d"]:
         del t, args
-        h = relu(y[..., None] * self.w1[:, 0, 0] + self.b1)  # (..., d, C)
-        h = relu(_conv1d_k3(h, self.w2) + self.b2)
+        h = jax.nn.relu(y[..., None] * self.w1[:, 0, 0] + self.b1)  # (..., d, C)
+        h = jax.nn.relu(_conv1d_k3(h, self.w2) + self.b2)
         return h @ self.w3[0, :, 0] + self.b3[0]
 
 
@@ -122,8 +114,8 @@ class MLPField(eqx.Module):
         self, t, y: Float[Array, "*batch d"], args=None
     ) -> Float[Array, "*batch d"]:
         del t, args
-        h = relu(_linear(self.w1, self.b1, y))
-        h = relu(_linear(self.w2, self.b2, h))
+        h = jax.nn.relu(_linear(self.w1, self.b1, y))
+        h = jax.nn.relu(_linear(self.w2, self.b2, h))
         return _linear(self.w3, self.b3, h)
 
 
@@ -185,10 +177,10 @@ class ConvField2d(eqx.Module):
         del t, args
         lead = y.shape[:-3]
         h = y.reshape(-1, *y.shape[-3:])
-        h = relu(h @ self.w1[:, :, 0, 0].T + self.b1)
+        h = jax.nn.relu(h @ self.w1[:, :, 0, 0].T + self.b1)
         kernel = jnp.transpose(self.w2, (2, 3, 1, 0))  # HWIO
         h = conv3x3(h, kernel)
-        h = relu(h + self.b2)
+        h = jax.nn.relu(h + self.b2)
         out = h @ self.w3[:, :, 0, 0].T + self.b3
         return out.reshape(*lead, *out.shape[1:])
 

@@ -24,11 +24,13 @@ from collections.abc import Callable
 
 import equinox as eqx
 import jax
+import jax.extend as jex
 import jax.numpy as jnp
 from jax.experimental import jet
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from . import _checks as check
+from ._solvers import solver_name, with_error_estimate
 
 
 def per_example(values: Float[Array, "batch ..."]) -> Float[Array, " batch"]:
@@ -173,6 +175,51 @@ class JacobianFrobenius(AbstractIntegralPenalty):
         return jnp.mean(jax.vmap(lambda p: per_example(p**2))(products), axis=0)
 
 
+def _inlined(jaxpr: jex.core.Jaxpr, consts, *args) -> list:
+    """Evaluate `jaxpr`, with the functions of its custom derivative rules (and of its
+    `jit`s, which may hold such rules) evaluated in their place."""
+    env: dict = {}
+
+    def read(v):
+        return v.val if isinstance(v, jex.core.Literal) else env[v]
+
+    env.update(zip(jaxpr.constvars, consts, strict=True))
+    env.update(zip(jaxpr.invars, args, strict=True))
+    for eqn in jaxpr.eqns:
+        values = [read(v) for v in eqn.invars]
+        inner = _INNER.get(eqn.primitive)
+        if inner is not None:
+            closed = eqn.params[inner]
+            out = _inlined(closed.jaxpr, closed.consts, *values)
+        else:
+            out = eqn.primitive.bind(*values, **eqn.primitive.get_bind_params(eqn.params))
+            out = out if eqn.primitive.multiple_results else [out]
+        env.update(zip(eqn.outvars, out, strict=True))
+    return [read(v) for v in jaxpr.outvars]
+
+
+_INNER = {
+    jex.core.primitives.custom_jvp_call_p: "call_jaxpr",
+    jex.core.primitives.jit_p: "jaxpr",
+}
+"""The primitives `without_custom_rules` opens, and the parameter that holds the function
+each one calls."""
+
+
+def without_custom_rules(fn: Callable) -> Callable:
+    """`fn` of one array, traced once and evaluated with each custom derivative rule
+    (`jax.custom_jvp`, e.g. `jax.nn.relu`'s) replaced by the function it stands for:
+    what `jax.experimental.jet` can differentiate, which ignores such rules and fails on
+    them (an `UnexpectedTracerError` in JAX 0.10). The values are `fn`'s."""
+
+    def inlined(z):
+        closed = jax.make_jaxpr(fn)(z)
+        (out,) = _inlined(closed.jaxpr, closed.consts, z)
+        return out
+
+    return inlined
+
+
 def time_derivatives(
     field: Callable,
     t,
@@ -189,9 +236,10 @@ def time_derivatives(
     Jacobian-vector product for d²y/dt², and one Taylor-mode pass
     (`jax.experimental.jet`) for each higher derivative.
 
-    For `order` >= 3 the field must be one `jet` can differentiate: in JAX 0.10,
-    `jax.nn.relu` and `jax.nn.softplus` (custom derivative rules) are not;
-    `jnp.where(x > 0, x, 0 * x)` and `jnp.maximum(x, 0)` are.
+    Taylor mode does not know custom derivative rules (`jax.custom_jvp`, e.g.
+    `jax.nn.relu`, `jax.nn.softplus`, `jax.nn.gelu`): the higher derivatives are taken
+    through the functions those rules stand for (`without_custom_rules`); their first
+    derivatives are those of the rules.
     """
     shape = y.shape
     t = jnp.asarray(t, dtype=y.dtype)
@@ -209,7 +257,7 @@ def time_derivatives(
         if len(derivatives) == 1:  # the first pass is a Jacobian-vector product
             series = [jax.jvp(g, (z,), (derivatives[0],))[1]]
         else:
-            _, series = jet.jet(g, (z,), (tuple(derivatives),))
+            _, series = jet.jet(without_custom_rules(g), (z,), (tuple(derivatives),))
         derivatives = [derivatives[0], *series]
     return [d[:-1].reshape(shape) for d in derivatives]
 
@@ -244,15 +292,7 @@ class TaylorDerivative(AbstractIntegralPenalty):
         del noise
         if self.order == 1:
             return per_example(f**2)
-        try:
-            highest = time_derivatives(field, t, y, args, self.order, f=f)[-1]
-        except jax.errors.UnexpectedTracerError:
-            raise ValueError(
-                "TaylorDerivative cannot differentiate this vector field in Taylor mode "
-                "(jax.experimental.jet rejects custom derivative rules such as "
-                "jax.nn.relu's); write its activations as jnp.where(x > 0, x, 0 * x) or "
-                "jnp.maximum(x, 0)"
-            ) from None
+        highest = time_derivatives(field, t, y, args, self.order, f=f)[-1]
         return per_example(highest**2)
 
 
@@ -375,6 +415,23 @@ def check_regularisers(regularisers, t0: float, t1: float) -> tuple:
     if sum(isinstance(r, RandomEndTime) for r in regularisers) > 1:
         raise ValueError("give at most one RandomEndTime")
     return regularisers
+
+
+def check_error_estimate(solver, adjoint) -> None:
+    """**Raises:** `ValueError` unless `ErrorEstimate` applies to solves with `solver`
+    and `adjoint`: backpropagation through the solver (None), and a solver with an error
+    estimate or one that can be embedded (`odeness.solvers.with_error_estimate`)."""
+    if adjoint is not None:
+        raise ValueError(
+            "ErrorEstimate needs backpropagation through the solver: the continuous "
+            f"adjoint ({type(adjoint).__name__}) differentiates the ODE, not the "
+            "solver's error estimates"
+        )
+    if with_error_estimate(solver) is None:
+        raise ValueError(
+            f"ErrorEstimate needs a solver with an error estimate: {solver_name(solver)!r} "
+            "has none, and none can be embedded"
+        )
 
 
 def weight_ok(weight) -> bool:

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from ._checks import fraction, integer
+from ._control import StepSize, Tolerances
 from ._integrate import Integrator, VectorField
 from ._solvers import is_adaptive, order, solver, solver_name
 
@@ -246,12 +247,14 @@ class StepSizeRule(AbstractRule):
         return state.dt
 
     def final_integrator(self, state: StepSizeState) -> Integrator:
-        return Integrator(self.solver, dt=float(self.value(state)))
+        return Integrator(self.solver, StepSize(float(self.value(state))))
 
     def integrator(self, state: StepSizeState) -> Integrator:
         """The training integrator at the state's step size (failures are reported in
         `success`: a failed training solve stops `odeness.train`)."""
-        return Integrator(self.solver, dt=state.dt, max_steps=self.max_steps, throw=False)
+        return Integrator(
+            self.solver, StepSize(state.dt), max_steps=self.max_steps, throw=False
+        )
 
     def test_integrator(self, state: StepSizeState) -> Integrator:
         dt = test_step_size(
@@ -260,11 +263,11 @@ class StepSizeRule(AbstractRule):
         # h >= 1/max_steps, and a test step below h is >= error_ratio^(-1/(q-p)).
         max_steps = max(self.max_steps, math.ceil(self.error_ratio))
         # A failed test solve counts as not an ODE (`AdaptationCheck.test_ok`).
-        return Integrator(self.test_solver, dt=dt, max_steps=max_steps, throw=False)
+        return Integrator(self.test_solver, StepSize(dt), max_steps=max_steps, throw=False)
 
     def try_integrator(self, state: StepSizeState) -> Integrator:
         dt = jnp.minimum(self.growth * state.dt, self.max_dt)
-        return Integrator(self.solver, dt=dt, max_steps=self.max_steps, throw=False)
+        return Integrator(self.solver, StepSize(dt), max_steps=self.max_steps, throw=False)
 
     def record(self, state: StepSizeState, nfe: Int[Array, ""]) -> StepSizeState:
         """Per-iteration bookkeeping (none for this rule)."""
@@ -381,11 +384,11 @@ class ToleranceRule(AbstractRule):
     def _at(self, s: diffrax.AbstractSolver, tol) -> Integrator:
         # Failures are reported in `success`: a failed check counts as not an ODE, a
         # failed training solve stops `odeness.train`.
-        return Integrator(s, rtol=tol, atol=tol, max_steps=self.max_steps, throw=False)
+        return Integrator(s, Tolerances(tol), max_steps=self.max_steps, throw=False)
 
     def final_integrator(self, state: ToleranceState) -> Integrator:
         tol = float(self.value(state))
-        return Integrator(self.solver, rtol=tol, atol=tol, max_steps=self.max_steps)
+        return Integrator(self.solver, Tolerances(tol), max_steps=self.max_steps)
 
     def integrator(self, state: ToleranceState) -> Integrator:
         return self._at(self.solver, state.tol)

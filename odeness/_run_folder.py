@@ -10,7 +10,7 @@
 """
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 
@@ -82,6 +82,80 @@ def check_components(run_dir: str | Path, components: Components) -> None:
         )
 
 
+class CheckRow(NamedTuple):
+    """What an adapted run's metrics row adds: the step size or tolerance after the
+    chunk, and what the chunk's last check of the rule measured (None if none ran)."""
+
+    name: str
+    """`dt` (a step size) or `tol` (a tolerance)."""
+    value: float
+    check_nfe_total: int
+    """The checks' forward evaluations, summed over training."""
+    check_step: int | None
+    check_train_accuracy: float | None
+    test_accuracy: float | None
+    try_accuracy: float | None
+    test_ok: bool | None
+
+
+class MetricsRow(NamedTuple):
+    """One seed's line of `metrics.jsonl`: the means over a chunk of iterations, the
+    running totals, and what the regularisers and the adaptation add."""
+
+    step: int
+    seed: int
+    loss: float
+    score: float
+    """The training batch's score under the run's metric (`train_<metric>` on disk)."""
+    metric: str
+    """The metric's name (`accuracy` unless `train(metric=...)`)."""
+    nfe: int
+    num_steps: int
+    train_nfe_total: int
+    seconds: float
+    """Training time, summed over every process that trained the run."""
+    penalties: dict[str, float] | None = None
+    """Regularised runs: each penalty's mean (`penalty_<name>` on disk)."""
+    penalty_nfe: int | None = None
+    check: CheckRow | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "step": self.step,
+            "seed": self.seed,
+            "loss": self.loss,
+            f"train_{self.metric}": self.score,
+            "nfe": self.nfe,
+            "num_steps": self.num_steps,
+            "train_nfe_total": self.train_nfe_total,
+            "seconds": self.seconds,
+        }
+        if self.penalties is not None:
+            row.update({f"penalty_{k}": v for k, v in self.penalties.items()})
+            row["penalty_nfe"] = self.penalty_nfe
+        if self.check is not None:
+            check = self.check._asdict()
+            row[check.pop("name")] = check.pop("value")
+            row.update(check)
+        return row
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> "MetricsRow":
+        (score,) = [k for k in row if k.startswith("train_") and k != "train_nfe_total"]
+        penalties = {k[8:]: v for k, v in row.items() if k.startswith("penalty_")}
+        penalty_nfe = penalties.pop("nfe", None)
+        check = None
+        for name in ("dt", "tol"):
+            if name in row:
+                fields = {f: row[f] for f in CheckRow._fields if f in row}
+                check = CheckRow(name=name, value=row[name], **fields)
+        return cls(
+            row["step"], row["seed"], row["loss"], row[score], score[6:], row["nfe"],
+            row["num_steps"], row["train_nfe_total"], row["seconds"],
+            penalties if penalty_nfe is not None else None, penalty_nfe, check,
+        )  # fmt: skip
+
+
 def checkpointable(state: TrainState):
     # Typed PRNG keys are stored as their raw key data.
     return state._replace(key=jax.random.key_data(state.key))
@@ -143,8 +217,8 @@ def resume(run_dir: Path, config: TrainConfig, components: Components, state: Tr
     # Metrics written after the checkpoint belong to iterations that will run again (a
     # line cut off by a crash among them).
     rows = files.read_jsonl(run_dir / METRICS, torn_tail=True)
-    metrics = [r for r in rows if r["step"] <= step]
-    files.write_jsonl(run_dir / METRICS, metrics)
+    metrics = [MetricsRow.from_json(r) for r in rows if r["step"] <= step]
+    files.write_jsonl(run_dir / METRICS, [r.to_json() for r in metrics])
     return state, metrics
 
 

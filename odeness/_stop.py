@@ -72,6 +72,23 @@ def stop_requested() -> int:
     return int(np.max(every))
 
 
+def raise_if_stopped(where: str, *, folder: Path | None = None) -> None:
+    """Raise `Interrupted` if a stop is requested (`stop_requested`), as `train` does
+    between its chunks: for a long loop of one's own, between its steps. `where` ends
+    the message (where the loop stopped, what it kept); `folder` is where it keeps it.
+
+    **Raises:** `Interrupted`, naming the signal and `where`, if a stop is pending.
+    """
+    signum = stop_requested()
+    if signum:
+        raise Interrupted(
+            f"interrupted by {signal_name(signum)} {where}; the same command resumes",
+            signal=signum,
+            iteration=None,
+            folder=folder,
+        )
+
+
 def signal_name(signum: int) -> str:
     """`SIGINT`, `SIGTERM`, ...: the name of a signal number."""
     try:

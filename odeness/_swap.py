@@ -6,7 +6,6 @@ when the test solver is at least as accurate as the training one; a discrete net
 that only works with its training solver does not.
 """
 
-import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree, Shaped
 
+from ._control import AbstractGrid, Tolerances
 from ._errors import RunFailed, SolveFailed
-from ._integrate import Integrator, SolveStats
+from ._integrate import Integrator, Setting, SolveStats, evaluation_budget
 from ._metrics import AbstractMetric, as_metric
-from ._solvers import order, solver, solver_name
-from ._stop import Interrupted, signal_name, stop_requested
+from ._solvers import solver, solver_name
 
 Model = Callable[[Array, Integrator], tuple[PyTree[Array], SolveStats]]
 """What the swap asks of a model: `model(x, integ) -> (outputs, stats)`."""
@@ -42,7 +41,7 @@ def _batch_score(model: Model, integ: Integrator, metric: AbstractMetric, x, y):
 
 
 def _label(integ: Integrator) -> str:
-    items = integ.describe().items()
+    items = integ.setting.to_json().items()
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
 
 
@@ -91,7 +90,7 @@ def score_examples(
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     if len(x) != n:
         raise ValueError(f"{len(x)} inputs and {n} targets: give one target per input")
-    quiet = dataclasses.replace(integ, throw=False)  # failures are raised below
+    quiet = integ.replace(throw=False)  # failures are raised below
     total, nfes, examples = 0, [], []
     for start in range(0, n, batch_size):
         t, f, stats, finite, each = _batch_score(
@@ -129,131 +128,47 @@ def default_swap(integrator: Integrator) -> tuple[tuple[str, ...], tuple[float, 
     """The default test solvers and factors of a solver swap of `integrator`.
 
     Fixed steps: euler, midpoint and rk4 at `round(factor × n)` steps for factors 0.5,
-    0.75, 1, 1.5, 2 (the paper's Fig. 4a). Adaptive: the training solver itself at
+    0.75, 1, 1.5, 2 (the paper's Fig. 4a). Tolerances: the training solver itself at
     `tol × 0.1, 1, 10` (Fig. 4c, 4d).
     """
-    if integrator.adaptive:
+    if isinstance(integrator.control, Tolerances):
         return (solver_name(integrator.solver),), TOLERANCE_FACTORS
     return FIXED_STEP_SOLVERS, FIXED_STEP_FACTORS
-
-
-def scaled_steps(steps: int, factor: float) -> int:
-    """`round(factor * steps)`, halves rounded up, at least 1."""
-    return max(1, math.floor(factor * steps + 0.5))
-
-
-EVALUATION_MAX_STEPS = 4096
-"""The `max_steps` of the fixed-step solves of a swap (or the next power of two above its
-most steps): forward solves run only the steps they need, so one bound serves every
-configuration, and the swaps of every model of one structure share one compiled program
-per solver (the step size is traced)."""
-
-
-def _bucket(most: int) -> int:
-    return max(EVALUATION_MAX_STEPS, 1 << max(0, most - 1).bit_length())
-
-
-def _eval_integrator(
-    s: diffrax.AbstractSolver, steps: int, like: Integrator, most: int
-) -> Integrator:
-    return Integrator(
-        s,
-        steps=steps,
-        t0=like.t0,
-        t1=like.t1,
-        max_steps=_bucket(most),
-        per_sample=like.per_sample,
-    )
 
 
 def _under_swap_bound(integ: Integrator, most: int | None) -> Integrator:
     """`integ` as the swap solves it: fixed steps under the swap's `max_steps` (the same
     steps, and the one program of its solver in the swap)."""
-    if integ.adaptive or integ._dt_traced or most is None:
+    if most is None or not isinstance(integ.control, AbstractGrid):
         return integ
-    assert integ.dt is not None
-    return Integrator(
-        integ.solver,
-        dt=float(integ.dt),
-        t0=integ.t0,
-        t1=integ.t1,
-        max_steps=_bucket(max(most, integ.steps)),
-        per_sample=integ.per_sample,
-    )
-
-
-def at_least_as_accurate(test: Integrator, train: Integrator) -> bool:
-    """Whether `test` is, by construction, at least as accurate as `train`.
-
-    Fixed steps: order at least as high and at least as many steps. Adaptive: order at
-    least as high and tolerances no looser. Coarser test solvers can degrade any model,
-    ODE or not, so the swap's verdict rests on these configurations only.
-    """
-    if order(test.solver) < order(train.solver) or test.adaptive != train.adaptive:
-        return False
-    if train.rtol is not None and train.atol is not None:
-        assert test.rtol is not None and test.atol is not None
-        return bool(test.rtol <= train.rtol) and bool(test.atol <= train.atol)
-    return test.steps >= train.steps
+    return integ.replace(max_steps=evaluation_budget(max(most, integ.steps)))
 
 
 class SwapRow(NamedTuple):
-    """One test configuration of a solver swap and what it scored.
+    """One test configuration of a solver swap and what it scored."""
 
-    Fixed-step configurations have `steps` and `dt`, adaptive ones `rtol` and `atol`
-    (the others are None).
-    """
-
-    solver: str
+    setting: Setting
+    """The test integrator (`Integrator.setting`): its solver and control."""
     factor: float | None
     """The factor on the training steps or tolerance; None for the reference."""
-    steps: int | None
-    dt: float | None
-    rtol: float | None
-    atol: float | None
     score: float
     """The swap's metric (`SwapResult.metric`) with this configuration."""
     nfe: float
     """Function evaluations per forward pass."""
     at_least_as_accurate: bool
     """Whether the configuration is at least as accurate as the training one
-    (`at_least_as_accurate`): only these count towards `max_gap`."""
-
-    @property
-    def adaptive(self) -> bool:
-        return self.rtol is not None
+    (`Integrator.at_least_as_accurate`): only these count towards `max_gap`."""
 
     def to_json(self, metric: str = "accuracy") -> dict:
-        """The row as it is written to disk: the setting that applies, then the scores
-        (the score under the metric's name)."""
-        setting = (
-            {"rtol": self.rtol, "atol": self.atol}
-            if self.adaptive
-            else {"steps": self.steps, "dt": self.dt}
-        )
+        """The row as it is written to disk: the setting, then the scores (the score
+        under the metric's name)."""
         return {
-            "solver": self.solver,
-            **setting,
+            **self.setting.to_json(),
             "factor": self.factor,
             metric: self.score,
             "nfe": self.nfe,
             "at_least_as_accurate": self.at_least_as_accurate,
         }
-
-
-def _row(test: Integrator, factor: float | None, scores, at_least: bool) -> SwapRow:
-    d, (value, nfe) = test.describe(), scores
-    return SwapRow(
-        d["solver"],
-        factor,
-        d.get("steps"),
-        d.get("dt"),
-        d.get("rtol"),
-        d.get("atol"),
-        value,
-        nfe,
-        at_least,
-    )
 
 
 class SwapResult(NamedTuple):
@@ -297,17 +212,6 @@ class SwapResult(NamedTuple):
         failing = self.failing(threshold)
         assert self.example_changes is not None  # `failing` checked it
         return len(failing) / len(self.example_changes)
-
-    @property
-    def step_size(self) -> float | None:
-        """The training step size as it was asked for (`Integrator.step_size`;
-        fixed-step training), else None."""
-        return None if self.train.dt is None else self.train.step_size
-
-    @property
-    def tolerance(self) -> float | None:
-        """The training tolerance (`rtol`, as written; adaptive training), else None."""
-        return None if self.train.rtol is None else self.train.describe()["rtol"]
 
     @property
     def relative_gap(self) -> float:
@@ -355,7 +259,8 @@ def evaluate_solver_swap(
     """
     metric = as_metric(metric)
     configs = swap_configurations(integrator, solvers, factors, reference)
-    most = max((t.steps for _, t in configs if not t.adaptive), default=None)
+    grids = [t.steps for _, t in configs if isinstance(t.control, AbstractGrid)]
+    most = max(grids, default=None)
     train_score, train_nfe, train_examples = score_examples(
         model,
         _under_swap_bound(integrator, most),
@@ -366,22 +271,12 @@ def evaluate_solver_swap(
     )
     scale = float(metric.scale(jnp.asarray(y)))
     changes = np.zeros(len(train_examples))
-    cache: dict[tuple, tuple[float, float, np.ndarray]] = {}
+    cache: dict[Setting, tuple[float, float, np.ndarray]] = {}
     rows = []
     for f, test in configs:
-        desc = test.describe()
-        key = tuple(sorted(desc.items()))
-        signum = stop_requested()
-        if signum:
-            raise Interrupted(
-                f"interrupted by {signal_name(signum)} during the solver swap (its "
-                "results were not written)",
-                signal=signum,
-                iteration=None,
-                folder=None,
-            )
-        if key not in cache:
-            cache[key] = score_examples(
+        setting = test.setting
+        if setting not in cache:
+            cache[setting] = score_examples(
                 model,
                 _under_swap_bound(test, most),
                 x,
@@ -389,9 +284,9 @@ def evaluate_solver_swap(
                 metric=metric,
                 batch_size=batch_size,
             )
-        value, nfe, examples = cache[key]
-        at_least = at_least_as_accurate(test, integrator)
-        rows.append(_row(test, f, (value, nfe), at_least))
+        value, nfe, examples = cache[setting]
+        at_least = test.at_least_as_accurate(integrator)
+        rows.append(SwapRow(setting, f, value, nfe, at_least))
         if at_least:
             changes = np.maximum(changes, np.abs(examples - train_examples) / scale)
     # `swap_configurations` ensures at least one row is at least as accurate.
@@ -424,34 +319,20 @@ def swap_configurations(
     if not factors or any(not (math.isfinite(f) and f > 0) for f in factors):
         raise ValueError(f"factors must be finite numbers > 0, got {tuple(factors)!r}")
     test_solvers = [solver(s) if isinstance(s, str) else s for s in solvers]
-    configs: list[tuple[float | None, Integrator]] = []
-    most = (
-        None
-        if integrator.adaptive
-        else max(scaled_steps(integrator.steps, f) for f in factors)
-    )
-    for s in test_solvers:
-        for f in factors:
-            if integrator.rtol is not None and integrator.atol is not None:
-                test = Integrator(
-                    s,
-                    rtol=integrator.rtol * f,
-                    atol=integrator.atol * f,
-                    t0=integrator.t0,
-                    t1=integrator.t1,
-                    max_steps=integrator.max_steps,
-                    per_sample=integrator.per_sample,
-                )
-            else:
-                assert most is not None
-                test = _eval_integrator(
-                    s, scaled_steps(integrator.steps, f), integrator, most
-                )
-            configs.append((f, test))
+    scaled = [integrator.scaled(f) for f in factors]
+    grids = [t.steps for t in scaled if isinstance(t.control, AbstractGrid)]
+    budget = None if not grids else evaluation_budget(max(grids))
+    # Fixed steps: one budget for every test solve (one program per solver).
+    options = {} if budget is None else {"max_steps": budget}
+    configs: list[tuple[float | None, Integrator]] = [
+        (f, test.replace(solver=s, **options))
+        for s in test_solvers
+        for f, test in zip(factors, scaled, strict=True)
+    ]
     if reference is not None:
         configs.append((None, reference))
-    if not any(at_least_as_accurate(test, integrator) for _, test in configs):
-        more = "≤ 1" if integrator.adaptive else "≥ 1"
+    if not any(test.at_least_as_accurate(integrator) for _, test in configs):
+        more = "≤ 1" if isinstance(integrator.control, Tolerances) else "≥ 1"
         raise ValueError(
             f"no test configuration is at least as accurate as the training one "
             f"({_label(integrator)}) among factors {tuple(factors)!r}; add a factor "
@@ -469,9 +350,13 @@ def check_threshold(threshold: float, metric: str | AbstractMetric = "accuracy")
 def _gaps_by_training_value(
     results: Iterable[SwapResult] | Mapping[float, Sequence[float]],
     threshold: float,
-    value: Callable[[SwapResult], float | None],
     caller: str,
+    kind: type,
+    needs: str,
 ) -> dict[float, list[float]]:
+    """The gaps (threshold units) of `results` by their training value
+    (`AbstractControl.size`: the step size or the tolerance); every training control must
+    be a `kind`, else `caller` says that it needs `needs`."""
     gaps: dict[float, list[float]] = defaultdict(list)
     if isinstance(results, Mapping):
         check_threshold(threshold)
@@ -484,11 +369,9 @@ def _gaps_by_training_value(
         raise ValueError(f"{caller} needs one metric, got {sorted(metrics)}")
     for r in results:
         r.metric.check_threshold(threshold)
-        v = value(r)
-        if v is None:
-            kind = "fixed-step" if caller == "critical_step_size" else "adaptive"
-            raise ValueError(f"{caller} needs {kind} training runs")
-        gaps[v].append(r.relative_gap)
+        if not isinstance(r.train.control, kind):
+            raise ValueError(f"{caller} needs {needs}")
+        gaps[r.train.control.size(r.train.length)].append(r.relative_gap)
     return gaps
 
 
@@ -527,7 +410,9 @@ def critical_step_size(
     metrics or a threshold that does not suit their metric.
     """
     name = "critical_step_size"
-    gaps = _gaps_by_training_value(results, threshold, lambda r: r.step_size, name)
+    gaps = _gaps_by_training_value(
+        results, threshold, name, AbstractGrid, "fixed-step training runs"
+    )
     return _largest_passing(gaps, threshold, name)
 
 
@@ -551,5 +436,7 @@ def critical_tolerance(
     metrics or a threshold that does not suit their metric.
     """
     name = "critical_tolerance"
-    gaps = _gaps_by_training_value(results, threshold, lambda r: r.tolerance, name)
+    gaps = _gaps_by_training_value(
+        results, threshold, name, Tolerances, "adaptive training runs"
+    )
     return _largest_passing(gaps, threshold, name)

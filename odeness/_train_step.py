@@ -16,7 +16,7 @@ from jax.sharding import NamedSharding
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from ._batching import chunk_batch_indices
-from ._integrate import Integrator
+from ._integrate import Integrator, Regularised
 from ._metrics import AbstractMetric, Accuracy
 from ._regularisers import AbstractPenalty, AbstractRegulariser
 from ._rules import AbstractRule, AdaptationCheck, adapt_step
@@ -84,7 +84,7 @@ PENALTY_STREAM = 0x5EED
 
 def loss_fn(
     model,
-    integ: Integrator,
+    integ: Integrator | Regularised,
     x,
     y,
     loss: Loss = cross_entropy,

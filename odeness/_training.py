@@ -4,10 +4,9 @@ The host sees the loop once per chunk (`log_every` iterations): to check that th
 stayed finite, log metrics, write checkpoints and move the progress bar.
 """
 
-import dataclasses
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,7 +38,9 @@ from ._run_folder import (
     CHECKPOINT,
     CONFIG,
     METRICS,
+    CheckRow,
     Components,
+    MetricsRow,
     check_components,
     check_run_folder,
     checkpointable,
@@ -154,7 +155,8 @@ class TrainResult(NamedTuple):
     returns), stacked along axis 0 of every array."""
     integrator: Integrator
     """The training integrator (of an adapted run: the first seed's final one)."""
-    metrics: list[dict]
+    metrics: list[MetricsRow]
+    """Every seed's rows of `metrics.jsonl`, in order."""
     adaptation: PyTree = None
     """Adapted runs: the rule's final states, stacked over seeds."""
     rule: AbstractRule | None = None
@@ -196,7 +198,7 @@ def init_models(
             config.field,
             data.input_shape,
             data.num_classes,
-            channels=config.channels,
+            channels=config.model_channels,
             key=k,
         )
 
@@ -395,70 +397,78 @@ def train(
         raise
 
 
+def _chunks(
+    config: TrainConfig,
+    state: TrainState,
+    static: PyTree,
+    data: Dataset,
+    place: Placement,
+    how: Recipe,
+) -> Iterator[tuple[TrainState, StepMetrics, int, int]]:
+    """Train from `state` to `config.iterations` in chunks of at most `log_every`
+    iterations, each one compiled program; yield after each chunk its state, its metrics
+    (on the host, checked: `_check_chunk`), the step it ended at and its length."""
+    integ: Integrator | AbstractRule = (
+        config.integrator().replace(throw=False) if how.rule is None else how.rule
+    )
+    step = int(state.step[0])
+    x_all, y_all = place.put_data((data.x_train, data.y_train))
+    state = place.put_state(state)
+    while step < config.iterations:
+        length = min(config.log_every - step % config.log_every, config.iterations - step)
+        state, m = train_chunk(
+            state,
+            static,
+            integ,
+            how.optimizer,
+            x_all,
+            y_all,
+            batch_size=config.batch_size,
+            length=length,
+            start=jnp.asarray(step),
+            batch_sharding=place.batch,
+            loss=how.loss,
+            metric=how.metric,
+            regularisation=how.regularisation,
+        )
+        m = to_host(m)
+        _check_chunk(config, how, step, m)
+        step += length
+        yield state, m, step, length
+
+
 def _train(
     config: TrainConfig,
     state: TrainState,
     static: PyTree,
     data: Dataset,
     *,
-    metrics: list[dict] | None = None,
+    metrics: list[MetricsRow] | None = None,
     folder: Path | None = None,
     progress: bool,
     progress_position: int | None,
     place: Placement,
     how: Recipe,
 ) -> TrainResult:
-    metrics = [] if metrics is None else metrics
-    integ: Integrator | AbstractRule = (
-        dataclasses.replace(config.integrator(), throw=False)
-        if how.rule is None
-        else how.rule
-    )
-    step = int(state.step[0])
-    x_all, y_all = place.put_data((data.x_train, data.y_train))
-    state = place.put_state(state)
-    score = f"train_{how.metric.name}"
-    bar = _progress_bar(config, step, progress, progress_position)
-    # The time columns count every process that trained this run.
-    start = time.perf_counter() - (metrics[-1]["seconds"] if metrics else 0.0)
-    saved = step  # the iterations the folder's checkpoint holds
+    """`_chunks`, and the run's host side: its metrics (and `folder`'s metrics.jsonl
+    and checkpoints), the progress bar, and stop requests (`odeness.stop_requested`),
+    which end the run after the chunk in flight, saved."""
+    rows = [] if metrics is None else list(metrics)
+    step = saved = int(state.step[0])  # `saved`: the iterations the checkpoint holds
     finished = state  # the state after the last chunk whose metrics are on disk
+    # The time columns count every process that trained this run.
+    start = time.perf_counter() - (rows[-1].seconds if rows else 0.0)
+    bar = _progress_bar(config, step, progress, progress_position)
     with bar:
         try:
-            while step < config.iterations:
-                length = min(
-                    config.log_every - step % config.log_every, config.iterations - step
-                )
-                new_state, m = train_chunk(
-                    finished,
-                    static,
-                    integ,
-                    how.optimizer,
-                    x_all,
-                    y_all,
-                    batch_size=config.batch_size,
-                    length=length,
-                    start=jnp.asarray(step),
-                    batch_sharding=place.batch,
-                    loss=how.loss,
-                    metric=how.metric,
-                    regularisation=how.regularisation,
-                )
-                m = to_host(m)
-                _check_chunk(config, how, step, m)
-                rows = _metric_rows(
-                    config,
-                    step + length,
-                    m,
-                    time.perf_counter() - start,
-                    metrics,
-                    score=score,
-                )
+            for finished, m, step, length in _chunks(
+                config, state, static, data, place, how
+            ):
+                new = _metric_rows(config, how, step, m, time.perf_counter() - start, rows)
                 if folder is not None:
-                    files.append_jsonl(folder / METRICS, rows)
-                metrics.extend(rows)
-                finished, step = new_state, step + length
-                _show(bar, length, rows, how.metric.name, score)
+                    files.append_jsonl(folder / METRICS, [r.to_json() for r in new])
+                rows.extend(new)
+                _show(bar, length, new, how.metric.name)
                 due = step % config.checkpoint_every == 0 or step >= config.iterations
                 if folder is not None and due:
                     files.save_checkpoint(
@@ -473,7 +483,7 @@ def _train(
                 config, folder, finished, step, saved, signal.SIGINT
             ) from None
     state = jax.tree.map(jnp.asarray, to_host(checkpointable(finished)))
-    return _result(config, how, from_checkpointable(state), static, metrics)
+    return _result(config, how, from_checkpointable(state), static, rows)
 
 
 def _progress_bar(
@@ -491,13 +501,13 @@ def _progress_bar(
     )
 
 
-def _show(bar: tqdm, length: int, rows: list[dict], metric: str, score: str) -> None:
+def _show(bar: tqdm, length: int, rows: list[MetricsRow], metric: str) -> None:
     """Advance `bar` by a chunk of `length` iterations and show its mean loss and score."""
     bar.update(length)
     bar.set_postfix(
         {
-            "loss": f"{np.mean([r['loss'] for r in rows]):.3f}",
-            metric: f"{np.mean([r[score] for r in rows]):.3g}",
+            "loss": f"{np.mean([r.loss for r in rows]):.3f}",
+            metric: f"{np.mean([r.score for r in rows]):.3g}",
         }
     )
 
@@ -590,60 +600,75 @@ def _result(
 
 def _metric_rows(
     config: TrainConfig,
+    how: Recipe,
     step: int,
     m: StepMetrics,
     seconds: float,
-    previous: list[dict],
-    *,
-    score: str = "train_accuracy",
-):
-    # Means over the chunk's iterations, one row per seed; running totals of the NFE.
+    previous: list[MetricsRow],
+) -> list[MetricsRow]:
+    """One row per seed of the chunk that ended at `step`: means over its iterations,
+    and running totals of the NFE."""
     loss, acc = np.asarray(m.loss).mean(1), np.asarray(m.accuracy).mean(1)
     nfe, num_steps = np.asarray(m.nfe)[:, -1], np.asarray(m.num_steps)[:, -1]
     chunk_nfe = np.asarray(m.nfe).sum(1)
-    totals = {r["seed"]: r.get("train_nfe_total", 0) for r in previous}
-    rows = [
-        {
-            "step": step,
-            "seed": seed,
-            "loss": float(loss[i]),
-            score: float(acc[i]),
-            "nfe": int(nfe[i]),
-            "num_steps": int(num_steps[i]),
-            "train_nfe_total": int(totals.get(seed, 0) + chunk_nfe[i]),
-            "seconds": round(seconds, 3),
-        }
+    totals = {r.seed: r.train_nfe_total for r in previous}
+    penalties = penalty_nfe = None
+    if m.penalties is not None and m.penalty_nfe is not None:
+        means = {name: np.asarray(v).mean(1) for name, v in m.penalties.items()}
+        penalties = [{k: float(v[i]) for k, v in means.items()} for i in range(len(loss))]
+        penalty_nfe = [int(v) for v in np.asarray(m.penalty_nfe)[:, -1]]
+    checks = (
+        None if m.value is None or m.check is None else _checks(config, step, m, previous)
+    )
+    return [
+        MetricsRow(
+            step,
+            seed,
+            float(loss[i]),
+            float(acc[i]),
+            how.metric.name,
+            int(nfe[i]),
+            int(num_steps[i]),
+            int(totals.get(seed, 0) + chunk_nfe[i]),
+            round(seconds, 3),
+            None if penalties is None else penalties[i],
+            None if penalty_nfe is None else penalty_nfe[i],
+            None if checks is None else checks[i],
+        )
         for i, seed in enumerate(config.seeds)
     ]
-    if m.penalties is not None and m.penalty_nfe is not None:
-        extra = np.asarray(m.penalty_nfe)[:, -1]
-        for name, value in m.penalties.items():
-            mean = np.asarray(value).mean(1)
-            for i, row in enumerate(rows):
-                row[f"penalty_{name}"] = float(mean[i])
-        for i, row in enumerate(rows):
-            row["penalty_nfe"] = int(extra[i])
-    if m.value is None or m.check is None:
-        return rows
-    name = "tol" if config.tol is not None else "dt"
+
+
+def _checks(
+    config: TrainConfig, step: int, m: StepMetrics, previous: list[MetricsRow]
+) -> list[CheckRow]:
+    """Each seed's `CheckRow` of an adapted run's chunk: its last check, on that
+    iteration's batch (None if no check ran)."""
+    assert m.value is not None and m.check is not None
     value = np.asarray(m.value)[:, -1]
     check = jax.tree.map(np.asarray, m.check)
-    check_totals = {r["seed"]: r.get("check_nfe_total", 0) for r in previous}
-    for i, row in enumerate(rows):
-        row[name] = float(value[i])
-        row["check_nfe_total"] = int(check_totals.get(row["seed"], 0) + check.nfe[i].sum())
-        # The chunk's last check, on that iteration's batch (None if no check ran).
+    before = {r.seed: r.check.check_nfe_total for r in previous if r.check is not None}
+    length = check.test_accuracy.shape[1]
+    rows = []
+    for i, seed in enumerate(config.seeds):
         ran = np.flatnonzero(~np.isnan(check.test_accuracy[i]))
         j = ran[-1] if ran.size else None
-        length = check.test_accuracy.shape[1]
-        row["check_step"] = None if j is None else step - length + int(j)
-        for key, field in (
-            ("check_train_accuracy", check.train_accuracy),
-            ("test_accuracy", check.test_accuracy),
-            ("try_accuracy", check.try_accuracy),
-        ):
-            row[key] = None if j is None else float(field[i, j])
-        row["test_ok"] = None if j is None else bool(check.test_ok[i, j])
+
+        def at(field, j=j, i=i):
+            return None if j is None else float(field[i, j])
+
+        rows.append(
+            CheckRow(
+                "tol" if config.tol is not None else "dt",
+                float(value[i]),
+                int(before.get(seed, 0) + check.nfe[i].sum()),
+                None if j is None else step - length + int(j),
+                at(check.train_accuracy),
+                at(check.test_accuracy),
+                at(check.try_accuracy),
+                None if j is None else bool(check.test_ok[i, j]),
+            )
+        )
     return rows
 
 
@@ -685,4 +710,5 @@ def load_run(
             f"{folder / CHECKPOINT} holds non-finite parameters (a diverged run); delete "
             "the run folder and train again"
         )
-    return _result(config, how, state, static, files.read_jsonl(folder / METRICS))
+    rows = [MetricsRow.from_json(r) for r in files.read_jsonl(folder / METRICS)]
+    return _result(config, how, state, static, rows)

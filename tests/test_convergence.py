@@ -225,20 +225,21 @@ def test_a_field_written_for_one_state_trains_and_swaps(tiny_sphere, getkey):
         model=lambda key: eqx.tree_at(lambda m: m.field.mlp, one, mlp),
         progress=False,
     )
-    assert run.metrics[-1]["step"] == 20
+    assert run.metrics[-1].step == 20
 
 
 def test_step_sizes_are_reported_as_asked_for():
     integ = odeness.Integrator(odeness.solver("euler"), steps=100, t1=10.0)
-    assert integ.dt is not None and float(integ.dt) != 0.1 and integ.step_size == 0.1
-    assert integ.describe()["dt"] == 0.1
+    assert isinstance(integ.control, odeness.StepSize)
+    assert float(integ.control.dt) != 0.1 and integ.step_size == 0.1
+    assert integ.setting.to_json()["dt"] == 0.1
     assert odeness.Integrator(odeness.solver("euler"), dt=0.3).step_size == 0.3
     adaptive = odeness.Integrator(odeness.solver("dopri5"), rtol=1e-3)
-    assert adaptive.describe()["rtol"] == 1e-3
+    assert adaptive.setting.to_json()["rtol"] == 1e-3
     model = threshold_model(0.5)
     x, y = jnp.ones((4, 1)), jnp.ones(4, dtype=jnp.int32)
     swap = odeness.evaluate_solver_swap(model, integ, x, y)
-    assert swap.step_size == 0.1
+    assert swap.train.step_size == 0.1
     assert odeness.critical_step_size([swap]) == 0.1
-    euler = [r.dt for r in swap.rows if r.solver == "euler"]
+    euler = [r.setting.to_json()["dt"] for r in swap.rows if r.setting.solver == "euler"]
     assert euler == [10 / 50, 10 / 75, 10 / 100, 10 / 150, 10 / 200]

@@ -12,22 +12,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scripts import call_main, run_main, run_script
+from scripts import Script, call_main, run_main, run_script
 
 import odeness
-from experiments import (
-    adapt as adapt_cli,
-    figure1 as figure1_cli,
-    resnets as resnet_ode_cli,
-    sweep as sweep_cli,
-    table1 as table1_cli,
-)
 from experiments.lab import sweep_runs as ott2021_sweep
+from experiments.lab.axes import StepsAxis
 from odeness import files as io
 from odeness._run_folder import checkpointable as _checkpointable
 from odeness._training import init_state
 
 SMALL = ["--channels", "4", "--seeds", "0", "--no-progress"]
+adapt_cli, figure1_cli, sweep_cli = Script("adapt"), Script("figure1"), Script("sweep")
+resnet_ode_cli, table1_cli = Script("resnets"), Script("table1")
 
 
 def command(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -96,8 +92,10 @@ def test_a_failed_configuration_is_not_an_ode_in_the_critical_step_size(tmp_path
         )
         for n in (2, 8)
     ]
-    failure = ott2021_sweep.Failure("euler-n0004", 4, "training diverged: ...")
-    ott2021_sweep.write_summary(rows, tmp_path, threshold=0.1, fixed=True,
+    failure = ott2021_sweep.Failure(
+        "euler-n0004", odeness.Steps(4), "training diverged: ..."
+    )
+    ott2021_sweep.write_summary(rows, tmp_path, threshold=0.1, along=StepsAxis(),
                                 train_solver="euler", failures=[failure])  # fmt: skip
     critical = json.loads((tmp_path / "critical_step.json").read_text())
     # n = 8 passes; n = 4 has no result, so h* cannot reach 1/4 or 1/2.
@@ -119,7 +117,7 @@ def test_a_diverged_adapted_run_stops_and_leaves_no_folder(tmp_path, capsys):
 
 
 def test_divergence_after_a_checkpoint_keeps_the_last_finite_one(tmp_path, tiny_sphere):
-    config = odeness.TrainConfig(channels=4, iterations=20, log_every=10,
+    config = odeness.TrainConfig(seeds=(0,), channels=4, iterations=20, log_every=10,
                                  checkpoint_every=10, learning_rate=1e-3)  # fmt: skip
     odeness.train(config, run_dir=tmp_path, data=tiny_sphere, progress=False)
     before = snapshot(tmp_path)
@@ -140,7 +138,7 @@ def test_non_finite_training_data_is_refused(tiny_sphere):
     x = tiny_sphere.x_train.copy()
     x[7, 1] = np.nan
     with pytest.raises(ValueError, match="1 non-finite values .* example 7"):
-        odeness.train(odeness.TrainConfig(channels=4, iterations=1),
+        odeness.train(odeness.TrainConfig(seeds=(0,), channels=4, iterations=1),
                       data=tiny_sphere._replace(x_train=x), progress=False)  # fmt: skip
 
 
@@ -153,7 +151,7 @@ def test_a_nan_model_is_not_evaluated(tiny_sphere, getkey):
 
 
 def test_a_diverged_checkpoint_is_not_loaded(tmp_path, tiny_sphere):
-    config = odeness.TrainConfig(channels=4, iterations=10, log_every=10,
+    config = odeness.TrainConfig(seeds=(0,), channels=4, iterations=10, log_every=10,
                                  checkpoint_every=10)  # fmt: skip
     odeness.train(config, run_dir=tmp_path, data=tiny_sphere, progress=False)
     # Overwrite the checkpoint with NaN parameters, as an older odeness could have saved.
@@ -359,7 +357,7 @@ def test_table1_out_folder_is_refused(tmp_path, capsys):
 
 
 def test_a_torn_metrics_line_is_repaired_on_resume(tmp_path, tiny_sphere):
-    config = odeness.TrainConfig(channels=4, iterations=30, log_every=10,
+    config = odeness.TrainConfig(seeds=(0,), channels=4, iterations=30, log_every=10,
                                  checkpoint_every=20)  # fmt: skip
     clean = odeness.train(config, data=tiny_sphere, progress=False)
     short = config.replace(iterations=20)
@@ -388,13 +386,13 @@ def test_no_nan_is_written_as_json(tmp_path):
 
 
 def test_time_columns_add_up_across_resumes(tmp_path, tiny_sphere):
-    config = odeness.TrainConfig(channels=4, iterations=20, log_every=10,
+    config = odeness.TrainConfig(seeds=(0,), channels=4, iterations=20, log_every=10,
                                  checkpoint_every=10)  # fmt: skip
     odeness.train(config.replace(iterations=10), run_dir=tmp_path, data=tiny_sphere,
                   progress=False)  # fmt: skip
     first = io.read_jsonl(tmp_path / "metrics.jsonl")[-1]["seconds"]
     rows = odeness.train(config, run_dir=tmp_path, data=tiny_sphere, progress=False).metrics
-    assert rows[-1]["seconds"] > first > 0
+    assert rows[-1].seconds > first > 0
 
 
 def test_factors_without_one_print_no_nan(tmp_path, capsys):

@@ -191,7 +191,7 @@ for name in dirs:
 for name in ("sphere2", "sphere900", "three_minima"):
     odeness.load_dataset(name)
 config = odeness.TrainConfig(dataset="fashion_mnist", steps=1, channels=2, iterations=2,
-    batch_size=4, log_every=1, checkpoint_every=1, data_dir=base + "/fashion")
+    seeds=(0,), batch_size=4, log_every=1, checkpoint_every=1, data_dir=base + "/fashion")
 odeness.train(config, progress=False)
 loaded = sorted(m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow."))
 print("TF imports attempted:", attempts, "TF modules:", loaded)

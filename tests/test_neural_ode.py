@@ -304,7 +304,7 @@ def test_train_takes_a_model_and_loss_of_ones_own(tmp_path):
         data=data, loss=mse, metric="mse", progress=False, run_dir=tmp_path / "run"
     )
     result = odeness.train(config, model=build, **own)
-    first, last = result.metrics[0], result.metrics[-1]
+    first, last = result.metrics[0].to_json(), result.metrics[-1].to_json()
     assert "train_mse" in last and "train_accuracy" not in last
     assert last["train_mse"] < first["train_mse"] / 2  # it learns
     score, _ = odeness.score(

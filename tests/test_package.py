@@ -150,7 +150,8 @@ repo = sys.argv[1]
 for path in sys.argv[2:]:
     # As `python PATH --help` starts: the script's folder first on the path, and nothing
     # of the studies imported yet.
-    for name in [m for m in sys.modules if m.split(".")[0] == "experiments"]:
+    loaded = [m for m in sys.modules if m.split(".")[0] in ("experiments", "_repository")]
+    for name in loaded:
         del sys.modules[name]
     sys.path[:] = [path.rsplit("/", 1)[0]] + [p for p in sys.path[1:] if p != repo]
     sys.argv = [path, "--help"]

@@ -16,14 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 FOUR_DEVICES = textwrap.dedent(
     """
-    import dataclasses, json
+    import json
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import PartitionSpec
     import odeness
     from odeness import _devices as parallel
     from odeness._training import init_state
     from odeness._train_step import adam as optimizer, train_chunk
-    from experiments.lab.sweep_runs import run_sweep
+    from experiments.lab.sweep_runs import SweepOptions, run_sweep
 
     out = {"devices": len(jax.devices())}
     data = odeness.load_dataset("sphere2", seed=0)
@@ -33,7 +33,7 @@ FOUR_DEVICES = textwrap.dedent(
 
     # The arrays really are split: the state over the seeds, the batches over the data.
     # (The chunks are the ones `train` runs below: its programs, compiled once.)
-    integ = dataclasses.replace(config.integrator(), throw=False)
+    integ = config.integrator().replace(throw=False)
     place = parallel.placement("seeds", 4, config.batch_size)
     state, static = init_state(config, data)
     state = place.put_state(state)
@@ -59,12 +59,13 @@ FOUR_DEVICES = textwrap.dedent(
             float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
             for a, b in zip(jax.tree.leaves(runs["none"].models),
                             jax.tree.leaves(runs[p].models)) if hasattr(a, "shape"))
-        out[p + "_loss"] = max(abs(a["loss"] - b["loss"]) for a, b in
+        out[p + "_loss"] = max(abs(a.loss - b.loss) for a, b in
                                zip(runs["none"].metrics, runs[p].metrics))
     # The sweep trains `config` again (steps=[4]): the training programs compiled above.
-    sweeps = {p: run_sweep(config, f"{DIR}/sweep-{p}", steps=[4],
-                                   test_solvers=("euler", "midpoint"), factors=(1.0, 2.0),
-                                   reference=None, progress=False, parallel=p)
+    sweeps = {p: run_sweep(SweepOptions(base=config, out=f"{DIR}/sweep-{p}", steps=(4,),
+                                        test_solvers=("euler", "midpoint"),
+                                        factors=(1.0, 2.0), reference="none",
+                                        progress=False, parallel=p))
               for p in ("none", "seeds")}
     out["sweep_rows"] = len(sweeps["none"])
     out["sweep_accuracy"] = max(abs(a.test.score - b.test.score)

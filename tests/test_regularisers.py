@@ -213,8 +213,6 @@ def test_the_continuous_adjoint_differentiates_the_penalties_too(x64):
 
 
 def test_a_users_backsolve_options_stay_when_the_penalties_run_adaptively(x64):
-    from odeness._integrate import _backward_controlled
-
     a = jnp.array([[-0.5, 1.0], [0.2, 0.3]])
     regs = [odeness.KineticEnergy()]
     own = diffrax.BacksolveAdjoint(solver=diffrax.Tsit5())
@@ -232,11 +230,12 @@ def test_a_users_backsolve_options_stay_when_the_penalties_run_adaptively(x64):
 
     got, integ = grad(own)
     # The backward solve keeps the user's solver and gets a controller on its whole state.
-    backward = _backward_controlled(own, integ)
+    backward = integ.control.backward(own)
+    assert isinstance(backward, diffrax.BacksolveAdjoint)
     assert isinstance(backward.kwargs["solver"], diffrax.Tsit5)
     assert isinstance(backward.kwargs["stepsize_controller"], diffrax.PIDController)
     theirs = diffrax.BacksolveAdjoint(stepsize_controller=diffrax.ConstantStepSize())
-    assert _backward_controlled(theirs, integ) is theirs
+    assert integ.control.backward(theirs) is theirs
     np.testing.assert_allclose(got, grad(None)[0], rtol=1e-6)
 
 
@@ -284,17 +283,34 @@ def test_penalties_of_any_model_built_on_solve(getkey):
         )
 
 
-def test_taylor_mode_names_a_field_it_cannot_differentiate():
-    """K = 2 is one Jacobian-vector product (any field); K >= 3 needs `jet`, which
-    rejects `jax.nn.relu`'s custom derivative rule and is told so."""
+def test_taylor_mode_goes_through_custom_derivative_rules():
+    """K = 2 is one Jacobian-vector product; K >= 3 is Taylor mode (`jet`), which knows
+    no custom derivative rule: `jax.nn.relu`'s (a `custom_jvp` inside a `jit`) and
+    `jax.nn.softplus`'s are evaluated as the functions they stand for, with the values
+    and gradients of a field written without them."""
     integ = odeness.Integrator(odeness.solver("euler"), steps=2)
-    second = integ.regularised([odeness.TaylorDerivative(order=2)])
-    relu = odeness.solve(lambda t, y, a: jax.nn.relu(y), Y0, second)[1].penalties
-    where = odeness.solve(lambda t, y, a: jnp.where(y > 0, y, 0 * y), Y0, second)[1]
-    np.testing.assert_allclose(relu["taylor2"], where.penalties["taylor2"], rtol=1e-6)
-    third = integ.regularised([odeness.TaylorDerivative(order=3)])
-    with pytest.raises(ValueError, match="jnp.where\\(x > 0, x, 0 \\* x\\)"):
-        odeness.solve(lambda t, y, a: jax.nn.relu(y), Y0, third)
+
+    def field(activation):
+        return lambda t, y, a: activation(y * jnp.array([1.0, -2.0])) - y
+
+    def where(x):
+        return jnp.where(x > 0, x, 0 * x)
+
+    regs = integ.regularised([odeness.TaylorDerivative(order=3)])
+
+    def penalty(scale, activation):
+        y0 = scale * jnp.asarray(Y0)
+        return jnp.sum(odeness.solve(field(activation), y0, regs)[1].penalties["taylor3"])
+
+    got, expected = (jax.value_and_grad(penalty)(1.5, f) for f in (jax.nn.relu, where))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_allclose(penalty(1.5, jax.nn.softplus), penalty(1.5, _softplus),
+                               rtol=1e-5)  # fmt: skip
+
+
+def _softplus(x):
+    """`log(1 + e^x)` without `jax.nn.softplus`'s custom derivative rule."""
+    return jnp.log1p(jnp.exp(x))
 
 
 class _NoEstimate(diffrax.AbstractERK):
@@ -401,17 +417,17 @@ def test_training_with_regularisers(tiny_sphere, tmp_path):
     ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert plain.metrics == [
-        {**r, "seconds": p["seconds"]}
+        r._replace(seconds=p.seconds)
         for r, p in zip(off.metrics, plain.metrics, strict=True)
     ]
     # Named in the configuration, and one of one's own: logged, and in the loss.
     named = config.replace(regularise=(("kinetic", 1.0), ("taylor2", 0.1), ("steer", 0.3)))
     run = odeness.train(named, data=tiny_sphere, progress=False, run_dir=tmp_path,
                         regularisers=[(Curvature(), 0.5)])  # fmt: skip
-    last = run.metrics[-1]
+    last = run.metrics[-1].to_json()
     assert {"penalty_kinetic", "penalty_taylor2", "penalty_size"} <= set(last)
     assert last["penalty_nfe"] == 2 and last["nfe"] == 2  # a Taylor pass per stage
-    assert last["loss"] > plain.metrics[-1]["loss"]
+    assert last["loss"] > plain.metrics[-1].loss
     saved = json.loads((tmp_path / "components.json").read_text())
     assert saved == {"regularisers": "size 0.5"}
     assert json.loads((tmp_path / "config.json").read_text())["regularise"] == [

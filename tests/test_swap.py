@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import pytest
 
 import odeness
+from odeness._control import scaled_steps
 from odeness._models import Linear
-from odeness._swap import scaled_steps
 
 
 class Growth(eqx.Module):
@@ -67,22 +67,24 @@ def test_swap_arithmetic_on_a_model_with_a_known_answer():
     ref = odeness.Integrator(odeness.solver("rk4"), steps=256)
     swap = odeness.evaluate_solver_swap(model, train, x, y, reference=ref)
     assert swap.train_score == 1.0 and swap.train_nfe == 4
-    steps = [(r.solver, r.steps) for r in swap.rows]
-    assert steps[:5] == [("euler", n) for n in (2, 3, 4, 6, 8)]
-    assert steps[5:10] == [("midpoint", n) for n in (2, 3, 4, 6, 8)]
-    assert steps[-1] == ("rk4", 256) and swap.rows[-1].factor is None
+    steps = [(r.setting.solver, r.setting.control) for r in swap.rows]
+    assert steps[:5] == [("euler", odeness.Steps(n)) for n in (2, 3, 4, 6, 8)]
+    assert steps[5:10] == [("midpoint", odeness.Steps(n)) for n in (2, 3, 4, 6, 8)]
+    assert steps[-1] == ("rk4", odeness.Steps(256)) and swap.rows[-1].factor is None
     for r in swap.rows:
-        assert r.steps is not None and not r.adaptive
-        if r.solver == "euler":
-            expected = 1.0 if (1 + 1 / r.steps) ** r.steps < 2.5 else 0.0
+        control, solver = r.setting.control, r.setting.solver
+        assert isinstance(control, odeness.Steps)
+        n = control.n
+        if solver == "euler":
+            expected = 1.0 if (1 + 1 / n) ** n < 2.5 else 0.0
         else:
             expected = 0.0  # midpoint and RK4 are already close to e
-        if r.solver == "midpoint" and r.steps == 2:
+        if solver == "midpoint" and n == 2:
             expected = 1.0 if (1 + 0.5 + 0.125) ** 2 < 2.5 else 0.0
         assert r.score == expected, r
-        stages = {"euler": 1, "midpoint": 2, "rk4": 4}[r.solver]
-        assert r.nfe == stages * r.steps
-        assert r.at_least_as_accurate == (r.steps >= 4)
+        stages = {"euler": 1, "midpoint": 2, "rk4": 4}[solver]
+        assert r.nfe == stages * n
+        assert r.at_least_as_accurate == (n >= 4)
     assert swap.max_gap == 1.0
 
 
@@ -108,8 +110,11 @@ def test_adaptive_swap_scales_tolerances():
         solvers=("dopri5",),
         factors=(0.1, 1, 10),
     )
-    assert [r.rtol for r in swap.rows] == pytest.approx([1e-4, 1e-3, 1e-2])
-    assert [r.atol for r in swap.rows] == pytest.approx([1e-5, 1e-4, 1e-3])
+    tolerances = [r.setting.control for r in swap.rows]
+    rows = [t for t in tolerances if isinstance(t, odeness.Tolerances)]
+    assert len(rows) == len(tolerances)
+    assert [t.rtol for t in rows] == pytest.approx([1e-4, 1e-3, 1e-2])
+    assert [t.atol for t in rows] == pytest.approx([1e-5, 1e-4, 1e-3])
     assert [r.at_least_as_accurate for r in swap.rows] == [True, True, False]
     with pytest.raises(ValueError, match="solver 'rk4' has no error estimate"):
         odeness.evaluate_solver_swap(
@@ -158,4 +163,4 @@ def test_critical_step_size_from_swap_results():
     # every solver (accuracy 0 everywhere, gap 0): h* = 1/16 ... 1/8 pass.
     assert [r.max_gap for r in results] == [1.0, 1.0, 1.0, 0.0, 0.0]
     assert odeness.critical_step_size(results, threshold=0.1) == 0.125
-    assert results[0].step_size == 1.0
+    assert results[0].train.step_size == 1.0

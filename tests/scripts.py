@@ -1,6 +1,6 @@
 """The project's command-line scripts, run as a user runs them (in a subprocess) or, where
-a test needs only what they do, through their `main(argv)` in the test's process (which
-has JAX imported and many programs traced already)."""
+a test needs only what they do, through `experiments.cli.main` in the test's process
+(which has JAX imported and many programs traced already)."""
 
 import os
 import subprocess
@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from experiments._cli import script_main
+from experiments import _cli as cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,6 +50,21 @@ def call_main(main: Callable[[list[str]], int], args: list[str], capsys) -> Ran:
     return Ran(int(code or 0), out, err)
 
 
+def main_of(script: str) -> Callable[[list[str]], int]:
+    """The `main(argv)` of the script `experiments/<script>.py`: `cli.main`, named."""
+    name = script.removesuffix(".py")
+    return lambda argv: cli.main([name, *argv])
+
+
+class Script(NamedTuple):
+    """A script of `experiments/` as the tests call it: `Script("sweep").main(argv)`."""
+
+    name: str
+
+    def main(self, argv: list[str]) -> int:
+        return main_of(self.name)(argv)
+
+
 def run_main(script: str, *args: str, capsys) -> Ran:
     """`call_main` of `experiments/<script>.py`."""
-    return call_main(script_main(script.removesuffix(".py")), list(args), capsys)
+    return call_main(main_of(script), list(args), capsys)

@@ -6,11 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from archives import accept, write_cifar
+from scripts import Script
 
-from experiments import adapt as adapt_cli, sweep as sweep_cli, table1 as table1_cli
+from experiments import _cli as cli, ott2021
+from experiments.lab.options import TrainingOptions
 from odeness.data import _images as images
 
 REPO = Path(__file__).resolve().parents[1]
+adapt_cli, sweep_cli, table1_cli = Script("adapt"), Script("sweep"), Script("table1")
 
 
 SMALL = ["--channels", "8", "--no-progress", "--seeds", "0", "1"]
@@ -150,22 +153,22 @@ def test_table1_from_a_sweep_and_an_adapted_run(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_reproduce_table1_plans_every_run_and_stops_at_the_first_failure(tmp_path, capsys):
-    from experiments import reproduce_table1
-
-    runs = reproduce_table1.plan(tmp_path, mnist=True, extra=["--seeds", "0"])
-    assert [script for script, _ in runs] == ["sweep", "adapt", "sweep"] + ["adapt"] * 3 + [
+def test_reproduce_table1_plans_every_run_and_checks_them_first(tmp_path, capsys):
+    adjust = cli.group_changes(None, False, "--seeds 0")
+    runs = [adjust(s.resolved(tmp_path)) for s in ott2021.TABLE1_MNIST.studies()]
+    assert [o.command for o in runs] == ["sweep", "adapt", "sweep"] + ["adapt"] * 3 + [
         "sweep", "adapt", "table1"
     ]  # fmt: skip
-    outs = [argv[argv.index("--out") + 1] for _, argv in runs]
-    assert [Path(o).name for o in outs] == [
+    assert [o.folder.name for o in runs] == [
         "sweep-euler", "adapt-sphere2-euler", "sweep-dopri5", "adapt-sphere2-dopri5",
         "adapt-sphere2-dopri5-tol1e-4", "adapt-sphere2-dopri5-tol1e-3",
         "sweep-mnist-euler", "adapt-mnist-euler", "table1.md",
     ]  # fmt: skip
-    assert all(argv[-2:] == ["--seeds", "0"] for _, argv in runs[:-1])
-    # Bad options reach the first sweep, which refuses them before anything is written.
-    argv = ["--results", str(tmp_path / "r"), "--args", "--threshold 2"]
-    assert reproduce_table1.main(argv) == 2
-    assert "threshold must lie in [0, 1], got 2.0" in capsys.readouterr().err
+    assert all(o.seeds == (0,) for o in runs[:-1] if isinstance(o, TrainingOptions))
+    # Bad options are refused before anything is written, naming the study.
+    argv = ["--mnist", "--results", str(tmp_path / "r"), "--args", "--threshold 2"]
+    assert cli.main(["reproduce_table1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "error: sweep-euler: threshold must lie in [0, 1], got 2.0" in err
     assert not (tmp_path / "r").exists()

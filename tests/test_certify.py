@@ -2,10 +2,14 @@
 its bad input."""
 
 import pytest
+from scripts import Script
 
 import odeness
-from experiments import certify, study
+from experiments import _catalogue as catalogue, _cli as cli
 from experiments.certification import CERTIFY_EULER
+from experiments.lab.certification import CertifyOptions
+
+certify = Script("certify")
 
 
 @pytest.mark.slow
@@ -49,30 +53,34 @@ def test_certify_names_bad_input(tmp_path, capsys):
         f"error: {tmp_path} is not a run folder (no config.json); give folders written "
         "by odeness.train"
     )
-    with pytest.raises(SystemExit):
-        certify.main([str(tmp_path), "--within", "0"])
-    assert "--within must be a finite number > 0, got 0.0" in capsys.readouterr().err
+    assert certify.main([str(tmp_path), "--within", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--within must be a finite number > 0, got 0.0" in err
 
 
 def test_the_certification_study_reads_the_sweeps_runs(tmp_path):
-    argv = CERTIFY_EULER.argv(tmp_path)
-    assert argv[0] == str(tmp_path / "sweep-euler" / "runs" / "euler-n0001")
-    assert len([a for a in argv if "/runs/" in a]) == 8
-    assert "certify-euler" in study.STUDIES
+    options = CERTIFY_EULER.resolved(tmp_path)
+    assert isinstance(options, CertifyOptions) and options.runs is not None
+    runs = options.runs
+    assert runs[0] == str(tmp_path / "sweep-euler" / "runs" / "euler-n0001")
+    assert len([a for a in runs if "/runs/" in a]) == 8
+    assert "certify-euler" in catalogue.CATALOGUE
 
 
 def test_make_certification_reports_missing_models_and_publishes(tmp_path, capsys):
-    from experiments import reproduce_certification
-
     results, docs = tmp_path / "results", tmp_path / "docs"
     results.mkdir()
-    argv = ["--results", str(results), "--docs", str(docs)]
-    assert reproduce_certification.main(argv) == 2  # no trained models: both stages fail
+    argv = ["reproduce_certification", "--results", str(results), "--docs", str(docs)]
+    assert cli.main(argv) == 2  # no trained models: both stages fail
     err = capsys.readouterr().err
-    assert "stages that failed: 1 (certify.py, exit status 2), 2 (certify.py" in err
+    assert (
+        err.startswith("error: 2 of 2 studies failed: certify-euler (")
+        and err.count("\n") == 1
+    )
+    assert "; certify-mnist (" in err and "is not a run folder" in err
     assert not docs.exists() or not any(docs.rglob("summary.md"))
     (results / "certify-mnist").mkdir()
     (results / "certify-mnist" / "summary.md").write_text("verdicts")
-    assert reproduce_certification.main([*argv, "--publish-only"]) == 0
+    assert cli.main([*argv, "--publish-only"]) == 0
     assert (docs / "certify-mnist" / "summary.md").read_text() == "verdicts"
     assert not (docs / "certify-euler").exists()

@@ -8,6 +8,7 @@ Blocks that include a file (`--8<--`) are the examples, run by `test_examples.py
 """
 
 import contextlib
+import functools
 import importlib
 import io
 import re
@@ -17,6 +18,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
+from experiments import _cli as cli
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -130,9 +133,14 @@ def test_shell_command_is_valid(command, parse_only):
     )
     if script is not None:
         argv = words[words.index(script) + 1 :]
-        module = importlib.import_module(script[:-3].replace("/", "."))
+        if script.startswith("experiments/"):
+            run = functools.partial(cli.main, [Path(script).stem, *argv])
+        else:
+            run = functools.partial(
+                importlib.import_module(script[:-3].replace("/", ".")).main, argv
+            )
         with pytest.raises(parse_only):
-            module.main(argv)
+            run()
     elif words[0] == "make":
         done = subprocess.run(["make", "-n", *words[1:]], cwd=REPO, capture_output=True)
         assert done.returncode == 0, done.stderr.decode()

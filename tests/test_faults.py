@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments._cli import script_main
+from experiments import _cli as cli
 
 REPO = Path(__file__).resolve().parents[1]
 FAULT = REPO / "tests" / "fault.py"
@@ -43,7 +43,7 @@ def _main(command: list[str]) -> int:
     """Run `command`'s script in this process (`main(argv)`, as `python SCRIPT ARGS`
     would): the files a run writes do not depend on the process it runs in, and this
     one has JAX imported and its programs traced already."""
-    return script_main(Path(command[0]).stem)(command[1:])
+    return cli.main([Path(command[0]).stem, *command[1:]])
 
 
 def _without_times(obj):

@@ -7,13 +7,13 @@ import pytest
 from scripts import run_main
 
 import odeness
-from experiments.ott2021.decision_regions import run_figure2, train_config
+from experiments.ott2021.decision_regions import Figure2Options, run_figure2, train_config
 
 
 @pytest.fixture(scope="module")
 def figure(tmp_path_factory):
     out = tmp_path_factory.mktemp("figure2")
-    return out, run_figure2(out, iterations=200, progress=False)
+    return out, run_figure2(Figure2Options(out=str(out), iterations=200, progress=False))
 
 
 def test_figure2_writes_its_files(figure):
@@ -42,7 +42,7 @@ def test_the_panels_are_the_models_predictions(figure):
 def test_figure2_refuses_a_run_folder_of_another_configuration(figure):
     out, _ = figure
     with pytest.raises(ValueError, match="seeds"):
-        run_figure2(out, iterations=200, seed=1, progress=False)
+        run_figure2(Figure2Options(out=str(out), iterations=200, seed=1, progress=False))
     odeness.check_run_folder(out / "runs" / "euler-n0002", train_config(iterations=200))
 
 

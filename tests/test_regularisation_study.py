@@ -5,43 +5,43 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from scripts import Script
 
-from experiments import compare_regularisers, regularisation, reproduce_regularisation
-from experiments._cli import script_main
-from experiments.lab import stages
+from experiments import _cli as cli, regularisation
+from experiments.lab.runner import run_study
+from experiments.lab.sweep_runs import STEPS, SweepOptions
 from experiments.regularisation.comparison import SweepEntry, claim_rows
 
 REPO = Path(__file__).resolve().parents[1]
+compare_regularisers = Script("compare_regularisers")
 
 
-def test_every_stage_is_a_valid_command_with_its_regulariser(tmp_path, parse_only):
-    planned = stages.plan(regularisation.STUDIES, tmp_path, extra=["--quick"])
-    outs = [Path(argv[argv.index("--out") + 1]) for _, argv in planned]
+def test_every_stage_is_a_valid_command_with_its_regulariser(tmp_path):
+    adjust = cli.group_changes(None, True, "")  # make regularisation ARGS=--quick
+    planned = [
+        adjust(s.resolved(tmp_path)) for s in regularisation.REGULARISATION.studies()
+    ]
+    outs = [o.folder for o in planned]
     assert len(set(outs)) == len(outs)  # no two stages share a folder
     assert all(o.parent == tmp_path for o in outs)
     weights = {(n, v) for n, values in regularisation.WEIGHTS.items() for v in values}
     swept = set()
-    for study, argv in planned:
-        with pytest.raises(parse_only) as parsed:
-            script_main(study.script)(argv)
-        args = parsed.value.args[0]
+    for study, options in zip(regularisation.STUDIES, planned, strict=True):
         if study in regularisation.EULER:
-            assert args.steps == [1, 2, 4, 8, 16, 32, 64, 128] and args.quick
-            swept |= {_pair(p) for p in args.regularise}
+            assert isinstance(options, SweepOptions)
+            assert options.steps == STEPS == (1, 2, 4, 8, 16, 32, 64, 128) and options.quick
+            swept |= set(options.regularise)
     assert swept == weights  # each chosen weight has its sweep
     done = subprocess.run(["make", "-n", "regularisation"], cwd=REPO, capture_output=True)
     assert "experiments/reproduce_regularisation.py" in done.stdout.decode()
 
 
-def _pair(option: str) -> tuple[str, float]:
-    name, value = option.split(":")
-    return name, float(value)
+def _sweep(results: Path, study) -> None:
+    def small(options):
+        return options.replaced(steps=(2, 4), seeds=(0,), iterations=40, reference="none",
+                                progress=False)  # fmt: skip
 
-
-def _sweep(results: Path, study, *extra: str) -> None:
-    options = ["--steps", "2", "4", "--seeds", "0", "--iterations", "40"]
-    argv = study.argv(results, [*options, "--reference", "none", "--no-progress", *extra])
-    assert script_main(study.script)(argv) == 0
+    run_study(study, results, small)
 
 
 @pytest.mark.slow
@@ -53,7 +53,8 @@ def test_the_comparison_reads_the_sweeps_that_exist(tmp_path):
     out = results / "comparison"
     assert compare_regularisers.main(["--out", str(out)]) == 0
     text = (out / "comparison.md").read_text()
-    name, weight = kinetic.regularise[0]
+    assert isinstance(kinetic.options, SweepOptions)
+    name, weight = kinetic.options.regularise[0]
     assert f"| {name} {weight:g} |" in text and "| none |" in text
     assert "## The cheapest way to an ODE" in text
     assert "## Not run yet" in text and "adapt-euler" in text  # named, not invented
@@ -97,8 +98,8 @@ def test_quick_runs_publish_only_when_asked(tmp_path, monkeypatch):
     folder = tmp_path / "results" / "regularisation-quick" / "comparison"
     folder.mkdir(parents=True)
     (folder / "comparison.md").write_text("quick")
-    assert reproduce_regularisation.main(["--quick", "--publish-only"]) == 0
+    assert cli.main(["reproduce_regularisation", "--quick", "--publish-only"]) == 0
     assert not (tmp_path / "docs").exists()  # the documented results stay as they are
     argv = ["--quick", "--publish-only", "--docs", "d"]
-    assert reproduce_regularisation.main(argv) == 0
+    assert cli.main(["reproduce_regularisation", *argv]) == 0
     assert (tmp_path / "d" / "comparison" / "comparison.md").read_text() == "quick"

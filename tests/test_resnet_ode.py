@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from archives import accept, write_idx_set
+from scripts import Script
 
-from experiments import resnets as resnet_ode_cli
 from experiments.sander2022.discretisation import finetune_rows, loglog_slope
 from odeness.data import Dataset, OdenessMnist
 from odeness.resnet_ode import (
@@ -36,6 +36,8 @@ STEPS = {"euler": EulerStep(), "heun": HeunStep()}
 
 
 DEPTHS = (8, 32)
+
+resnet_ode_cli = Script("resnets")
 
 
 @pytest.fixture

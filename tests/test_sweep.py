@@ -2,12 +2,11 @@ import json
 from pathlib import Path
 
 import pytest
-from scripts import call_main
-
-from experiments import sweep as sweep_cli
-from odeness import TrainConfig
+from scripts import Script, call_main
 
 REPO = Path(__file__).resolve().parents[1]
+
+sweep_cli = Script("sweep")
 
 
 def test_quick_sweep_writes_its_folder_and_resumes(tmp_path, capsys):
@@ -91,17 +90,16 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message, capsy
 def test_a_sweep_folder_from_before_a_new_config_field_resumes(tmp_path):
     """A sweep.json written before `TrainConfig` gained a field (here `adjoint`) holds
     that field's default; another value is still refused."""
-    from experiments.lab.sweep_runs import _check_folder, _plan
+    from experiments.lab.sweep_runs import SweepOptions, _check_folder, _plan
 
-    base = TrainConfig(seeds=(0,), iterations=10)
-    plan = _plan(base, [2], None, ("euler",), (1.0,), None, 0.1)
+    base = SweepOptions(seeds=(0,), iterations=10, steps=(2,), test_solvers=("euler",),
+                        factors=(1.0,), reference="none", threshold=0.1)  # fmt: skip
+    plan = _plan(base)
     older = json.loads(json.dumps(plan.spec))
     del older["base"]["adjoint"]
     (tmp_path / "sweep.json").write_text(json.dumps(older))
     _check_folder(plan, tmp_path)
-    other = _plan(
-        base.replace(adjoint="backsolve"), [2], None, ("euler",), (1.0,), None, 0.1
-    )
+    other = _plan(base.replaced(adjoint="backsolve"))
     with pytest.raises(
         ValueError, match="base.adjoint is 'backprop' there, 'backsolve' here"
     ):

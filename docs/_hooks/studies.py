@@ -31,14 +31,18 @@ def _groups():
     if str(_REPO) not in sys.path:  # the studies are not installed: the repository
         sys.path.insert(0, str(_REPO))
     from experiments import ott2021, regularisation, sander2022
-    from experiments.study import STUDIES
+    from experiments._catalogue import CATALOGUE
+    from experiments.lab.runner import Group
+
+    def studies(target):
+        return target.studies() if isinstance(target, Group) else [target]
 
     targets = _make_targets()
     return {
-        "ott2021": (ott2021.STUDIES, "results"),
+        "ott2021": (ott2021.OTT2021.studies(), "results"),
         "sander2022": (sander2022.STUDIES, "results"),
         "make": (
-            [s for name in STUDIES if name in targets for s in STUDIES[name]],
+            [s for name, t in CATALOGUE.items() if name in targets for s in studies(t)],
             "results",
         ),
         "regularisation": (regularisation.STUDIES, "results/regularisation"),

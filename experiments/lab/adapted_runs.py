@@ -15,29 +15,27 @@ Folder layout of `run_adaptation(config, out_dir)`:
 Every file is written atomically.
 """
 
-from collections.abc import Sequence
+import dataclasses
 from pathlib import Path
 from typing import NamedTuple
 
 import odeness
+from experiments.lab.axes import Axis, StepsAxis, TolerancesAxis, axis
 from experiments.lab.figures import plot_adaptation
 from experiments.lab.markdown import MeanStd, markdown_table
+from experiments.lab.options import TrainingOptions, check_solver, option
 from odeness import files
 
 FIGURE = "adaptation.png"
 
 
 class AdaptedSeed(NamedTuple):
-    """One seed of an adapted run, at the end of training.
-
-    Fixed-step training has `dt` and `steps`, adaptive training `tol` (the others are
-    None).
-    """
+    """One seed of an adapted run, at the end of training."""
 
     seed: int
-    dt: float | None
-    steps: int | None
-    tol: float | None
+    final: dict[str, float]
+    """Its final control as `summary.json` holds it (`Axis.final_values`): `dt` and
+    `steps`, or `tol`."""
     test_accuracy: float
     """Test accuracy with the final training integrator."""
     nfe_per_forward: float
@@ -46,19 +44,10 @@ class AdaptedSeed(NamedTuple):
     """Forward function evaluations summed over training (checks excluded)."""
     check_nfe_total: int
 
-    @property
-    def final(self) -> float:
-        """The final step size or tolerance."""
-        value = self.dt if self.tol is None else self.tol
-        assert value is not None
-        return value
-
     def to_json(self) -> dict:
-        setting = {"dt": self.dt, "steps": self.steps} if self.tol is None else {}
         return {
             "seed": self.seed,
-            **setting,
-            **({} if self.tol is None else {"tol": self.tol}),
+            **self.final,
             "test_accuracy": self.test_accuracy,
             "nfe_per_forward": self.nfe_per_forward,
             "max_gap": self.max_gap,
@@ -67,12 +56,10 @@ class AdaptedSeed(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> "AdaptedSeed":
+    def from_json(cls, d: dict, along: Axis) -> "AdaptedSeed":
         return cls(
             d["seed"],
-            d.get("dt"),
-            d.get("steps"),
-            d.get("tol"),
+            {key: d[key] for key, *_ in along.final},
             d["test_accuracy"],
             d["nfe_per_forward"],
             d["max_gap"],
@@ -88,8 +75,8 @@ class AdaptedSummary(NamedTuple):
     solver: str
     iterations: int
     threshold: float
-    fixed: bool
-    """Whether the rule adapted a fixed step size (else a tolerance)."""
+    along: Axis
+    """What the rule adapted: a step size (`StepsAxis`) or a tolerance."""
     seeds: list[AdaptedSeed]
     train_seconds: float
     """Training time summed over every process that trained the run."""
@@ -100,10 +87,12 @@ class AdaptedSummary(NamedTuple):
     def keys(self) -> list[str]:
         """The fields summarised over seeds."""
         keys = ["test_accuracy", "nfe_per_forward", "max_gap", "train_nfe_total"]
-        return keys + (["dt", "steps"] if self.fixed else ["tol"])
+        return keys + [key for key, *_ in self.along.final]
 
     def mean_std(self, key: str) -> MeanStd:
-        return MeanStd.of(getattr(s, key) for s in self.seeds)
+        return MeanStd.of(
+            s.final[key] if key in s.final else getattr(s, key) for s in self.seeds
+        )
 
     def to_json(self) -> dict:
         return {
@@ -111,7 +100,7 @@ class AdaptedSummary(NamedTuple):
             "solver": self.solver,
             "iterations": self.iterations,
             "threshold": self.threshold,
-            "fixed": self.fixed,
+            "fixed": self.along.fixed,
             "seeds": [s.to_json() for s in self.seeds],
             "mean_std": {k: self.mean_std(k).to_json() for k in self.keys},
             "train_seconds": self.train_seconds,
@@ -124,143 +113,221 @@ class AdaptedSummary(NamedTuple):
 
     @classmethod
     def from_json(cls, d: dict) -> "AdaptedSummary":
-        seeds = [AdaptedSeed.from_json(s) for s in d["seeds"]]
+        along = StepsAxis() if d["fixed"] else TolerancesAxis()
         return cls(
             d["dataset"],
             d["solver"],
             d["iterations"],
             d["threshold"],
-            d["fixed"],
-            seeds,
+            along,
+            [AdaptedSeed.from_json(s, along) for s in d["seeds"]],
             d["train_seconds"],
             tuple((name, value) for name, value in d.get("regularise", ())),
         )
 
-
-def run_adaptation(
-    config: odeness.TrainConfig,
-    out_dir: str | Path,
-    *,
-    test_solvers: Sequence[str] | None = None,
-    factors: Sequence[float] | None = None,
-    progress: bool = True,
-    parallel: odeness.Layout = "seeds",
-) -> AdaptedSummary:
-    """Train `config` (which must have `adapt=True`), then swap solvers for every seed.
-
-    **Arguments:**
-
-    - `config`: the adapted training configuration.
-    - `out_dir`: the run folder (see the module docstring); resumed if it exists.
-    - `parallel`: the device layout of training (`odeness.Layout`).
-    - `test_solvers`, `factors`: the solver swap at each seed's final integrator
-        (default: `odeness.default_swap`: euler, midpoint, rk4 at ×0.5 … ×2 steps for
-        fixed-step training, the training solver at tol ×0.1, 1, 10 for adaptive
-        training).
-
-    **Returns:** the `AdaptedSummary` (also written to `summary.json`).
-
-    **Raises:** before anything is written, `ValueError` if `config` does not adapt, for
-    a bad swap plan or data set, or if the folder holds a run of another configuration
-    (finished or not), `FileNotFoundError` if the data set's files are missing; then
-    what `odeness.train` and `odeness.evaluate_solver_swap` raise (a diverged run, a
-    failed solve).
-    """
-    if not config.adapt:
-        raise ValueError("run_adaptation needs a configuration with adapt=True")
-    fixed = config.tol is None
-    # The final step size or tolerance is known after training: check the plan against
-    # the strictest, the rule's largest step count (any tolerance is as strict).
-    rule = config.rule()
-    assert rule is not None
-    like = (
-        odeness.Integrator(odeness.solver(config.solver), steps=rule.max_steps)
-        if fixed
-        else odeness.Integrator(odeness.solver(config.solver), rtol=config.tol)
-    )
-    default_solvers, default_factors = odeness.default_swap(like)
-    test_solvers = default_solvers if test_solvers is None else test_solvers
-    factors = default_factors if factors is None else factors
-    odeness.swap_configurations(like, test_solvers, factors)
-    out = Path(out_dir)
-    odeness.check_run_folder(out, config)  # before the data set loads
-    data = config.load_dataset()
-    with files.folder_lock(out, "run folder"):
-        return _train_and_swap(
-            config, out, data, test_solvers, factors, progress=progress, parallel=parallel
+    def line(self) -> str:
+        """What `experiments/adapt.py` prints at the end."""
+        value, ms = self.along.final[-1][0], self.mean_std
+        return (
+            f"final {value} {ms(value).mean:.4g} ± {ms(value).std:.2g}, test accuracy "
+            f"{ms('test_accuracy').format('.3f')}, max gap {ms('max_gap').mean:.3f}, "
+            f"training NFE {ms('train_nfe_total').mean:,.0f} ({self.train_seconds:.0f} s)"
         )
 
 
-def _train_and_swap(config, out, data, test_solvers, factors, *, progress, parallel):
-    fixed = config.tol is None
-    # A finished run resumes with nothing left to train.
-    result = odeness.train(
-        config, run_dir=out, data=data, progress=progress, parallel=parallel
+@dataclasses.dataclass(frozen=True)
+class AdaptOptions(TrainingOptions):
+    """Train a Neural ODE with the paper's step-size (or tolerance) adaptation.
+
+        python experiments/adapt.py --dataset sphere2 --solver euler
+        python experiments/adapt.py --dataset cifar10 --data-dir ~/data/cifar10
+
+    Fixed-step solvers adapt the step size (from Hairer's initial step, or --steps);
+    adaptive solvers adapt the tolerance (from --tol, the paper's 1e-6). Writes
+    config.json, metrics.jsonl, checkpoint.eqx, swap.jsonl, summary.{json,md} and
+    adaptation.png into --out; an interrupted run resumes. See `odeness.StepSizeRule`,
+    `odeness.ToleranceRule` and `experiments.lab.adapted_runs`.
+    """
+
+    command = "adapt"
+    published = ("summary.md", FIGURE)
+
+    solver: str = option(
+        "euler", "training solver (euler, midpoint, dopri5, fehlberg2, ...)"
     )
-    seeds, swap_rows = _swap_seeds(config, result, data, test_solvers, factors)
+    steps: int | None = option(None, "initial steps (default: Hairer's rule)")
+    tol: float | None = option(None, "initial tolerance of adaptive solvers (default 1e-6)")
+    test_solver: str | None = option(
+        None,
+        "default: the paper's (euler → midpoint, midpoint → rk4, dopri5 → dopri5, "
+        "fehlberg2 → dopri5)",
+    )
+    threshold: float = option(0.1, "accuracy gap that marks the model as not an ODE")
+    interval: int = option(50, "iterations between checks")
+    test_solvers: tuple[str, ...] | None = option(
+        None,
+        "the final solver swap's solvers (default: euler, midpoint, rk4 for fixed "
+        "steps, the training solver for tolerances)",
+    )
+    factors: tuple[float, ...] | None = option(
+        None,
+        "the final swap's factors (default: 0.5 0.75 1 1.5 2 for fixed steps, 0.1 1 10 "
+        "for tolerances)",
+    )
+    max_steps: int | None = option(
+        None, "cap on the steps (default 500 for fixed steps, 4096 for adaptive solves)"
+    )
+    out: str | None = option(None, "run folder (default results/adapt-DATASET-SOLVER)")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out or f"results/adapt-{self.dataset}-{self.solver}")
+
+    def adapted(self) -> odeness.TrainConfig:
+        """The training configuration.
+
+        **Raises:** `ValueError` for a bad option, naming it."""
+        check_solver("--solver", self.solver)
+        if self.test_solver is not None:
+            check_solver("--test-solver", self.test_solver)
+        for name in self.test_solvers or ():
+            check_solver("--test-solvers", name)
+        if self.interval < 1:
+            raise ValueError(f"--interval must be an integer >= 1, got {self.interval}")
+        adaptive = odeness.is_adaptive(odeness.solver(self.solver))
+        if adaptive and self.steps is not None:
+            raise ValueError(
+                f"solver {self.solver!r} adapts its tolerance: give --tol, not --steps"
+            )
+        if not adaptive and self.tol is not None:
+            raise ValueError(
+                f"solver {self.solver!r} has fixed steps: give --steps, not --tol"
+            )
+        return self.config(
+            solver=self.solver,
+            steps=self.steps,
+            tol=(1e-6 if self.tol is None else self.tol) if adaptive else None,
+            adapt=True,
+            test_solver=self.test_solver,
+            threshold=self.threshold,
+            interval=self.interval,
+            max_steps=self.max_steps,
+            log_every=self.interval,
+            checkpoint_every=self.interval * max(1, 1000 // self.interval),
+        )
+
+    def check(self) -> None:
+        _plan(self)
+
+    def run(self) -> str:
+        return run_adaptation(self).line()
+
+
+def run_adaptation(options: AdaptOptions) -> AdaptedSummary:
+    """Train with the adaptation rule (see `AdaptOptions`), then swap solvers for every
+    seed at its final integrator, into `options.folder` (see the module docstring);
+    resumed if it exists.
+
+    The swap's `test_solvers` and `factors` default to `odeness.default_swap`: euler,
+    midpoint, rk4 at ×0.5 … ×2 steps for fixed-step training, the training solver at
+    tol ×0.1, 1, 10 for adaptive training.
+
+    **Returns:** the `AdaptedSummary` (also written to `summary.json`).
+
+    **Raises:** before anything is written, `ValueError` for a bad option, swap plan or
+    data set, or if the folder holds a run of another configuration (finished or not),
+    `FileNotFoundError` if the data set's files are missing; then what `odeness.train`
+    and `odeness.evaluate_solver_swap` raise (a diverged run, a failed solve).
+    """
+    options.start_processes()
+    config, solvers, factors, along = _plan(options)
+    out = options.folder
+    odeness.check_run_folder(out, config)  # before the data set loads
+    data = config.load_dataset()
+    with files.folder_lock(out, "run folder"):
+        return _train_and_swap(config, out, data, solvers, factors, options, along)
+
+
+def _plan(options: AdaptOptions):
+    """The configuration and the final swap's solvers and factors, checked: the final
+    step size or tolerance is known after training, so the plan is checked against the
+    strictest, the rule's largest step count (any tolerance is as strict)."""
+    config = options.adapted()
+    rule = config.rule()
+    assert rule is not None
+    control = config.control
+    if not isinstance(control, odeness.Tolerances):
+        control = odeness.Steps(rule.max_steps)
+    like = odeness.Integrator(odeness.solver(config.solver), control)
+    default_solvers, default_factors = odeness.default_swap(like)
+    solvers = default_solvers if options.test_solvers is None else options.test_solvers
+    factors = default_factors if options.factors is None else options.factors
+    odeness.swap_configurations(like, solvers, factors)
+    return config, solvers, factors, axis(control)
+
+
+def _train_and_swap(config, out, data, solvers, factors, options, along):
+    # A finished run resumes with nothing left to train.
+    result = odeness.train(config, run_dir=out, data=data, progress=options.progress,
+                           parallel=options.parallel)  # fmt: skip
+    seeds, swap_rows = _swap_seeds(config, result, data, solvers, factors, along)
     files.write_jsonl(out / "swap.jsonl", swap_rows)
     summary = AdaptedSummary(
         config.dataset or "the data given",
         config.solver,
         config.iterations,
         config.threshold,
-        fixed,
+        along,
         seeds,
-        round(result.metrics[-1]["seconds"], 1),
+        round(result.metrics[-1].seconds, 1),
         config.regularise,
     )
     files.write_json(out / "summary.json", summary.to_json())
     files.atomic_write_text(out / "summary.md", summary_markdown(summary))
     plot_adaptation(
-        result.metrics,
+        [r.to_json() for r in result.metrics],
         out / FIGURE,
-        value="dt" if fixed else "tol",
+        value=along.rule_value,
         title=f"{config.dataset}, {config.solver}, adapted "
         f"(threshold {config.threshold}, every {config.interval} iterations)",
     )
     return summary
 
 
-def _swap_seeds(config, result, data, test_solvers, factors):
+def _swap_seeds(config, result, data, solvers, factors, along: Axis):
     """Each seed's solver swap at its final integrator: its `AdaptedSeed` and rows."""
     swap_rows, seeds = [], []
-    last = {r["seed"]: r for r in result.metrics}
+    last = {r.seed: r for r in result.metrics}
     for i, seed in enumerate(config.seeds):
         integ = result.integrator_of(i)
         swap = odeness.evaluate_solver_swap(
-            result.model(i),
-            integ,
-            data.x_test,
-            data.y_test,
-            solvers=test_solvers,
+            result.model(i), integ, data.x_test, data.y_test, solvers=solvers,
             factors=factors,
-        )
+        )  # fmt: skip
         swap_rows += [{"seed": seed, **row.to_json()} for row in swap.rows]
-        final = integ.describe()
+        check = last[seed].check
+        assert check is not None  # an adapted run's rows
         seeds.append(
             AdaptedSeed(
                 seed,
-                final.get("dt"),
-                final.get("steps"),
-                final.get("rtol"),
+                along.final_values(integ.setting.control),
                 swap.train_score,
                 swap.train_nfe,
                 swap.max_gap,
-                last[seed]["train_nfe_total"],
-                last[seed]["check_nfe_total"],
+                last[seed].train_nfe_total,
+                check.check_nfe_total,
             )
         )
     return seeds, swap_rows
 
 
 def summary_markdown(summary: AdaptedSummary) -> str:
-    fixed = summary.fixed
-    cols = ["seed"] + (["final h", "steps"] if fixed else ["final tol"])
+    final = summary.along.final
+    cols = ["seed", *(column for _, column, _, _ in final)]
     cols += ["NFE / forward", "test acc", "max gap", "training NFE"]
     body = []
     for s in summary.seeds:
-        cells = [str(s.seed)]
-        cells += [f"{s.dt:.4g}", str(s.steps)] if fixed else [f"{s.tol:.3g}"]
+        cells = [str(s.seed), *(f"{s.final[key]:{fmt}}" for key, _, fmt, _ in final)]
         cells += [
             f"{s.nfe_per_forward:.0f}",
             f"{s.test_accuracy:.3f}",
@@ -272,8 +339,7 @@ def summary_markdown(summary: AdaptedSummary) -> str:
     def ms(key, fmt):
         return summary.mean_std(key).format(fmt)
 
-    cells = ["mean ± std"]
-    cells += [ms("dt", ".4g"), ms("steps", ".1f")] if fixed else [ms("tol", ".3g")]
+    cells = ["mean ± std", *(ms(key, fmt) for key, _, _, fmt in final)]
     cells += [
         ms("nfe_per_forward", ".1f"),
         ms("test_accuracy", ".3f"),

@@ -9,6 +9,7 @@ Folder layout of `certify(runs, out)`: `models/<run>-seed<k>.json`, one per mode
 `certify.jsonl`, `summary.md`, `summary.json`.
 """
 
+import dataclasses
 import math
 import warnings
 from collections import defaultdict
@@ -20,6 +21,7 @@ import numpy as np
 
 import odeness
 from experiments.lab.markdown import markdown_table
+from experiments.lab.options import AbstractOptions, option
 from odeness import files
 
 DOPRI5 = "dopri5 at tol 1e-6"
@@ -62,7 +64,7 @@ class Verdicts(NamedTuple):
 def _candidates(training: odeness.Integrator) -> list[odeness.Integrator]:
     """The default candidates, the training integrator among them."""
     candidates = list(odeness.default_candidates(training.t0, training.t1))
-    if training.setting not in {c.setting for c in candidates}:
+    if str(training.setting) not in {str(c.setting) for c in candidates}:
         candidates.append(training)
     return candidates
 
@@ -80,14 +82,15 @@ def verdicts_of(
 ) -> Verdicts:
     """Every test of one model on `(x, y)`."""
     swap = odeness.evaluate_solver_swap(model, integ, x, y)
-    sc = None if integ.adaptive else odeness.self_convergence(model, integ, x)
+    grid = isinstance(integ.control, odeness.AbstractGrid)
+    sc = odeness.self_convergence(model, integ, x) if grid else None
     ct = odeness.convergence_test(model, integ, x, y)
-    training = integ.setting
+    training = str(integ.setting)
     found = Verdicts(
         name,
         seed,
         training,
-        None if integ.adaptive else integ.steps,
+        integ.steps if grid else None,
         swap.train_score,
         swap.max_gap,
         swap.is_ode(threshold),
@@ -117,6 +120,70 @@ def verdicts_of(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class CertifyOptions(AbstractOptions):
+    """Certify trained models three ways and choose their deployment solver.
+
+        python experiments/certify.py results/sweep-euler/runs/* --out results/certify-euler
+        python experiments/certify.py RUN_FOLDER ... [--points 1000] [--within 0.01]
+
+    For every seed of every run folder (written by `odeness.train`, e.g. a sweep's
+    `runs/*`): the solver swap's threshold verdict and the inputs that change their
+    prediction, self-convergence and convergence against the targets
+    (`odeness.self_convergence`, `odeness.convergence_test`), and for the models that
+    are ODEs the cheapest faithful solver (`odeness.cheapest_solver`) with its measured
+    speed-up against the training integrator and against dopri5 at tol 1e-6. Writes
+    `models/*.json` (one per model; a stopped run resumes with the next model),
+    `certify.jsonl` and `summary.md` into --out. Nothing is trained.
+    """
+
+    command = "certify"
+    published = ("summary.md",)
+
+    runs: tuple[str, ...] | None = option(
+        None, "run folders written by odeness.train", positional=True, under_results=True
+    )
+    out: str | None = option(None, "output folder (default results/certify)")
+    points: int = option(1000, "test inputs (the first N)")
+    within: float = option(
+        1e-2,
+        "the deployment solver's largest relative RMS distance from the converged outputs",
+    )
+    title: str | None = option(None, "the summary's title")
+
+    def __post_init__(self):
+        if self.points < 1:
+            raise ValueError(f"--points must be an integer >= 1, got {self.points}")
+        if not (math.isfinite(self.within) and self.within > 0):
+            raise ValueError(f"--within must be a finite number > 0, got {self.within}")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out or "results/certify")
+
+    def run(self) -> str:
+        runs = sorted(Path(r) for r in self.runs or ())
+        if not runs:
+            raise ValueError("give the run folders to certify (written by odeness.train)")
+        for r in runs:
+            if not (r / "config.json").is_file():
+                raise ValueError(
+                    f"{r} is not a run folder (no config.json); give folders written by "
+                    "odeness.train"
+                )
+        out = files.check_folder(self.folder, "--out")
+        with files.folder_lock(out, "--out"):
+            rows = certify(runs, out, points=self.points, within=self.within,
+                           progress=lambda line: print(line, flush=True))  # fmt: skip
+            title = self.title or ", ".join(
+                dict.fromkeys(r.parent.parent.name for r in runs)
+            )
+            text = summary_markdown(rows, points=self.points, within=self.within,
+                                    title=title)  # fmt: skip
+            files.atomic_write_text(out / "summary.md", text)
+        return text
+
+
 def certify(
     runs: Sequence[Path],
     out: Path,
@@ -127,7 +194,8 @@ def certify(
     progress=print,
 ) -> list[Verdicts]:
     """The verdicts of every seed of every run folder (`odeness.train`'s), on the first
-    `points` test inputs; finished models are read back, not tested again."""
+    `points` test inputs; finished models are read back, not tested again, and a stop
+    request (`odeness.raise_if_stopped`) ends it after the model in flight."""
     done = []
     for folder in runs:
         run = odeness.load_run(folder)
@@ -150,6 +218,7 @@ def certify(
             )
             files.write_json(path, found._asdict())
             done.append(found)
+            odeness.raise_if_stopped(f"after {path.name}: {out} keeps the models done")
             progress(
                 f"{folder.name} seed {seed}: threshold {_yes(found.ode)}, "
                 f"self-convergence {_yes(found.asymptotic)}, "

@@ -55,12 +55,17 @@ class SwapCurve(NamedTuple):
 
 
 def plot_swap_sweep(
-    curves: Sequence[SwapCurve], path: str | Path, *, fixed: bool, title: str = ""
+    curves: Sequence[SwapCurve],
+    path: str | Path,
+    *,
+    xlabel: str,
+    base: int,
+    title: str = "",
 ) -> None:
     """Test accuracy against the test solver's steps (or tolerance), one panel per test
     solver and one curve per training configuration (mean over seeds, ± std shaded), the
-    training configuration starred: the layout of Ott et al.'s Fig. 4. `fixed`: the x
-    axis is a step count (else a tolerance)."""
+    training configuration starred: the layout of Ott et al.'s Fig. 4. The x axis is
+    `xlabel`, on a log scale of `base`."""
     plt = pyplot()
     solvers = list(dict.fromkeys(c.test_solver for c in curves))
     labels = list(dict.fromkeys(c.label for c in curves))
@@ -80,8 +85,8 @@ def plot_swap_sweep(
             ax.fill_between(c.xs, mean - std, mean + std, color=colour, alpha=0.15)
             if c.star is not None:
                 ax.plot(*c.star, "*", color=colour, ms=13, mec="k", mew=0.6)
-        ax.set_xscale("log", base=2 if fixed else 10)
-        ax.set_xlabel("test steps" if fixed else "test tolerance")
+        ax.set_xscale("log", base=base)
+        ax.set_xlabel(xlabel)
         ax.set_title(f"test solver: {test_solver}")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy")

@@ -1,6 +1,7 @@
 """The ODE-ness report of a trained model (swap table, crossings, folding steps, global
 error, round trip, and their figures), and the diagnosis it shares with Figure 1."""
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -8,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 import odeness
+from experiments.lab.axes import axis
 from experiments.lab.figures import (
     draw_accuracy_vs_steps,
     draw_failing,
@@ -17,6 +19,7 @@ from experiments.lab.figures import (
     save_figure,
 )
 from experiments.lab.markdown import markdown_table
+from experiments.lab.options import AbstractOptions, option
 from odeness import diagnostics, files
 
 
@@ -114,7 +117,7 @@ class Report(NamedTuple):
 
     def to_json(self) -> dict:
         return {
-            "integrator": self.integrator.describe(),
+            "integrator": self.integrator.setting.to_json(),
             "test_points": self.test_points,
             "dim": self.dim,
             "train_accuracy": self.swap.train_score,
@@ -182,7 +185,8 @@ def ode_report(
     found = diagnose(
         model, integ, x, det_points=det_points, reference_steps=reference_steps
     )
-    selfc = None if integ.adaptive else odeness.self_convergence(model, integ, x)
+    grid = isinstance(integ.control, odeness.AbstractGrid)
+    selfc = odeness.self_convergence(model, integ, x) if grid else None
     numbers = Report(
         integ,
         len(x),
@@ -225,19 +229,18 @@ def _draw(n: Report, paths2, crossings, fan, y, out: Path, *, title: str) -> Non
     swap, integ, x_len, worst, dim = n.swap, n.integrator, n.test_points, n.fan_input, n.dim
     fig, ax = plt.subplots(figsize=(5, 4.2))
     curves = {}
-    for name in dict.fromkeys(r.solver for r in swap.rows if r.factor is not None):
-        rows = [
-            r
+    train_steps = integ.steps if isinstance(integ.control, odeness.AbstractGrid) else np.nan
+    for name in dict.fromkeys(r.setting.solver for r in swap.rows if r.factor is not None):
+        points = [
+            (control.n, r.score)
             for r in swap.rows
-            if r.solver == name and not r.adaptive and r.factor is not None
+            if isinstance(control := r.setting.control, odeness.Steps)
+            and r.setting.solver == name
+            and r.factor is not None
         ]
-        if rows:
-            curves[name] = (
-                [r.steps for r in rows],
-                [r.score for r in rows],
-                integ.steps if not integ.adaptive else np.nan,
-                swap.train_score,
-            )
+        if points:
+            steps, scores = zip(*points, strict=True)
+            curves[name] = (list(steps), list(scores), train_steps, swap.train_score)
     if curves:
         draw_accuracy_vs_steps(
             ax, curves, xlabel="test steps", title=f"solver swap ({title})"
@@ -269,16 +272,12 @@ def _draw(n: Report, paths2, crossings, fan, y, out: Path, *, title: str) -> Non
 
 
 def _markdown(n: Report, title: str) -> str:
-    integ = n.integrator
-    train = f"{odeness.solver_name(integ.solver)}, " + (
-        f"rtol {integ.rtol:g}, atol {integ.atol:g}"
-        if integ.adaptive
-        else f"{integ.steps} steps"
-    )
+    setting = n.integrator.setting
+    train = f"{setting.solver}, {axis(setting.control).words(setting.control)}"
     swap = [
         [
-            r.solver,
-            f"{r.rtol:g}" if r.adaptive else str(r.steps),
+            r.setting.solver,
+            axis(r.setting.control).cell(axis(r.setting.control).value(r.setting.control)),
             "reference" if r.factor is None else f"{r.factor:g}",
             f"{r.score:.4f}",
             f"{r.nfe:.0f}",
@@ -383,3 +382,63 @@ def _verdicts(n: Report) -> list[str]:
     if n.planar_inputs:
         lines += ["", "![failing inputs](failing.png)"]
     return [*lines, ""]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportOptions(AbstractOptions):
+    """Write an ODE-ness report for a trained run folder.
+
+        python experiments/ode_report.py results/sweep-euler/runs/euler-n0002
+
+    Loads the run's checkpoint and writes report.md (swap table, crossings, folding steps,
+    global error, round trip) with its figures into RUN_FOLDER/report/ (or --out).
+    """
+
+    command = "ode_report"
+    published = ("report.md", "swap.png", "trajectories.png", "fan.png", "failing.png")
+
+    run_dir: str | None = option(
+        None, "a run folder written by odeness.train", positional=True, under_results=True
+    )
+    seed_index: int = option(0, "which of the run's seeds (position in config.seeds)")
+    points: int = option(1000, "test inputs to diagnose")
+    det_points: int | None = option(
+        None,
+        "test inputs whose step Jacobians are computed (default: 200 for small d, down "
+        "to 10 at d = 900)",
+    )
+    out: str | None = option(None, "output folder (default RUN_DIR/report)")
+
+    def under(self, results: Path, name: str):
+        resolved = super().under(results, name)
+        return resolved if self.out is not None else dataclasses.replace(resolved, out=None)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out) if self.out else Path(self.run_dir or ".") / "report"
+
+    def run(self) -> str:
+        if self.run_dir is None:
+            raise ValueError("give the run folder to report on (written by odeness.train)")
+        run = odeness.load_run(self.run_dir)
+        seeds = run.config.seeds
+        if not 0 <= self.seed_index < len(seeds):
+            raise ValueError(
+                f"--seed-index must be in 0..{len(seeds) - 1} for seeds {seeds}, got "
+                f"{self.seed_index}"
+            )
+        data = run.config.load_dataset()
+        out = files.check_folder(self.folder, "--out")
+        if self.points < 1:
+            raise ValueError(f"--points must be an integer >= 1, got {self.points}")
+        config, seed = run.config, seeds[self.seed_index]
+        title = f"{config.dataset}, {config.solver} {config.label}, seed {seed}"
+        with files.folder_lock(out, "--out"):
+            numbers = ode_report(run.model(self.seed_index), run.integrator, data, out,
+                                 title=title, max_points=self.points,
+                                 det_points=self.det_points)  # fmt: skip
+        return (
+            f"wrote {out / 'report.md'}: accuracy {numbers.swap.train_score:.3f}, "
+            f"max gap {numbers.swap.max_gap:.3f}, {numbers.crossing_pairs} crossing "
+            f"pairs, {100 * numbers.folding_steps:.1f}% folding steps"
+        )

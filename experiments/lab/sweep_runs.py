@@ -1,6 +1,6 @@
 """A sweep over training step sizes (or tolerances), each run followed by its solver swap.
 
-Folder layout of `run_sweep(..., out_dir)`:
+Folder layout of `run_sweep(options)`, in `options.out`:
 
 - `sweep.json`: what the sweep is (checked on resume);
 - `runs/<label>/`: each training run's folder (`config.json`, `metrics.jsonl`,
@@ -11,6 +11,7 @@ Folder layout of `run_sweep(..., out_dir)`:
 Every file is written atomically; an interrupted sweep resumes where it stopped.
 """
 
+import dataclasses
 import json
 import math
 import queue
@@ -25,11 +26,15 @@ import jax
 import numpy as np
 
 import odeness
+from experiments.lab.axes import Axis, StepsAxis, TolerancesAxis, axis
 from experiments.lab.figures import SwapCurve, plot_swap_sweep
 from experiments.lab.markdown import markdown_table, mean_std
+from experiments.lab.options import TrainingOptions, check_solver, option
 from odeness import files
 
 FIGURE = "accuracy_vs_test_steps.png"
+STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
+"""The default grid: the training step counts of the paper's sweeps (h = 1 ... 1/128)."""
 T = TypeVar("T")
 
 
@@ -40,41 +45,17 @@ def run_label(config: odeness.TrainConfig) -> str:
     return f"{config.solver}-tol{config.tol:.0e}"
 
 
-class TrainedWith(NamedTuple):
-    """How one seed of a sweep was trained, and what it scored with its training solver.
+class SweepRow(NamedTuple):
+    """One seed × training configuration × test configuration of a sweep: how the seed
+    was trained and scored with its training solver, and one row of its solver swap
+    (`odeness.SwapRow`, scored by accuracy)."""
 
-    Fixed-step training has `steps` and `dt`, adaptive training `tol` (the others are
-    None).
-    """
-
-    solver: str
-    steps: int | None
-    dt: float | None
-    tol: float | None
+    seed: int
+    train: odeness.Setting
     accuracy: float
     """Test accuracy with the training configuration."""
     nfe: float
     """Function evaluations per forward pass with the training configuration."""
-
-    @property
-    def fixed(self) -> bool:
-        """Whether training used fixed steps."""
-        return self.steps is not None
-
-    @property
-    def value(self) -> float:
-        """The training step count or tolerance."""
-        value = self.steps if self.fixed else self.tol
-        assert value is not None
-        return value
-
-
-class SweepRow(NamedTuple):
-    """One seed × training configuration × test configuration of a sweep: a row of the
-    seed's solver swap (`odeness.SwapRow`, scored by accuracy) and how it was trained."""
-
-    seed: int
-    train: TrainedWith
     test: odeness.SwapRow
     max_gap: float
     """The seed's `max_gap` (the same on each of its rows)."""
@@ -84,49 +65,36 @@ class SweepRow(NamedTuple):
         return self.test.factor is None
 
     @property
+    def value(self) -> float:
+        """The training step count or tolerance."""
+        return axis(self.train.control).value(self.train.control)
+
+    @property
     def test_value(self) -> float:
         """The test step count or rtol."""
-        value = self.test.rtol if self.test.steps is None else self.test.steps
-        assert value is not None
-        return value
+        return axis(self.test.setting.control).value(self.test.setting.control)
 
     @classmethod
-    def of(
-        cls, config: odeness.TrainConfig, seed: int, swap: odeness.SwapResult
-    ) -> list["SweepRow"]:
+    def of(cls, seed: int, swap: odeness.SwapResult) -> list["SweepRow"]:
         """The rows of one seed's solver swap."""
-        train = TrainedWith(
-            config.solver,
-            config.steps,
-            swap.step_size,
-            config.tol,
-            swap.train_score,
-            swap.train_nfe,
-        )
-        return [cls(seed, train, r, swap.max_gap) for r in swap.rows]
+        train = swap.train.setting
+        return [
+            cls(seed, train, swap.train_score, swap.train_nfe, r, swap.max_gap)
+            for r in swap.rows
+        ]
 
     def to_json(self) -> dict:
         """The row as written to `results.jsonl`: only the settings that apply."""
-        train, test = self.train, self.test
-        trained = (
-            {"train_steps": train.steps, "train_dt": train.dt}
-            if train.fixed
-            else {"train_tol": train.tol}
-        )
-        tested = (
-            {"test_steps": test.steps}
-            if test.steps is not None
-            else {"test_rtol": test.rtol, "test_atol": test.atol}
-        )
+        test = self.test
         return {
             "seed": self.seed,
-            "train_solver": train.solver,
-            **trained,
-            "train_accuracy": train.accuracy,
-            "train_nfe": train.nfe,
-            "test_solver": test.solver,
+            "train_solver": self.train.solver,
+            **axis(self.train.control).trained(self.train),
+            "train_accuracy": self.accuracy,
+            "train_nfe": self.nfe,
+            "test_solver": test.setting.solver,
             "factor": test.factor,
-            **tested,
+            **axis(test.setting.control).tested(test.setting),
             "reference": self.reference,
             "accuracy": test.score,
             "nfe": test.nfe,
@@ -136,28 +104,25 @@ class SweepRow(NamedTuple):
 
     @classmethod
     def from_json(cls, row: dict) -> "SweepRow":
-        get = row.get
-        train = TrainedWith(
-            row["train_solver"],
-            get("train_steps"),
-            get("train_dt"),
-            get("train_tol"),
-            row["train_accuracy"],
-            row["train_nfe"],
-        )
-        steps = get("test_steps")
+        def setting(prefix: str) -> odeness.Setting:
+            kind = StepsAxis() if f"{prefix}_steps" in row else TolerancesAxis()
+            return odeness.Setting(row[f"{prefix}_solver"], kind.read(row, prefix))
+
         test = odeness.SwapRow(
-            row["test_solver"],
+            setting("test"),
             row["factor"],
-            steps,
-            None if steps is None else 1 / steps,  # sweeps integrate on [0, 1]
-            get("test_rtol"),
-            get("test_atol"),
             row["accuracy"],
             row["nfe"],
             row["at_least_as_accurate"],
         )
-        return cls(row["seed"], train, test, row["max_gap"])
+        return cls(
+            row["seed"],
+            setting("train"),
+            row["train_accuracy"],
+            row["train_nfe"],
+            test,
+            row["max_gap"],
+        )
 
 
 def read_rows(path: str | Path) -> list[SweepRow]:
@@ -170,56 +135,140 @@ class Failure(NamedTuple):
     failed): reported, never evaluated, and never counted as an ODE."""
 
     label: str
-    train_value: float
+    control: odeness.AbstractControl
     """The training step count or tolerance."""
     message: str
+
+
+def _reference(text: str) -> tuple[str, int] | None:
+    """`--reference SOLVER:STEPS` (or `none`) as `(solver name, steps)`."""
+    if text.lower() == "none":
+        return None
+    name, sep, steps = text.partition(":")
+    if not sep or not steps.isdigit() or int(steps) < 1:
+        raise ValueError(
+            f"--reference must be SOLVER:STEPS (e.g. rk4:256) or none, got {text!r}"
+        )
+    check_solver("--reference", name)
+    return name, int(steps)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepOptions(TrainingOptions):
+    """Train a Neural ODE at each step size (or tolerance) of a grid and swap solvers.
+
+        python experiments/sweep.py --solver euler --steps 1 2 4 8 16 32 64 128 \\
+            --out results/sweep-euler
+
+    Writes results.jsonl, summary.md, critical_step.json and a figure into --out; an
+    interrupted sweep resumes from its checkpoints (see `experiments.lab.sweep_runs`).
+    """
+
+    command = "sweep"
+    published = ("summary.md", "critical_step.json", FIGURE)
+
+    solver: str = option("euler", "training solver")
+    steps: tuple[int, ...] | None = option(
+        None, "training step counts on [0, 1] (default: 1 2 4 ... 128)"
+    )
+    tols: tuple[float, ...] | None = option(None, "training tolerances")
+    test_solvers: tuple[str, ...] | None = option(
+        None,
+        "the swap's solvers (default: euler midpoint rk4 for steps, the training solver "
+        "for tols)",
+    )
+    factors: tuple[float, ...] | None = option(
+        None, "the swap's factors (default: 0.5 0.75 1 1.5 2 for steps, 0.1 1 10 for tols)"
+    )
+    reference: str = option("rk4:256", "fine reference solve SOLVER:STEPS, or 'none'")
+    threshold: float = option(0.1, "accuracy drop that marks a model as not an ODE")
+    jobs: int = option(2, "training configurations run at once (threads; default 2)")
+    out: str | None = option(None, "output folder (default results/sweep-SOLVER)")
+    base: odeness.TrainConfig | None = None
+    """In Python, a training configuration of one's own (its `steps` or `tol` replaced
+    by each grid value) instead of the one the training options and `solver` give."""
+
+    def __post_init__(self):
+        if self.steps is not None and self.tols is not None:
+            raise ValueError(
+                f"give --steps or --tols, not both (got {self.steps}, {self.tols})"
+            )
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out or f"results/sweep-{self.solver}")
+
+    @property
+    def grid(self) -> list[odeness.AbstractControl]:
+        """The training controls: `Steps` of `steps` (default `STEPS`), or `Tolerances`."""
+        if self.tols is not None:
+            return [odeness.Tolerances(t) for t in self.tols]
+        return [odeness.Steps(n) for n in (STEPS if self.steps is None else self.steps)]
+
+    def check(self) -> None:
+        _plan(self)
+
+    def run(self) -> str:
+        run_sweep(self)
+        return ""
 
 
 class _Plan(NamedTuple):
     """A checked sweep: its training configurations and its `sweep.json`."""
 
     configs: list[odeness.TrainConfig]
-    grid: list[float]
-    fixed: bool
+    grid: list[odeness.AbstractControl]
+    axis: Axis
     reference: odeness.Integrator | None
     test_solvers: tuple[str, ...]
     factors: tuple[float, ...]
     spec: dict
 
 
-def _plan(base, steps, tols, test_solvers, factors, reference, threshold) -> _Plan:
+def _plan(options: SweepOptions) -> _Plan:
     """Check everything that needs no data or files: the grid, the swap plan, the
     threshold (each configuration validates itself)."""
-    if (steps is None) == (tols is None):
-        raise ValueError("give exactly one of steps and tols")
-    fixed = steps is not None
-    grid = list(steps if fixed else tols)
-    if not grid or len(set(grid)) != len(grid):
-        raise ValueError(f"the grid must be non-empty and without repeats, got {grid!r}")
-    odeness.Accuracy().check_threshold(threshold)
+    grid = options.grid
+    values = [axis(c).value(c) for c in grid]
+    if not grid or len(set(values)) != len(values):
+        raise ValueError(f"the grid must be non-empty and without repeats, got {values!r}")
+    if (
+        isinstance(options.jobs, bool)
+        or not isinstance(options.jobs, int)
+        or options.jobs < 1
+    ):
+        raise ValueError(f"jobs must be an integer >= 1, got {options.jobs!r}")
+    for name in options.test_solvers or ():
+        check_solver("--test-solvers", name)
+    odeness.Accuracy().check_threshold(options.threshold)
+    reference = _reference(options.reference)
     ref_integ = None
     if reference is not None:
         ref_integ = odeness.Integrator(odeness.solver(reference[0]), steps=reference[1])
-    configs = [
-        base.replace(steps=g, tol=None) if fixed else base.replace(steps=None, tol=g)
-        for g in grid
-    ]
+    base = options.config(solver=options.solver) if options.base is None else options.base
+    configs = [base.controlled(c) for c in grid]
     default_solvers, default_factors = odeness.default_swap(configs[0].integrator())
-    test_solvers = tuple(default_solvers if test_solvers is None else test_solvers)
-    factors = tuple(default_factors if factors is None else factors)
+    solvers = tuple(
+        default_solvers if options.test_solvers is None else options.test_solvers
+    )
+    factors = tuple(default_factors if options.factors is None else options.factors)
     for config in configs:  # unknown solvers and bad factors fail here, before training
-        odeness.swap_configurations(config.integrator(), test_solvers, factors, ref_integ)
+        odeness.swap_configurations(config.integrator(), solvers, factors, ref_integ)
+    along = axis(grid[0])
     spec = {
-        "base": {k: v for k, v in base.to_dict().items() if k not in ("steps", "tol")},
-        "steps": list(steps) if fixed else None,
-        "tols": None if fixed else list(tols),
-        "test_solvers": list(test_solvers),
+        "base": {
+            k: v for k, v in configs[0].to_dict().items() if k not in ("steps", "tol")
+        },
+        "steps": None,
+        "tols": None,
+        "test_solvers": list(solvers),
         "factors": list(factors),
         "reference": list(reference) if reference is not None else None,
-        "threshold": threshold,
+        "threshold": options.threshold,
     }
+    spec[along.key] = values
     spec = json.loads(json.dumps(spec))  # as it reads back from disk
-    return _Plan(configs, grid, fixed, ref_integ, test_solvers, factors, spec)
+    return _Plan(configs, grid, along, ref_integ, solvers, factors, spec)
 
 
 def _saved_spec(path: Path) -> dict:
@@ -248,93 +297,60 @@ def _check_folder(plan: _Plan, out: Path) -> None:
         odeness.check_run_folder(out / "runs" / run_label(config), config)
 
 
-def run_sweep(
-    base: odeness.TrainConfig,
-    out_dir: str | Path,
-    *,
-    steps: Sequence[int] | None = None,
-    tols: Sequence[float] | None = None,
-    test_solvers: Sequence[str] | None = None,
-    factors: Sequence[float] | None = None,
-    reference: tuple[str, int] | None = ("rk4", 256),
-    threshold: float = 0.1,
-    jobs: int = 1,
-    progress: bool = True,
-    parallel: odeness.Layout = "seeds",
-) -> list[SweepRow]:
-    """Train `base` at each step count (or tolerance), swap solvers, and summarise.
+def run_sweep(options: SweepOptions) -> list[SweepRow]:
+    """Train at each grid value of `options`, swap solvers, and summarise into
+    `options.folder` (see the module docstring); an existing folder is resumed.
 
-    **Arguments:**
-
-    - `base`: the training configuration; its `steps`/`tol` is replaced by each grid value.
-    - `out_dir`: the sweep folder (see the module docstring); resumed if it exists.
-    - `steps` / `tols`: the grid (exactly one).
-    - `test_solvers`, `factors`: the solver swap (`odeness.evaluate_solver_swap`;
-        default: `odeness.default_swap` of the training integrator).
-    - `reference`: `(solver name, steps)` of a fine reference solve, or None.
-    - `threshold`: accuracy drop that marks a model as not an ODE
-        (`odeness.critical_step_size`, `odeness.critical_tolerance`).
-    - `jobs`: training configurations run at once, in threads (each its own compiled
-        program; see the docs' Performance page for what it gains). Results do not
-        depend on it. A multi-process run trains one configuration at a time (all
-        processes must issue the same collectives in the same order).
-    - `parallel`: the device layout of each training program (`odeness.Layout`;
-        default: the seeds split over all devices).
+    The swap is `odeness.evaluate_solver_swap` with `test_solvers` and `factors`
+    (default: `odeness.default_swap` of the training integrator) and the `reference`
+    solve; `threshold` is the accuracy drop that marks a model as not an ODE
+    (`odeness.critical_step_size`, `odeness.critical_tolerance`). `jobs`: training
+    configurations run at once, in threads (each its own compiled program; see the
+    docs' Performance page for what it gains); the results do not depend on it, and a
+    multi-process run trains one configuration at a time (all processes must issue the
+    same collectives in the same order). `parallel`: the device layout of each training
+    program (`odeness.Layout`).
 
     **Returns:** all result rows (also written to `results.jsonl`).
 
     **Raises:** `ValueError` for a bad grid, factor, threshold, data set or batch size,
     or a folder holding another sweep, before anything is written; `odeness.RunFailed`
     after the sweep if a configuration diverged or a solve failed (the summary reports
-    it; the other configurations still run).
+    it; the other configurations still run); `odeness.Interrupted` when a stop is
+    requested (SIGINT, SIGTERM): after the configuration in flight has saved what it
+    finished.
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
-    plan = _plan(base, steps, tols, test_solvers, factors, reference, threshold)
-    out = files.check_folder(out_dir, "sweep folder")
-    data = base.load_dataset()
-    odeness.check_training(base, data, parallel=parallel)
+    options.start_processes()
+    plan = _plan(options)
+    out = files.check_folder(options.folder, "sweep folder")
+    data = plan.configs[0].load_dataset()
+    odeness.check_training(plan.configs[0], data, parallel=options.parallel)
     _check_folder(plan, out)
     with files.folder_lock(out, "sweep folder"):
-        return _run_plan(plan, out, data, base, threshold, jobs, progress, parallel)
+        return _run_plan(plan, out, data, options)
 
 
-def _run_plan(plan, out, data, base, threshold, jobs, progress, parallel):
+def _run_plan(plan: _Plan, out: Path, data, options: SweepOptions) -> list[SweepRow]:
     files.remove_stale_temporaries(out)
     files.write_json(out / "sweep.json", plan.spec)
     start = time.perf_counter()
 
     def run_one(i: int, slot: int) -> list[SweepRow] | Failure:
         header = f"[{i + 1}/{len(plan.configs)}] {run_label(plan.configs[i])}"
-        return _run_config(
-            plan,
-            i,
-            out,
-            data,
-            header=header,
-            slot=slot,
-            start=start,
-            progress=progress,
-            parallel=parallel,
-        )
+        return _run_config(plan, i, out, data, options, header=header, slot=slot,
+                           start=start)  # fmt: skip
 
     # Costliest first (most steps / tightest tolerance), so that `jobs` threads finish
     # together; XLA releases the GIL, so the threads' programs run on separate cores.
-    by_cost = sorted(
-        range(len(plan.grid)), key=lambda i: -plan.grid[i] if plan.fixed else plan.grid[i]
-    )
-    results = _in_threads(run_one, by_cost, 1 if jax.process_count() > 1 else jobs)
+    by_cost = sorted(range(len(plan.grid)), key=lambda i: plan.grid[i].size())
+    jobs = 1 if jax.process_count() > 1 else options.jobs
+    results = _in_threads(run_one, by_cost, jobs)
     rows = [row for r in results if not isinstance(r, Failure) for row in r]
     failures = [r for r in results if isinstance(r, Failure)]
-    write_summary(
-        rows,
-        out,
-        threshold=threshold,
-        fixed=plan.fixed,
-        train_solver=base.solver,
-        regularise=base.regularise,
-        failures=failures,
-    )
+    base = plan.configs[0]
+    write_summary(rows, out, threshold=options.threshold, along=plan.axis,
+                  train_solver=base.solver, regularise=base.regularise,
+                  failures=failures)  # fmt: skip
     if failures:
         raise odeness.RunFailed(
             f"{len(failures)} of {len(plan.configs)} training configurations gave no "
@@ -349,14 +365,14 @@ def _run_config(
     i: int,
     out: Path,
     data: odeness.Dataset,
+    options: SweepOptions,
     *,
     header: str,
     slot: int,
     start: float,
-    progress: bool,
-    parallel: odeness.Layout,
 ) -> list[SweepRow] | Failure:
-    """Train configuration `i` (or resume it) and swap solvers on each seed."""
+    """Train configuration `i` (or resume it) and swap solvers on each seed; stop after
+    it if a stop was requested."""
     config = plan.configs[i]
     run_dir = out / "runs" / run_label(config)
     swap_path = run_dir / "swap.jsonl"
@@ -367,14 +383,9 @@ def _run_config(
     t0 = time.perf_counter()
     try:
         # Resumes from the checkpoint; a finished run returns at once.
-        result = odeness.train(
-            config,
-            run_dir=run_dir,
-            data=data,
-            progress=progress,
-            progress_position=slot,
-            parallel=parallel,
-        )
+        result = odeness.train(config, run_dir=run_dir, data=data,
+                               progress=options.progress, progress_position=slot,
+                               parallel=options.parallel)  # fmt: skip
         t1 = time.perf_counter()
         swaps = [
             odeness.evaluate_solver_swap(
@@ -385,7 +396,7 @@ def _run_config(
                 solvers=plan.test_solvers,
                 factors=plan.factors,
                 reference=plan.reference,
-            )
+            )  # fmt: skip
             for j in range(len(config.seeds))
         ]
     except odeness.RunFailed as e:
@@ -394,7 +405,7 @@ def _run_config(
     rows = [
         r
         for seed, sw in zip(config.seeds, swaps, strict=True)
-        for r in SweepRow.of(config, seed, sw)
+        for r in SweepRow.of(seed, sw)
     ]
     files.write_jsonl(swap_path, [r.to_json() for r in rows])
     print(
@@ -404,6 +415,7 @@ def _run_config(
         f"(elapsed {time.perf_counter() - start:.0f}s)",
         flush=True,
     )
+    odeness.raise_if_stopped(f"after {run_label(config)}: {out} keeps every finished run")
     return rows
 
 
@@ -430,9 +442,9 @@ def _in_threads(fn: Callable[[int, int], T], order: Sequence[int], jobs: int) ->
         futures = {i: pool.submit(in_slot, i) for i in order}
         try:
             return [futures[i].result() for i in range(len(order))]
-        except KeyboardInterrupt:
-            # Ctrl-C in this thread (no `stop_on_signals`): the other threads stop at
-            # the end of their chunk and save it, instead of training on to the end.
+        except (KeyboardInterrupt, odeness.Interrupted):
+            # Ctrl-C in this thread (no `stop_on_signals`), or a stop: the other threads
+            # stop at the end of their chunk and save it, instead of training on.
             odeness.request_stop()
             for future in futures.values():
                 future.cancel()
@@ -455,28 +467,27 @@ def write_summary(
     out_dir: str | Path,
     *,
     threshold: float,
-    fixed: bool,
+    along: Axis,
     train_solver: str,
     failures: Sequence[Failure] = (),
     regularise: Sequence[tuple[str, float]] = (),
 ) -> None:
     """Write `results.jsonl`, `summary.md`, `critical_step.json` and the figure.
 
-    `fixed`: the grid is of step counts (else of tolerances). A failed configuration
-    (`failures`) has no rows; it is listed as such and counts as not an ODE.
-    `regularise`: the training's regularisers (`TrainConfig.regularise`), in the title.
+    `along`: the grid's axis (`axis`). A failed configuration (`failures`) has no rows;
+    it is listed as such and counts as not an ODE. `regularise`: the training's
+    regularisers (`TrainConfig.regularise`), in the title.
     """
     out = Path(out_dir)
     files.write_jsonl(out / "results.jsonl", [r.to_json() for r in rows])
     by_train: dict[float, list[SweepRow]] = defaultdict(list)
     for r in rows:
-        by_train[r.train.value].append(r)
-    failed = {f.train_value: f for f in failures}
-    trains = sorted(set(by_train) | set(failed), reverse=not fixed)
+        by_train[r.value].append(r)
+    failed = {along.value(f.control): f for f in failures}
+    trains = along.order(set(by_train) | set(failed))
     gaps = {t: _per_seed(by_train[t], _max_gap) for t in trains if t not in failed}
     lines = [
-        f"# Solver swap: {train_solver} on {len(trains)} training "
-        f"{'step counts' if fixed else 'tolerances'}"
+        f"# Solver swap: {train_solver} on {len(trains)} training {along.what}"
         + "".join(f", {name} {value:g}" for name, value in regularise),
         "",
         f"Mean ± std over {len(_per_seed(rows, _max_gap))} seeds, accuracy on the "
@@ -485,11 +496,15 @@ def write_summary(
         f"order, at least as many steps / no looser tolerance). ODE: max gap ≤ "
         f"{threshold}.",
         "",
-        *_main_table(by_train, trains, failed, gaps, fixed=fixed, threshold=threshold),
-        *_factor_tables(rows, by_train, trains, failed, fixed=fixed),
+        *_main_table(by_train, trains, failed, gaps, along, threshold),
+        *_factor_tables(rows, by_train, trains, failed, along),
     ]
-    critical, verdict = _critical(gaps, trains, threshold, fixed=fixed)
-    lines += ["", f"**Critical {'step size' if fixed else 'tolerance'}:** {verdict}.", ""]
+    # A configuration without a result is not an ODE.
+    critical, verdict = along.critical(
+        {t: gaps.get(t, [math.inf]) for t in trains}, threshold
+    )
+    critical["mean_max_gap"] = {along.cell(t): float(np.mean(g)) for t, g in gaps.items()}
+    lines += ["", f"**Critical {along.quantity}:** {verdict}.", ""]
     if failures:
         critical["failed"] = {f.label: f.message for f in failures}
         lines += [
@@ -501,60 +516,47 @@ def write_summary(
     files.write_json(out / "critical_step.json", critical)
     files.atomic_write_text(out / "summary.md", "\n".join(lines))
     if rows:
-        plot_swap_sweep(
-            swap_curves(rows),
-            out / FIGURE,
-            fixed=fixed,
-            title=f"trained with {train_solver}; mean over seeds",
-        )
+        plot_swap_sweep(swap_curves(rows, along), out / FIGURE, xlabel=along.x_label,
+                        base=along.x_base,
+                        title=f"trained with {train_solver}; mean over seeds")  # fmt: skip
 
 
-def swap_curves(rows: Sequence[SweepRow]) -> list[SwapCurve]:
+def swap_curves(rows: Sequence[SweepRow], along: Axis) -> list[SwapCurve]:
     """The figure's curves: per test solver and training configuration, the accuracy
     (mean and std over seeds) at each test value; the reference solve is left out."""
-    fixed = rows[0].train.fixed
-    solvers = list(dict.fromkeys(r.test.solver for r in rows if not r.reference))
-    trains = sorted({r.train.value for r in rows}, reverse=not fixed)
+    solvers = list(dict.fromkeys(r.test.setting.solver for r in rows if not r.reference))
+    trains = along.order({r.value for r in rows})
     curves = []
     for test_solver in solvers:
         for train in trains:
             scores = defaultdict(list)
             for r in rows:
-                if r.train.value == train and r.test.solver == test_solver:
+                if r.value == train and r.test.setting.solver == test_solver:
                     if not r.reference:
                         scores[r.test_value].append(r.test.score)
             xs = sorted(scores)
-            train_rows = [r for r in rows if r.train.value == train]
+            train_rows = [r for r in rows if r.value == train]
             star = None
             if test_solver == train_rows[0].train.solver:
-                accuracy = np.mean(_per_seed(train_rows, lambda r: r.train.accuracy))
+                accuracy = np.mean(_per_seed(train_rows, lambda r: r.accuracy))
                 star = (train, float(accuracy))
             curves.append(
-                SwapCurve(
-                    test_solver,
-                    f"n={train}" if fixed else f"tol={train:g}",
-                    xs,
-                    [float(np.mean(scores[x])) for x in xs],
-                    [float(np.std(scores[x])) for x in xs],
-                    star,
-                )
-            )
+                SwapCurve(test_solver, f"{along.symbol}={along.cell(train)}", xs,
+                          [float(np.mean(scores[x])) for x in xs],
+                          [float(np.std(scores[x])) for x in xs], star)
+            )  # fmt: skip
     return curves
 
 
-def _train_cell(t: float, fixed: bool) -> str:
-    return str(t) if fixed else f"{t:g}"
-
-
-def _main_table(by_train, trains, failed, gaps, *, fixed, threshold) -> list[str]:
+def _main_table(by_train, trains, failed, gaps, along: Axis, threshold) -> list[str]:
     """One line per training configuration: cost, accuracy, max gap, verdict."""
     refs = [r for rs in by_train.values() for r in rs if r.reference]
-    ref_label = (
-        f"reference {refs[0].test.solver} {refs[0].test.steps} steps" if refs else None
-    )
+    ref_label = None
+    if refs:
+        ref = refs[0].test.setting
+        ref_label = f"reference {ref.solver} {ref.control.label(ref.length)}"
     head = (
-        ["training " + ("n" if fixed else "tol")]
-        + (["h"] if fixed else [])
+        along.head
         + ["NFE/forward", "acc (training solver)"]
         + ([ref_label] if ref_label else [])
         + ["max gap", "ODE?"]
@@ -562,15 +564,15 @@ def _main_table(by_train, trains, failed, gaps, *, fixed, threshold) -> list[str
     body = []
     for t in trains:
         rs = by_train[t]
-        cells = [_train_cell(t, fixed)] + ([f"{1 / t:.4g}"] if fixed else [])
+        cells = along.cells(t)
         if t in failed:
             body.append(
                 cells + ["—"] * (len(head) - len(cells) - 1) + ["no result (below)"]
             )
             continue
         cells += [
-            f"{np.mean(_per_seed(rs, lambda r: r.train.nfe)):.0f}",
-            mean_std(_per_seed(rs, lambda r: r.train.accuracy)),
+            f"{np.mean(_per_seed(rs, lambda r: r.nfe)):.0f}",
+            mean_std(_per_seed(rs, lambda r: r.accuracy)),
         ]
         if ref_label:
             cells.append(mean_std(r.test.score for r in rs if r.reference))
@@ -579,67 +581,30 @@ def _main_table(by_train, trains, failed, gaps, *, fixed, threshold) -> list[str
     return markdown_table(head, body)
 
 
-def _factor_tables(rows, by_train, trains, failed, *, fixed) -> list[str]:
+def _factor_tables(rows, by_train, trains, failed, along: Axis) -> list[str]:
     """Per test solver: the accuracy of each training configuration at each factor."""
     tests = [r for r in rows if not r.reference]
     factors = list(dict.fromkeys(r.test.factor for r in tests))
     lines = []
-    for s in dict.fromkeys(r.test.solver for r in tests):
+    for s in dict.fromkeys(r.test.setting.solver for r in tests):
         body = []
         for t in trains:
             if t in failed:
-                body.append([_train_cell(t, fixed)] + ["—"] * len(factors))
+                body.append([along.cell(t)] + ["—"] * len(factors))
                 continue
             accs = [
                 mean_std(
                     r.test.score
                     for r in by_train[t]
-                    if r.test.solver == s and r.test.factor == f
+                    if r.test.setting.solver == s and r.test.factor == f
                 )
                 for f in factors
             ]
-            body.append([_train_cell(t, fixed), *accs])
+            body.append([along.cell(t), *accs])
         lines += [
             "",
-            f"## Test solver {s}: accuracy by test factor "
-            f"({'steps = round(factor × n)' if fixed else 'tol × factor'})",
+            f"## Test solver {s}: accuracy by test factor ({along.factor_rule})",
             "",
             *markdown_table(["training", *(f"×{f:g}" for f in factors)], body),
         ]
     return lines
-
-
-def _critical(gaps, trains, threshold, *, fixed) -> tuple[dict, str]:
-    """`critical_step.json`'s content and the summary's verdict."""
-    # A configuration without a result is not an ODE.
-    gaps_or_failed = {t: gaps.get(t, [math.inf]) for t in trains}
-    if fixed:
-        h_star = odeness.critical_step_size(
-            {1 / t: g for t, g in gaps_or_failed.items()}, threshold
-        )
-        critical = {
-            "threshold": threshold,
-            "h_star": h_star,
-            "steps_star": None if h_star is None else round(1 / h_star),
-            "mean_max_gap": {str(t): float(np.mean(g)) for t, g in gaps.items()},
-        }
-        verdict = (
-            "no training step size kept its accuracy"
-            if h_star is None
-            else f"h* = {h_star:.4g} (n = {round(1 / h_star)} steps): every model "
-            f"trained with h ≤ h* keeps its accuracy under more accurate solvers"
-        )
-        return critical, verdict
-    tol_star = odeness.critical_tolerance(gaps_or_failed, threshold)
-    critical = {
-        "threshold": threshold,
-        "tol_star": tol_star,
-        "mean_max_gap": {f"{t:g}": float(np.mean(g)) for t, g in gaps.items()},
-    }
-    verdict = (
-        "no training tolerance kept its accuracy"
-        if tol_star is None
-        else f"tol* = {tol_star:g}: every model trained with tol ≤ tol* keeps "
-        "its accuracy under more accurate solvers"
-    )
-    return critical, verdict

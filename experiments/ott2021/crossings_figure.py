@@ -6,6 +6,7 @@ configuration starred; plus Lady Windermere's fan for one input of each model
 (`experiments.lab.ode_reports.diagnose`, which the ODE-ness report shares).
 """
 
+import dataclasses
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,6 +20,7 @@ from experiments.lab.figures import (
 )
 from experiments.lab.markdown import markdown_table, write_results
 from experiments.lab.ode_reports import Diagnosis, diagnose
+from experiments.lab.options import QUICK_ITERATIONS, AbstractOptions, option
 from odeness import files
 
 TEST_STEPS = [2**k for k in range(12)]  # 1 ... 2048
@@ -78,32 +80,65 @@ def measure(model, integ: odeness.Integrator, x, y) -> tuple[Measured, Diagnosis
     return measured, found
 
 
-def run_figure1(
-    out_dir: str | Path,
-    *,
-    steps: tuple[int, int] = (2, 256),
-    seed: int = 0,
-    iterations: int = 10_000,
-    points: int = 1000,
-    progress: bool = True,
-    log=print,
-) -> dict[int, Measured]:
-    """Train (or resume) both models in `out_dir/runs/`, then write `figure1.png`,
-    `fan.png`, `figure1.md` and `figure1.json`.
+@dataclasses.dataclass(frozen=True)
+class Figure1Options(AbstractOptions):
+    """The paper's Figure 1: spheres 2-D trained with Euler at 2 and at 256 steps.
+
+        python experiments/figure1.py            # paper hyper-parameters, seed 0
+        python experiments/figure1.py --quick    # 200 iterations: a smoke test
+
+    Side by side: the trajectories of test points coloured by class with crossings
+    marked, and test accuracy against the number of Euler test steps (1 ... 2048) with
+    the training configuration starred; plus Lady Windermere's fan for one input of
+    each model. Writes figure1.png, fan.png, figure1.md and figure1.json into --out; the
+    two training runs live in --out/runs/ and resume if interrupted (see
+    `experiments.ott2021.crossings_figure`).
+    """
+
+    command = "figure1"
+    published = ("figure1.md", "figure1.png", "fan.png")
+
+    steps: tuple[int, int] = option(
+        (2, 256), "the coarse and the fine training step counts"
+    )
+    seed: int = option(0, "the training seed")
+    iterations: int = option(10_000, "training iterations")
+    points: int = option(1000, "test points to diagnose")
+    out: str | None = option(None, "output folder (default results/figure1)")
+    quick: bool = option(False, "200 iterations, 300 points")
+    progress: bool = option(True, "no progress bars", flag="--no-progress")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out or "results/figure1")
+
+    def run(self) -> str:
+        out = self.folder
+        run_figure1(self, log=lambda line: print(line, flush=True))
+        return f"wrote {out / 'figure1.png'}, {out / 'fan.png'}, {out / 'figure1.md'}"
+
+
+def run_figure1(options: Figure1Options, *, log=print) -> dict[int, Measured]:
+    """Train (or resume) both models in `options.folder/runs/`, then write
+    `figure1.png`, `fan.png`, `figure1.md` and `figure1.json`.
 
     **Raises:** `ValueError` for equal step counts, `points < 1` or a run folder of
     another configuration, before anything is written.
     """
+    steps, points = options.steps, options.points
+    iterations = options.iterations
+    if options.quick:
+        iterations, points = min(iterations, QUICK_ITERATIONS), min(points, 300)
     if steps[0] == steps[1]:
         raise ValueError(f"--steps must be two different step counts, got {list(steps)}")
     if points < 1:
         raise ValueError(f"--points must be an integer >= 1, got {points}")
-    out = files.check_folder(out_dir, "--out")
-    configs = {n: train_config(n, iterations=iterations, seed=seed) for n in steps}
+    out = files.check_folder(options.folder, "--out")
+    configs = {n: train_config(n, iterations=iterations, seed=options.seed) for n in steps}
     for n, config in configs.items():  # both, before either trains
         odeness.check_run_folder(out / "runs" / f"euler-n{n:04d}", config)
     with files.folder_lock(out, "--out"):
-        return _figure1(out, configs, points, progress, log)
+        return _figure1(out, configs, points, options.progress, log)
 
 
 def _figure1(out, configs, points, progress, log) -> dict[int, Measured]:

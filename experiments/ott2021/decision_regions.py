@@ -7,6 +7,7 @@ classes sit in their regions; at h = 1/4 many points of one class land in the ot
 the classifier has adapted to the coarse solver's global error.
 """
 
+import dataclasses
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,6 +16,7 @@ import numpy as np
 
 import odeness
 from experiments.lab.markdown import write_results
+from experiments.lab.options import QUICK_ITERATIONS, AbstractOptions, option
 from odeness import files
 
 
@@ -53,22 +55,56 @@ def train_config(*, iterations: int = 10_000, seed: int = 0) -> odeness.TrainCon
     )
 
 
-def run_figure2(
-    out_dir: str | Path,
-    *,
-    iterations: int = 10_000,
-    seed: int = 0,
-    test_steps: tuple[int, int] = (2, 4),
-    progress: bool = True,
-) -> dict:
-    """Train (or resume) the Euler-2 model in `out_dir/runs/euler-n0002`, then write
-    `figure2.png`, `figure2.json` and `figure2.md` with one panel per test step count."""
-    out = files.check_folder(out_dir, "--out")
-    config = train_config(iterations=iterations, seed=seed)
+@dataclasses.dataclass(frozen=True)
+class Figure2Options(AbstractOptions):
+    """Figure 2 of Ott et al.: the Euler-2 model's ODE outputs over its decision regions.
+
+        python experiments/figure2.py [--out results/figure2] [--quick]
+
+    Trains spheres 2-D with Euler at 2 steps (the paper's settings, resumable run folder
+    in --out/runs/), then draws the test set's ODE-block outputs over the classifier's
+    decision regions at h = 1/2 and h = 1/4; writes `figure2.png`, `figure2.json` and
+    `figure2.md` (see `experiments.ott2021.decision_regions`).
+    """
+
+    command = "figure2"
+    published = ("figure2.md", "figure2.png")
+
+    out: str | None = option(None, "output folder (default results/figure2)")
+    iterations: int = option(10_000, "training iterations")
+    seed: int = option(0, "the training seed")
+    quick: bool = option(False, "a smoke test: 200 iterations")
+    progress: bool = option(True, "no progress bars", flag="--no-progress")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out or "results/figure2")
+
+    def run(self) -> str:
+        n = run_figure2(self)
+        lines = []
+        for p in n["panels"]:
+            m = p["misplaced"]
+            lines.append(
+                f"h = 1/{p['test_steps']}: accuracy {p['accuracy']:.3f}, class 0 in class "
+                f"1's region {100 * m['0']:.1f}%, class 1 in class 0's {100 * m['1']:.1f}%"
+            )
+        return "\n".join(lines)
+
+
+def run_figure2(options: Figure2Options, test_steps: tuple[int, int] = (2, 4)) -> dict:
+    """Train (or resume) the Euler-2 model in `options.folder/runs/euler-n0002`, then
+    write `figure2.png`, `figure2.json` and `figure2.md` with one panel per test step
+    count."""
+    out = files.check_folder(options.folder, "--out")
+    iterations = options.iterations
+    if options.quick:
+        iterations = min(iterations, QUICK_ITERATIONS)
+    config = train_config(iterations=iterations, seed=options.seed)
     run_dir = out / "runs" / "euler-n0002"
     odeness.check_run_folder(run_dir, config)
     with files.folder_lock(out, "--out"):
-        return _figure2(out, config, run_dir, test_steps, progress)
+        return _figure2(out, config, run_dir, test_steps, options.progress)
 
 
 def _figure2(out, config, run_dir, test_steps, progress) -> dict:

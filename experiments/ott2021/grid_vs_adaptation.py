@@ -8,6 +8,7 @@ grid (every grid value trained) is given beside it. The **adapted** row is
 `experiments.ott2021.adaptation`'s summary. Both are mean ± std over seeds.
 """
 
+import dataclasses
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,7 +16,9 @@ import numpy as np
 
 import odeness
 from experiments.lab.adapted_runs import AdaptedSummary
+from experiments.lab.axes import Axis, of_spec
 from experiments.lab.markdown import markdown_table, mean_std
+from experiments.lab.options import AbstractOptions, option
 from experiments.lab.sweep_runs import read_rows, run_label
 from odeness import files
 
@@ -25,8 +28,8 @@ CONFIG, METRICS = "config.json", "metrics.jsonl"  # of a run folder (`odeness.tr
 def _training_nfe(run_dir: Path, config: odeness.TrainConfig) -> dict[int, int]:
     """Total forward NFE of training, per seed (exact for fixed steps)."""
     rows = files.read_jsonl(run_dir / METRICS)
-    if config.steps is not None:
-        return {s: config.steps * config.iterations for s in config.seeds}
+    if isinstance(config.control, odeness.Steps):
+        return {s: config.control.n * config.iterations for s in config.seeds}
     if all("train_nfe_total" in r for r in rows):
         return {r["seed"]: r["train_nfe_total"] for r in rows}
     raise ValueError(
@@ -42,7 +45,7 @@ class GridEntry(NamedTuple):
     dataset: str
     solver: str
     iterations: int
-    fixed: bool
+    along: Axis
     star: float | None
     """`steps*` (fixed steps) or `tol*`; None if no grid value is an ODE."""
     grid: list[float]
@@ -65,21 +68,20 @@ def grid_row(sweep_dir: str | Path) -> GridEntry:
     spec = files.read_json(folder / "sweep.json")
     rows = read_rows(folder / "results.jsonl")
     critical = files.read_json(folder / "critical_step.json")
-    fixed = spec["steps"] is not None
+    along = of_spec(spec)
     base = spec["base"]
-    grid = spec["steps"] if fixed else spec["tols"]
-    star = critical["steps_star"] if fixed else critical["tol_star"]
+    grid = spec[along.key]
+    star = critical[along.star_key]
+    config = odeness.TrainConfig.from_dict({**base, "steps": 1, "tol": None})
     totals = []
     for g in grid:
-        config = odeness.TrainConfig.from_dict(
-            {**base, "steps": g if fixed else None, "tol": None if fixed else g}
-        )
-        totals.append(_training_nfe(folder / "runs" / run_label(config), config))
+        trained = config.controlled(along.control(g))
+        totals.append(_training_nfe(folder / "runs" / run_label(trained), trained))
     entry = GridEntry(
         base["dataset"],
         base["solver"],
         base["iterations"],
-        fixed,
+        along,
         star,
         grid,
         [sum(t[s] for t in totals) for s in base["seeds"]],
@@ -89,23 +91,24 @@ def grid_row(sweep_dir: str | Path) -> GridEntry:
     chosen = {
         r.seed: r
         for r in rows
-        if r.train.value == star
-        and r.test.solver == base["solver"]
+        if r.value == star
+        and r.test.setting.solver == base["solver"]
         and r.test.factor == 1.0
     }
     seeds = sorted(chosen)
     star_total = totals[grid.index(star)]
     return entry._replace(
-        test_accuracy=[chosen[s].train.accuracy for s in seeds],
-        nfe_per_forward=[chosen[s].train.nfe for s in seeds],
+        test_accuracy=[chosen[s].accuracy for s in seeds],
+        nfe_per_forward=[chosen[s].nfe for s in seeds],
         training_nfe=[star_total[s] for s in seeds],
     )
 
 
 def _start(config: odeness.TrainConfig) -> str:
-    if config.tol is not None:
-        return f"tol {config.tol:g}"
-    return "Hairer's h0" if config.steps is None else f"h 1/{config.steps}"
+    control = config.control
+    if isinstance(control, odeness.Tolerances):
+        return f"tol {control.size():g}"
+    return "Hairer's h0" if control is None else f"h 1/{config.steps}"
 
 
 class AdaptedEntry(NamedTuple):
@@ -133,12 +136,12 @@ def _grid_cells(grid: GridEntry) -> list[str]:
     if grid.star is None:
         no_ode = f"no ODE on the grid {grid.grid}"
         return [*first, "grid search", str(grid.iterations), no_ode, *["–"] * 6]
-    star = f"1/{grid.star}" if grid.fixed else f"{grid.star:g}"
+    star = grid.along.star_cell(grid.star)
     whole = f"(whole grid {np.mean(grid.grid_training_nfe):,.0f})"
     per_iteration = [t / grid.iterations for t in grid.training_nfe]
     return [
         *first,
-        f"grid search ({'h' if grid.fixed else 'tol'}*)",
+        f"grid search ({grid.along.star_symbol}*)",
         str(grid.iterations),
         star,
         mean_std(grid.nfe_per_forward, ".1f"),
@@ -158,7 +161,7 @@ def _adapted_cells(entry: AdaptedEntry, star_nfe: float | None) -> list[str]:
         summary.solver,
         f"adapted from {entry.start}",
         str(summary.iterations),
-        mean_std((s.final for s in seeds), ".3g" if summary.fixed else ".2g"),
+        mean_std((s.final[summary.along.rule_value] for s in seeds), summary.along.brief),
         mean_std((s.nfe_per_forward for s in seeds), ".1f"),
         mean_std((s.test_accuracy for s in seeds), ".3f"),
         mean_std(nfe, ",.0f"),
@@ -200,3 +203,56 @@ def table_markdown(entries: list[tuple[GridEntry, list[AdaptedEntry]]]) -> str:
         *markdown_table(head, body),
     ]
     return "\n".join(lines) + "\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class TableOptions(AbstractOptions):
+    """Write the grid-search-against-adaptation table from finished sweeps and adapted runs.
+
+        python experiments/table1.py \\
+            --row results/sweep-euler results/adapt-sphere2-euler \\
+            --row results/sweep-dopri5 results/adapt-sphere2-dopri5 --out results/table1.md
+
+    Each --row gives a sweep folder (`experiments/sweep.py`) and one or more adapted run
+    folders (`experiments/adapt.py`, e.g. from several starting tolerances) of the same
+    data set and solver. `make table1` runs them all.
+    """
+
+    command = "table1"
+    published = ("",)  # the table itself
+
+    row: tuple[tuple[str, ...], ...] = option(
+        (), "SWEEP_DIR ADAPT_DIR [ADAPT_DIR ...]", metavar="DIR", under_results=True
+    )
+    out: str | None = option(None, "the table's file (default results/table1.md)")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out or "results/table1.md")
+
+    def run(self) -> str:
+        if not self.row:
+            raise ValueError("give at least one --row SWEEP_DIR ADAPT_DIR [ADAPT_DIR ...]")
+        entries = []
+        for sweep_dir, *adapt_dirs in self.row:
+            if not adapt_dirs:
+                raise ValueError(
+                    f"--row {sweep_dir} names no adapted run; expected SWEEP_DIR "
+                    "ADAPT_DIR [ADAPT_DIR ...]"
+                )
+            grid = grid_row(sweep_dir)
+            adapteds = [adapted_row(d) for d in adapt_dirs]
+            for adapt_dir, (_, adapted) in zip(adapt_dirs, adapteds, strict=True):
+                if (grid.dataset, grid.solver) != (adapted.dataset, adapted.solver):
+                    raise ValueError(
+                        f"{sweep_dir} ({grid.dataset}, {grid.solver}) and {adapt_dir} "
+                        f"({adapted.dataset}, {adapted.solver}) are not the same task"
+                    )
+            entries.append((grid, adapteds))
+        out = self.folder
+        if out.is_dir():
+            raise ValueError(f"--out {out} is a folder; give the path of a file")
+        files.check_folder(out.parent, "the folder of --out")
+        text = table_markdown(entries)
+        files.atomic_write_text(out, text)
+        return text

@@ -18,6 +18,7 @@ if and only if their segments (convex hulls) are disjoint, which
 `odeness.diagnostics.segments_intersect` decides with exact predicates.
 """
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -28,6 +29,7 @@ import numpy as np
 
 import odeness
 from experiments.lab.markdown import write_results
+from experiments.lab.options import AbstractOptions, option
 from odeness import files
 from odeness.diagnostics import segments_intersect, trajectories
 
@@ -96,6 +98,40 @@ def exact_end(ode: XorODE, end: float, steps: int = 20_000) -> np.ndarray:
     """The end points by classic RK4 with `steps` steps (the exact flow, closely)."""
     integ = odeness.Integrator(odeness.solver("rk4"), steps=steps, t1=end)
     return np.asarray(odeness.solve(ode, jnp.asarray(XOR), integ)[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure3Options(AbstractOptions):
+    """Figure 3 of Ott et al.: the XOR points under Euler at a coarse and a fine step.
+
+        python experiments/figure3.py [--out results/figure3] [--points 41]
+
+    Writes `figure3.png`, `figure3.json` and `figure3.md` (see
+    `experiments.ott2021.xor_fan`).
+    """
+
+    command = "figure3"
+    published = ("figure3.md", "figure3.png")
+
+    out: str | None = option(None, "output folder (default results/figure3)")
+    points: int = option(41, "step sizes in the sweep of h")
+
+    def __post_init__(self):
+        if self.points < 2:
+            raise ValueError(f"--points must be an integer >= 2, got {self.points}")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out or "results/figure3")
+
+    def run(self) -> str:
+        n = run_figure3(self.folder, sweep_points=self.points)
+        coarse, fine = n["panels"]
+        return (
+            f"h = {coarse['h']:.3g}: separable {coarse['separable']}; h = {fine['h']:.3g}: "
+            f"separable {fine['separable']}; exact: separable {n['exact']['separable']}; "
+            f"largest h not separable: {n['largest_h_not_separable']}"
+        )
 
 
 def run_figure3(

@@ -19,8 +19,9 @@ runs them, into `results/regularisation/`:
    of the documentation.
 """
 
-from experiments.lab.catalogue import Adapted, Script, Sweep
-from experiments.ott2021 import STEPS
+from experiments.lab.adapted_runs import AdaptOptions
+from experiments.lab.runner import Group, Study
+from experiments.lab.sweep_runs import STEPS, SweepOptions
 
 SEEDS = (0, 1, 2)
 """The seeds of the sweeps and adapted runs (the first three of `make sweep-euler`)."""
@@ -49,15 +50,21 @@ weight whose test accuracy at 8 steps stayed ≥ 0.95, and one ten times smaller
 `steer`, the largest spread that kept the accuracy and the next smaller one tried)."""
 
 
-def _search(name: str, value: float | None) -> Sweep:
+def _regularise(name: str, value: float | None) -> tuple[tuple[str, float], ...]:
+    return () if value is None else ((name, float(value)),)
+
+
+def _search(name: str, value: float | None) -> Study:
     what = "without a regulariser" if value is None else f"{name} {value:g}"
-    return Sweep(
+    return Study(
         f"search-{name}" + ("" if value is None else f"-{value:g}"),
         f"the weight search: {what}, Euler at {SEARCH_STEPS} steps, seed 0",
-        steps=(SEARCH_STEPS,),
-        seeds=(0,),
-        regularise=() if value is None else ((name, value),),
-        reference="none",
+        SweepOptions(
+            steps=(SEARCH_STEPS,),
+            seeds=(0,),
+            regularise=_regularise(name, value),
+            reference="none",
+        ),
     )
 
 
@@ -68,14 +75,12 @@ SEARCH = (
 """Step 1: without, and each regulariser at each weight of `SEARCH_WEIGHTS`."""
 
 
-def _euler(name: str, value: float | None) -> Sweep:
+def _euler(name: str, value: float | None) -> Study:
     what = "without a regulariser" if value is None else f"with {name} {value:g}"
-    return Sweep(
+    return Study(
         f"euler-{name}" + ("" if value is None else f"-{value:g}"),
         f"the Euler sweep (1 … 128 steps) {what}, seeds 0, 1, 2",
-        steps=STEPS,
-        seeds=SEEDS,
-        regularise=() if value is None else ((name, value),),
+        SweepOptions(steps=STEPS, seeds=SEEDS, regularise=_regularise(name, value)),
     )
 
 
@@ -88,23 +93,25 @@ EULER = (
 DOPRI5_TOL = 1e-3
 
 
-def _dopri5(name: str, value: float | None, dataset: str | None = None) -> Sweep:
+def _dopri5(name: str, value: float | None, dataset: str = "sphere2") -> Study:
     what = "without a regulariser" if value is None else f"with {name} {value:g}"
     mnist = dataset == "mnist"
-    return Sweep(
-        f"{'mnist-' if mnist else ''}dopri5-{name}",
-        f"{'MNIST (C = 16, 300 iterations, seed 0)' if mnist else 'spheres 2-D'}, "
-        f"dopri5 at tol = {DOPRI5_TOL:g} {what}",
+    sweep = SweepOptions(
         solver="dopri5",
         tols=(DOPRI5_TOL,),
         dataset=dataset,
         seeds=(0,) if mnist else SEEDS,
         test_solvers=("dopri5",),
         factors=(0.1, 1),
-        reference="none" if mnist else None,
-        regularise=() if value is None else ((name, value),),
-        iterations=300 if mnist else None,
-        channels=16 if mnist else None,
+        regularise=_regularise(name, value),
+    )
+    if mnist:
+        sweep = sweep.replaced(reference="none", iterations=300, channels=16)
+    return Study(
+        f"{'mnist-' if mnist else ''}dopri5-{name}",
+        f"{'MNIST (C = 16, 300 iterations, seed 0)' if mnist else 'spheres 2-D'}, "
+        f"dopri5 at tol = {DOPRI5_TOL:g} {what}",
+        sweep,
     )
 
 
@@ -114,11 +121,10 @@ DOPRI5 = (
 )
 """Step 3: dopri5 training, without and with each regulariser at its larger weight."""
 
-ADAPT = Adapted(
+ADAPT = Study(
     "adapt-euler",
     "the Euler step-size adaptation on spheres 2-D, seeds 0, 1, 2",
-    solver="euler",
-    seeds=SEEDS,
+    AdaptOptions(solver="euler", seeds=SEEDS),
 )
 """Step 4: the paper's cure, for its NFE per iteration."""
 
@@ -128,13 +134,23 @@ MNIST = (
 )
 """Step 5: the papers' claim on MNIST."""
 
-COMPARISON = Script(
+from experiments.regularisation.comparison import CompareOptions  # noqa: E402 (it reads the above)
+
+COMPARISON = Study(
     "comparison",
     "the comparison: tables of the search, the sweeps, dopri5 and MNIST, and the figure",
-    runs="compare_regularisers",
-    outputs=("comparison.md", "max_gap.png"),
+    CompareOptions(),
 )
 """Step 6: the tables and the figure."""
 
 STUDIES = (*SEARCH, *EULER, *DOPRI5, ADAPT, *MNIST, COMPARISON)
 """Every study of `make regularisation`, in order."""
+REGULARISATION = Group(
+    "regularisation",
+    "the regularisers against the step-size adaptation",
+    STUDIES,
+    results="results/regularisation",
+    docs="docs/results/regularisation",
+    publishes=("comparison",),
+)
+GROUPS = (REGULARISATION,)

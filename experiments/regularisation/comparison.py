@@ -14,6 +14,7 @@ adaptation's checks included). The dopri5 tables test the papers' own claim: few
 evaluations per forward pass at a similar accuracy.
 """
 
+import dataclasses
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,10 +22,11 @@ import numpy as np
 
 import odeness
 from experiments.lab.adapted_runs import AdaptedSummary
+from experiments.lab.axes import of_spec
 from experiments.lab.figures import pyplot, save_figure
 from experiments.lab.markdown import markdown_table, mean_std, write_results
+from experiments.lab.options import AbstractOptions, option
 from experiments.lab.sweep_runs import read_rows, run_label
-from experiments.regularisation import ADAPT, DOPRI5, EULER, MNIST, SEARCH
 from odeness import files
 
 SIMILAR = 0.01
@@ -70,8 +72,8 @@ def read_sweep(folder: str | Path) -> SweepEntry:
             raise FileNotFoundError(f"{folder / name} does not exist; run the sweep first")
     spec = files.read_json(folder / "sweep.json")
     base = spec["base"]
-    fixed = spec["steps"] is not None
-    grid = [float(g) for g in (spec["steps"] if fixed else spec["tols"])]
+    along = of_spec(spec)
+    grid = [float(g) for g in spec[along.key]]
     regularise = base.get("regularise", [])
     if len(regularise) > 1:
         raise ValueError(
@@ -81,15 +83,14 @@ def read_sweep(folder: str | Path) -> SweepEntry:
     own = [
         r
         for r in read_rows(folder / "results.jsonl")
-        if r.test.solver == base["solver"] and r.test.factor == 1.0
+        if r.test.setting.solver == base["solver"] and r.test.factor == 1.0
     ]
-    by_value = {g: [r for r in own if r.train.value == g] for g in grid}
+    by_value = {g: [r for r in own if r.value == g] for g in grid}
     penalty_nfe, seconds = {}, {}
+    config = odeness.TrainConfig.from_dict({**base, "steps": 1, "tol": None})
     for g in grid:
-        config = odeness.TrainConfig.from_dict(
-            {**base, "steps": int(g) if fixed else None, "tol": None if fixed else g}
-        )
-        last = files.read_jsonl(folder / "runs" / run_label(config) / "metrics.jsonl")[-1]
+        trained = config.controlled(along.control(g))
+        last = files.read_jsonl(folder / "runs" / run_label(trained) / "metrics.jsonl")[-1]
         penalty_nfe[g] = float(last.get("penalty_nfe", 0))
         seconds[g] = last["seconds"] / last["step"]
     critical = files.read_json(folder / "critical_step.json")
@@ -100,8 +101,8 @@ def read_sweep(folder: str | Path) -> SweepEntry:
         grid,
         critical.get("h_star"),
         {g: [r.max_gap for r in rows] for g, rows in by_value.items()},
-        {g: [r.train.accuracy for r in rows] for g, rows in by_value.items()},
-        {g: [r.train.nfe for r in rows] for g, rows in by_value.items()},
+        {g: [r.accuracy for r in rows] for g, rows in by_value.items()},
+        {g: [r.nfe for r in rows] for g, rows in by_value.items()},
         penalty_nfe,
         seconds,
     )
@@ -112,7 +113,7 @@ def _finished(studies, results: Path) -> tuple[list[SweepEntry], list[str]]:
     entries, missing = [], []
     for study in studies:
         try:
-            entries.append(read_sweep(study.out(results)))
+            entries.append(read_sweep(study.folder(results)))
         except FileNotFoundError:
             missing.append(study.name)
     return entries, missing
@@ -205,7 +206,7 @@ def cheapest_table(entries: list[SweepEntry], adapted: AdaptedSummary | None) ->
         seeds, its = adapted.seeds, adapted.iterations
         body.append([
             "step-size adaptation",
-            f"final h = {mean_std((s.final for s in seeds), '.3g')}",
+            f"final h = {mean_std((s.final['dt'] for s in seeds), '.3g')}",
             mean_std(((s.train_nfe_total + s.check_nfe_total) / its for s in seeds), ".1f"),
             mean_std(s.test_accuracy for s in seeds),
         ])  # fmt: skip
@@ -305,6 +306,8 @@ def _numbers(entries: list[SweepEntry]) -> list[dict]:
 def compare(results: str | Path, out: str | Path, *, threshold: float = 0.1) -> str:
     """Write `comparison.md`, `comparison.json` and `max_gap.png` into `out` from the
     studies' folders under `results`; return the Markdown."""
+    from experiments.regularisation import ADAPT, DOPRI5, EULER, MNIST, SEARCH
+
     results, out = Path(results), Path(out)
     sections, numbers, missing = [], {}, []
     parts = (
@@ -325,9 +328,9 @@ def compare(results: str | Path, out: str | Path, *, threshold: float = 0.1) -> 
         sections += [f"## {title}", "", f"{_seeds(seeds)}, {_iterations(entries[0])}.", "",
                      *table(entries), ""]  # fmt: skip
     adapted = None
-    if (ADAPT.out(results) / "summary.json").exists():
+    if (ADAPT.folder(results) / "summary.json").exists():
         adapted = AdaptedSummary.from_json(
-            files.read_json(ADAPT.out(results) / "summary.json")
+            files.read_json(ADAPT.folder(results) / "summary.json")
         )
     else:
         missing.append(ADAPT.name)
@@ -361,3 +364,43 @@ def compare(results: str | Path, out: str | Path, *, threshold: float = 0.1) -> 
     text = "\n".join(lines)
     write_results(out, "comparison", numbers, text)
     return text
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareOptions(AbstractOptions):
+    """Write the regularisation study's comparison from the folders of its studies.
+
+        python experiments/compare_regularisers.py --out results/regularisation/comparison
+
+    Reads the studies of `experiments.regularisation` that are finished from --results
+    (by default the folder above --out) and writes `comparison.md`, `comparison.json`
+    and `max_gap.png` into --out; a study not run yet is listed as such. `make
+    regularisation` runs it last.
+    """
+
+    command = "compare_regularisers"
+    published = ("comparison.md", "max_gap.png")
+
+    out: str | None = option(
+        None, "output folder (default results/regularisation/comparison)"
+    )
+    results: str | None = option(
+        None, "the studies' folders (default: the folder above --out)"
+    )
+    threshold: float = option(0.1, "max gap of an ODE")
+
+    def __post_init__(self):
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"--threshold must be in (0, 1), got {self.threshold}")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out or "results/regularisation/comparison")
+
+    def run(self) -> str:
+        out = self.folder
+        results = Path(self.results) if self.results else out.parent
+        if not results.is_dir():
+            raise ValueError(f"--results {results} is not a folder; run the studies first")
+        with files.folder_lock(out, "--out"):
+            return compare(results, out, threshold=self.threshold)

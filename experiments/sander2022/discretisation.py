@@ -7,8 +7,8 @@ Experiments 1-4 run in float64 (the Heun adjoint's errors reach 1e-8, below floa
 resolution); fine-tuning runs in float32.
 """
 
+import dataclasses
 import math
-import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +22,7 @@ import optax
 import odeness
 from experiments.lab.figures import plot_lines
 from experiments.lab.markdown import markdown_table, mean_std
+from experiments.lab.options import AbstractOptions, option
 from odeness import files, resnet_ode as ro
 from odeness.data import load_dataset
 
@@ -500,6 +501,46 @@ SPEC = "resnet_ode.json"
 """What the folder's experiments were run with (`quick`), checked when it is reused."""
 
 
+@dataclasses.dataclass(frozen=True)
+class ResnetOptions(AbstractOptions):
+    """ResNets as discretised Neural ODEs (Sander et al., NeurIPS 2022): the five
+    experiments.
+
+        python experiments/resnets.py                      # all five, results/resnet-ode
+        python experiments/resnets.py --only adjoint memory --quick
+
+    Writes <experiment>.jsonl, a figure per experiment and summary.md into --out;
+    experiments whose rows are already there are reused (delete the .jsonl to run one
+    again). See `odeness.resnet_ode` and `experiments.sander2022`.
+    """
+
+    command = "resnets"
+    published = ("summary.md", "distance.png", "adjoint.png", "linear.png", "memory.png")
+
+    only: tuple[str, ...] = option(
+        EXPERIMENTS,
+        f"some of: {', '.join(EXPERIMENTS)} (default: all)",
+        metavar="EXPERIMENT",
+    )
+    out: str | None = option(None, "output folder (default results/resnet-ode)")
+    data_dir: str | None = option(
+        None, "folder with the official MNIST archives, for fine-tuning (default: "
+        "$ODENESS_MNIST_DIR)",
+    )  # fmt: skip
+    quick: bool = option(
+        False, "smoke test: few, shallow depths and a tiny fine-tuning run"
+    )
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out or "results/resnet-ode")
+
+    def run(self) -> str:
+        results = run_all(self.folder, experiments=self.only, quick=self.quick,
+                          data_dir=self.data_dir)  # fmt: skip
+        return f"wrote {', '.join(results)} into {self.folder} (summary.md)"
+
+
 def run_all(
     out_dir: str | Path,
     *,
@@ -572,15 +613,9 @@ def _run(out, spec, experiments, quick, mnist, log) -> dict[str, list[dict]]:
     results = {}
     for name in EXPERIMENTS:
         path = out / f"{name}.jsonl"
-        signum = odeness.stop_requested()
-        if signum:
-            raise odeness.Interrupted(
-                f"interrupted by {signal.Signals(signum).name} before the {name} "
-                f"experiment: {out} keeps the finished ones; the same command resumes",
-                signal=signum,
-                iteration=None,
-                folder=out,
-            )
+        odeness.raise_if_stopped(
+            f"before the {name} experiment: {out} keeps the finished ones", folder=out
+        )
         if name in experiments:
             if path.exists():
                 log(f"{name}: reusing {path}")

@@ -1,0 +1,7 @@
+"""Imported by a script of `experiments/` run by path (`python experiments/sweep.py`):
+puts the repository on `sys.path`, so that `experiments` imports from it."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

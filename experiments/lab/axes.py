@@ -1,0 +1,202 @@
+"""How the studies' files and tables name a control: a grid of step counts or a list of
+tolerances (`axis` picks the one of a control). Each kind of control has its own axis, so
+that no study decides between them again."""
+
+import abc
+from typing import cast
+
+import odeness
+
+
+class Axis(abc.ABC):
+    """How a sweep's files and tables name its grid, and an adapted run its final
+    control: step counts or tolerances (`axis` picks one from a control)."""
+
+    what: str
+    """The grid, in a title: `step counts`, `tolerances`."""
+    symbol: str
+    """A training value in a label: `n`, `tol`."""
+    factor_rule: str
+    """How a factor makes a test configuration."""
+    quantity: str
+    """What is critical: `step size`, `tolerance`."""
+    key: str
+    """The grid's key in `sweep.json`: `steps`, `tols`."""
+    head: list[str]
+    """The main table's first columns."""
+    x_label: str
+    x_base: int
+    """The figure's x axis: its label and the base of its log scale."""
+    fixed: bool
+    """Whether the controls are fixed steps: `summary.json`'s `fixed`."""
+    rule_value: str
+    """An adapted run's value in `metrics.jsonl`: `dt`, `tol`."""
+    star_key: str
+    star_symbol: str
+    """The critical value's key in `critical_step.json` and its symbol: `h`, `tol`."""
+    brief: str
+    """The format of a final value in Table 1."""
+    final: tuple[tuple[str, str, str, str], ...]
+    """An adapted run's final control in its summary: `(key, column, format of a seed,
+    format of the mean over seeds)` for each number."""
+
+    @abc.abstractmethod
+    def value(self, control: odeness.AbstractControl) -> float:
+        """The number a grid value is keyed and sorted by: a step count, a tolerance."""
+
+    @abc.abstractmethod
+    def control(self, value: float) -> odeness.AbstractControl:
+        """The grid value of `value` (the inverse of `value`)."""
+
+    @abc.abstractmethod
+    def cells(self, value: float) -> list[str]:
+        """The main table's first cells of a training value."""
+
+    @abc.abstractmethod
+    def trained(self, setting: odeness.Setting) -> dict:
+        """`results.jsonl`'s columns of a training setting."""
+
+    @abc.abstractmethod
+    def tested(self, setting: odeness.Setting) -> dict:
+        """`results.jsonl`'s columns of a test setting."""
+
+    @abc.abstractmethod
+    def read(self, row: dict, prefix: str) -> odeness.AbstractControl:
+        """The control of a `results.jsonl` row's training or test setting."""
+
+    @abc.abstractmethod
+    def critical(
+        self, gaps: dict[float, list[float]], threshold: float
+    ) -> tuple[dict, str]:
+        """`critical_step.json`'s content and the summary's verdict."""
+
+    @abc.abstractmethod
+    def words(self, control: odeness.AbstractControl) -> str:
+        """A control in a sentence: `8 steps`, `rtol 0.001, atol 0.001`."""
+
+    @abc.abstractmethod
+    def final_values(self, control: odeness.AbstractControl) -> dict[str, float]:
+        """An adapted run's final control as `summary.json` holds it."""
+
+    def cell(self, value: float) -> str:
+        return f"{value:g}"
+
+    def star_cell(self, value: float) -> str:
+        """The critical grid value in a table: `1/64`, `0.001`."""
+        return f"{value:g}"
+
+    def order(self, values) -> list[float]:
+        """Coarse to fine."""
+        return sorted(values, key=lambda v: -self.control(v).size())
+
+
+class StepsAxis(Axis):
+    what, symbol, quantity, key = "step counts", "n", "step size", "steps"
+    factor_rule = "steps = round(factor × n)"
+    head = ["training n", "h"]
+    x_label, x_base, fixed, rule_value = "test steps", 2, True, "dt"
+    star_key, star_symbol, brief = "steps_star", "h", ".3g"
+    final = (("dt", "final h", ".4g", ".4g"), ("steps", "steps", "d", ".1f"))
+
+    def value(self, control):
+        return cast(odeness.AbstractGrid, control).num_steps()
+
+    def control(self, value):
+        return odeness.Steps(int(value))
+
+    def cell(self, value):
+        return str(value)
+
+    def star_cell(self, value):
+        return f"1/{value}"
+
+    def cells(self, value):
+        return [str(value), f"{1 / value:.4g}"]
+
+    def trained(self, setting):
+        described = setting.to_json()
+        return {"train_steps": described["steps"], "train_dt": described["dt"]}
+
+    def tested(self, setting):
+        return {"test_steps": setting.to_json()["steps"]}
+
+    def read(self, row, prefix):
+        return odeness.Steps(row[f"{prefix}_steps"])
+
+    def words(self, control):
+        return control.label()
+
+    def final_values(self, control):
+        grid = cast(odeness.AbstractGrid, control)
+        return {"dt": grid.step_size(), "steps": grid.num_steps()}
+
+    def critical(self, gaps, threshold):
+        h_star = odeness.critical_step_size({1 / t: g for t, g in gaps.items()}, threshold)
+        verdict = (
+            "no training step size kept its accuracy"
+            if h_star is None
+            else f"h* = {h_star:.4g} (n = {round(1 / h_star)} steps): every model "
+            f"trained with h ≤ h* keeps its accuracy under more accurate solvers"
+        )
+        return {
+            "threshold": threshold,
+            "h_star": h_star,
+            "steps_star": None if h_star is None else round(1 / h_star),
+        }, verdict
+
+
+class TolerancesAxis(Axis):
+    what, symbol, quantity, key = "tolerances", "tol", "tolerance", "tols"
+    factor_rule = "tol × factor"
+    head = ["training tol"]
+    x_label, x_base, fixed, rule_value = "test tolerance", 10, False, "tol"
+    star_key, star_symbol, brief = "tol_star", "tol", ".2g"
+    final = (("tol", "final tol", ".3g", ".3g"),)
+
+    def value(self, control):
+        return control.size()
+
+    def control(self, value):
+        return odeness.Tolerances(value)
+
+    def cells(self, value):
+        return [f"{value:g}"]
+
+    def trained(self, setting):
+        return {"train_tol": setting.control.size()}
+
+    def tested(self, setting):
+        described = setting.to_json()
+        return {"test_rtol": described["rtol"], "test_atol": described["atol"]}
+
+    def words(self, control):
+        described = control.to_json()
+        return f"rtol {described['rtol']:g}, atol {described['atol']:g}"
+
+    def final_values(self, control):
+        return {"tol": control.size()}
+
+    def read(self, row, prefix):
+        if prefix == "train":
+            return odeness.Tolerances(row["train_tol"])
+        return odeness.Tolerances(row["test_rtol"], row["test_atol"])
+
+    def critical(self, gaps, threshold):
+        tol_star = odeness.critical_tolerance(gaps, threshold)
+        verdict = (
+            "no training tolerance kept its accuracy"
+            if tol_star is None
+            else f"tol* = {tol_star:g}: every model trained with tol ≤ tol* keeps "
+            "its accuracy under more accurate solvers"
+        )
+        return {"threshold": threshold, "tol_star": tol_star}, verdict
+
+
+def of_spec(spec: dict) -> Axis:
+    """The axis of a sweep's `sweep.json`."""
+    return StepsAxis() if spec["steps"] is not None else TolerancesAxis()
+
+
+def axis(control: odeness.AbstractControl) -> Axis:
+    """The axis of a grid of `control`'s kind."""
+    return StepsAxis() if isinstance(control, odeness.AbstractGrid) else TolerancesAxis()

@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml
 		|| $(VENV)/bin/pip install -q -e '$(EXTRAS)'
 	touch $(STAMP)
 
+# MathJax is served from the site itself: the npm package, fetched once and checked.
+MATHJAX := docs/assets/mathjax/tex-svg.js
+MATHJAX_VERSION := 3.2.2
+MATHJAX_SHA256 := d4295dc33744836935c1399feece5159577b34c5c8ffb9f1c6324cd82e03a882
+
 # The strict docs build (`docs`, below) runs beside pytest: a few seconds of one core,
 # which the test workers leave idle now and then. Either failing fails the target. (No
 # $(MAKE) in this recipe: `make -n test`, which the tests run, would execute it.)
@@ -33,10 +38,6 @@ test: $(STAMP) $(MATHJAX)
 
 # The docs site (mkdocs-material + mkdocstrings) into site/, strict: a broken link or
 # anchor, a missing reference or a public name without a docstring fails the build.
-# MathJax is served from the site itself: the npm package, fetched once and checked.
-MATHJAX := docs/assets/mathjax/tex-svg.js
-MATHJAX_VERSION := 3.2.2
-MATHJAX_SHA256 := d4295dc33744836935c1399feece5159577b34c5c8ffb9f1c6324cd82e03a882
 export NO_MKDOCS_2_WARNING := 1
 $(MATHJAX):
 	@command -v npm >/dev/null || { echo "error: make docs needs npm to fetch MathJax $(MATHJAX_VERSION) (or put its es5/tex-svg.js at $@)"; exit 2; }

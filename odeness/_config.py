@@ -71,10 +71,11 @@ class TrainConfig:
 
     With `adapt=True` the step size (or tolerance) is adapted during training by the
     paper's rule (`odeness.adapt`, see `rule()`), each seed on its own: `steps` / `tol`
-    are the starting values. A fixed-step solver without `steps` starts at Hairer's
-    initial step size; an adaptive solver must be given `tol` (the paper's is 1e-6).
+    are the starting values. A solver without error estimate and no `steps` starts at
+    Hairer's initial step size; an adaptive solver must be given `tol` (the paper's is
+    1e-6).
     `threshold`, `interval` and `test_solver` (default: the paper's for the solver) are
-    the rule's. `max_steps` is the most steps a training solve may take: for fixed steps,
+    the rule's. `max_steps` is the most steps a training solve may take: for `steps`,
     at least `steps` (default: exactly `steps`); adaptively, the solver's budget
     (default 4096); for the step-size adaptation, the cap on its step count (default
     500, the paper's).
@@ -193,9 +194,10 @@ class TrainConfig:
             )
         rule = self.rule()  # threshold, interval, test_solver and max_steps
         assert rule is not None
-        if self.steps is not None and self.steps > rule.max_steps:
+        control = self.control
+        if isinstance(control, Steps) and control.n > rule.max_steps:
             raise ValueError(
-                f"steps {self.steps} exceeds the adaptation's cap of "
+                f"steps {control.n} exceeds the adaptation's cap of "
                 f"max_steps={rule.max_steps}; raise max_steps or start from fewer steps"
             )
 
@@ -236,11 +238,12 @@ class TrainConfig:
     def label(self) -> str:
         """How the run integrates, for tables: `n=8`, `tol=0.001`, `adapted from n=2`,
         `n=8, kinetic 0.01`."""
+        control = self.control
         label = (
             f"n={self.steps}"
-            if self.steps is not None
+            if isinstance(control, Steps)
             else f"tol={self.tol:g}"
-            if self.tol is not None
+            if control is not None
             else "Hairer h0"
         )
         label = f"adapted from {label}" if self.adapt else label
@@ -282,7 +285,7 @@ class TrainConfig:
         **Raises:** `ValueError` for an adapted run that starts at Hairer's step size,
         which depends on the initial model (see `TrainResult.integrator_of`).
         """
-        if self.steps is None and self.tol is None:
+        if self.control is None:
             raise ValueError(
                 "this adapted run starts at Hairer's step size, known once the model is "
                 "initialised"

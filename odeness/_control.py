@@ -162,7 +162,7 @@ class AbstractControl(eqx.Module):
 
 
 class AbstractGrid(AbstractControl):
-    """A fixed grid of steps: `Steps` or `StepSize`."""
+    """A grid of steps, set before the solve: `Steps` or `StepSize`."""
 
     @abc.abstractmethod
     def num_steps(self, length: float = 1.0) -> int:
@@ -450,16 +450,15 @@ def control_of(control: AbstractControl | None, steps, dt, rtol, atol) -> Abstra
                 f"got {control!r}"
             )
         return control
-    fixed = steps is not None or dt is not None
-    if fixed == (rtol is not None or atol is not None):
+    if set(asked) == {"steps", "dt"}:
+        raise ValueError(f"give steps= or dt=, not both (steps={steps!r}, dt={dt!r})")
+    if set(asked) == {"steps"}:
+        return Steps(steps)
+    if set(asked) == {"dt"}:
+        return StepSize(dt)
+    if not asked or {"steps", "dt"} & set(asked):
         raise ValueError(
             "give either fixed steps (steps= or dt=) or tolerances (rtol=/atol=), "
             f"got steps={steps!r}, dt={dt!r}, rtol={rtol!r}, atol={atol!r}"
         )
-    if steps is not None and dt is not None:
-        raise ValueError(f"give steps= or dt=, not both (steps={steps!r}, dt={dt!r})")
-    if steps is not None:
-        return Steps(steps)
-    if dt is not None:
-        return StepSize(dt)
     return Tolerances(rtol, atol)

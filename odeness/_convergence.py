@@ -105,7 +105,7 @@ def _refinements(refinements: Sequence[int | float], *, integers: bool) -> tuple
 
 def refined(integ: Integrator, factor: int | float) -> Integrator:
     """`integ.refined(factor)`, under the evaluation budget (`evaluation_budget`) where it
-    has fixed steps, so that the refined solves of one solver share a program."""
+    is a grid of steps, so that the refined solves of one solver share a program."""
     finer = integ.refined(factor)
     if isinstance(finer.control, AbstractGrid):
         return finer.replace(max_steps=evaluation_budget(finer.steps))
@@ -180,7 +180,7 @@ def self_convergence(
     **Arguments:**
 
     - `model`, `integ`: the trained model (`model(x, integ) -> (outputs, stats)`) and
-        its fixed-step training integrator.
+        its training integrator on a grid of steps.
     - `x`: the inputs (no targets: the outputs are compared with each other).
     - `refinements`: the factors on the training step count, from 1, increasing.
     - `reference`: the converged solve (default: classic RK4 at twice the finest step
@@ -285,7 +285,7 @@ def convergence_test(
 
     **Arguments:**
 
-    - `model`, `integ`: the trained model and its training integrator (fixed steps, or
+    - `model`, `integ`: the trained model and its training integrator (a grid of steps, or
         adaptive: the tolerances are refined).
     - `x`, `y`: evaluation inputs and targets.
     - `metric`: as in `evaluate_solver_swap` (default accuracy).
@@ -300,7 +300,7 @@ def convergence_test(
     (`converges=False`, `failure` says which), not an error.
 
     **Raises:** `ValueError` for refinements that do not increase from 1 (integers for
-    fixed steps), a tolerance that is not a finite number >= 0, no inputs, inputs and
+    a grid), a tolerance that is not a finite number >= 0, no inputs, inputs and
     targets of different lengths, or an unknown metric.
     """
     metric = as_metric(metric)

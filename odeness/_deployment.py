@@ -25,7 +25,7 @@ from ._solvers import RK4, solver
 from ._swap import Model, SwapResult
 
 CANDIDATE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-"""The step counts of the default fixed-step candidates."""
+"""The step counts of the default candidates on a grid of steps."""
 CANDIDATE_TOLERANCES = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 """The tolerances (rtol = atol) of the default dopri5 candidates."""
 
@@ -34,7 +34,7 @@ def default_candidates(t0: float = 0.0, t1: float = 1.0) -> tuple[Integrator, ..
     """Euler, midpoint and classic RK4 at `CANDIDATE_STEPS`, and dopri5 at
     `CANDIDATE_TOLERANCES`, on `[t0, t1]`."""
     bound = max(EVALUATION_MAX_STEPS, max(CANDIDATE_STEPS))
-    fixed = tuple(
+    grids = tuple(
         Integrator(solver(name), Steps(n), t0=t0, t1=t1, max_steps=bound)
         for name in ("euler", "midpoint", "rk4")
         for n in CANDIDATE_STEPS
@@ -43,7 +43,7 @@ def default_candidates(t0: float = 0.0, t1: float = 1.0) -> tuple[Integrator, ..
         Integrator(solver("dopri5"), Tolerances(tol), t0=t0, t1=t1)
         for tol in CANDIDATE_TOLERANCES
     )
-    return fixed + adaptive
+    return grids + adaptive
 
 
 class Candidate(NamedTuple):

@@ -111,28 +111,29 @@ class Setting(NamedTuple):
 class Integrator(eqx.Module):
     """How to integrate a vector field from `t0` to `t1`: a solver and its control.
 
-    The control is fixed steps (`odeness.Steps(n)`, `odeness.StepSize(h)`) or tolerances
+    The control is a grid of steps (`odeness.Steps(n)`, `odeness.StepSize(h)`) or tolerances
     (`odeness.Tolerances(rtol, atol)`, with a solver that has an error estimate), given
     as `control` or by the shorthand `steps=n`, `dt=h` or `rtol=`/`atol=`. Its step size
     and tolerances are traced arrays: integrators that differ only in them share one
     compiled program. The solver class, `max_steps`, `t0`, `t1` and the batch mode are
-    static. Variants keep every other option: `scaled`, `refined`, `with_control`,
-    `replace`, `regularised`.
+    static. Variants keep every other option: `scaled`, `refined`, `replace`,
+    `regularised`.
 
     **Arguments:**
 
     - `solver`: a `diffrax.AbstractSolver` (see `odeness.solver`).
     - `control`: an `odeness.AbstractControl`; or one of
-    - `steps`: number of equal fixed steps on `[t0, t1]` (`Steps(steps)`);
-    - `dt`: fixed step size (`StepSize(dt)`: the last step is clipped at `t1`);
+    - `steps`: number of equal steps on `[t0, t1]` (`Steps(steps)`);
+    - `dt`: a step size (`StepSize(dt)`: the last step is clipped at `t1`);
     - `rtol`, `atol`: tolerances of adaptive stepping; either alone sets both
         (`Tolerances(rtol, atol)`).
     - `t0`, `t1`: the time interval, `[0, 1]` by default.
-    - `max_steps`: bound on the number of steps (static). Fixed steps default to exactly
-        the steps needed; adaptive solves to 4096.
+    - `max_steps`: bound on the number of steps (static). A grid defaults to exactly the
+        steps needed; tolerances to 4096.
     - `checkpoints`: checkpoints for backpropagation through the solve
-        (`diffrax.RecursiveCheckpointAdjoint`); fixed steps default to one per step (no
-        recomputation beyond re-running each step), adaptive to diffrax's `log(max_steps)`.
+        (`diffrax.RecursiveCheckpointAdjoint`); a grid defaults to one per step (no
+        recomputation beyond re-running each step), tolerances to diffrax's
+        `log(max_steps)`.
     - `per_sample`: integrate each row of the batch as its own ODE (own step sizes when
         adaptive) instead of the whole batch as one state (the paper's choice, default).
     - `adjoint`: how gradients go through the solve. None (default): backpropagation
@@ -215,23 +216,23 @@ class Integrator(eqx.Module):
 
     @property
     def steps(self) -> int:
-        """Number of fixed steps (concrete integrators only).
+        """Number of steps of a grid (concrete integrators only).
 
         **Raises:** `ValueError` for tolerances."""
         if not isinstance(self.control, AbstractGrid):
-            raise ValueError("an adaptive integrator has no fixed number of steps")
+            raise ValueError("an integrator at tolerances has no set number of steps")
         return self.control.num_steps(self.length)
 
     @property
     def step_size(self) -> float:
-        """The fixed step as it was asked for (concrete integrators only): `(t1 - t0) /
+        """The step of a grid as it was asked for (concrete integrators only): `(t1 - t0) /
         steps` in Python's double precision when the stored step is that quotient
         rounded (0.1 for `steps=100` on `[0, 10]`, not its float32 0.10000000149),
         else the shortest decimal that rounds to the stored step (`dt=0.3` gives 0.3).
 
         **Raises:** `ValueError` for tolerances."""
         if not isinstance(self.control, AbstractGrid):
-            raise ValueError("an adaptive integrator has no fixed step size")
+            raise ValueError("an integrator at tolerances has no set step size")
         return self.control.step_size(self.length)
 
     @property
@@ -302,7 +303,7 @@ class Integrator(eqx.Module):
 
         With adaptive steps the penalties stay out of the step-size controller's error
         norm, so the steps (and the NFE) are those of the solve without them. Batched
-        and per-sample solves, fixed and adaptive steps, backpropagation and the
+        and per-sample solves, grids and tolerances, backpropagation and the
         continuous adjoint all work, but `ErrorEstimate` needs backpropagation.
 
         **Arguments:** `regularisers`: a sequence of `odeness.AbstractRegulariser`
@@ -657,7 +658,7 @@ def solve(
         then in the statistics).
     - `ts`: save times, strictly increasing inside `[t0, t1]` (diffrax's
         `SaveAt(ts=...)`). The steps do not change: a save time between two steps is
-        the solver's dense interpolation between them (for a fixed step `h`, a save time
+        the solver's dense interpolation between them (for a step `h`, a save time
         on the grid `t0 + k h` is the iterate itself). The solve still runs to `t1`.
 
     **Returns:** `(y, stats)`: the state at `t1` (or at each save time, stacked along a

@@ -117,7 +117,7 @@ def score_examples(
 
 
 FIXED_STEP_SOLVERS = ("euler", "midpoint", "rk4")
-"""The default test solvers of a fixed-step training integrator (the paper's Fig. 4a)."""
+"""The default test solvers of a training integrator on a grid (the paper's Fig. 4a)."""
 FIXED_STEP_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)
 """The default factors on the training step count (the paper's Fig. 4a)."""
 TOLERANCE_FACTORS = (0.1, 1.0, 10.0)
@@ -137,7 +137,7 @@ def default_swap(integrator: Integrator) -> tuple[tuple[str, ...], tuple[float, 
 
 
 def _under_swap_bound(integ: Integrator, most: int | None) -> Integrator:
-    """`integ` as the swap solves it: fixed steps under the swap's `max_steps` (the same
+    """`integ` as the swap solves it: a grid under the swap's `max_steps` (the same
     steps, and the one program of its solver in the swap)."""
     if most is None or not isinstance(integ.control, AbstractGrid):
         return integ
@@ -247,7 +247,7 @@ def evaluate_solver_swap(
     - `metric`: `"accuracy"` (default), `"mse"`, `"nll"` or an `AbstractMetric` such as
         `odeness.Metric(fn, higher_is_better=False)`.
     - `solvers`: test solvers, by name or object (default: `default_swap`).
-    - `factors`: fixed-step training tests `n_test = round(factor × n_train)` steps
+    - `factors`: training on a grid tests `n_test = round(factor × n_train)` steps
         (halves rounded up, at least one step); adaptive training tests `tol × factor`
         (rtol and atol). Default: `default_swap`.
     - `reference`: an extra, fine configuration (e.g. RK4 with 256 steps).
@@ -399,7 +399,7 @@ def critical_step_size(
 
     **Arguments:**
 
-    - `results`: `SwapResult`s of fixed-step runs (several seeds per step size are
+    - `results`: `SwapResult`s of runs on a grid of steps (several seeds per step size are
         averaged), or a mapping step size → gaps in threshold units (accuracy drops).
     - `threshold`: the degradation that counts as losing the score (the paper's
         adaptation uses an accuracy drop of 0.1).
@@ -411,7 +411,7 @@ def critical_step_size(
     """
     name = "critical_step_size"
     gaps = _gaps_by_training_value(
-        results, threshold, name, AbstractGrid, "fixed-step training runs"
+        results, threshold, name, AbstractGrid, "training runs on a grid of steps"
     )
     return _largest_passing(gaps, threshold, name)
 
@@ -432,7 +432,7 @@ def critical_tolerance(
 
     **Returns:** `tol*`, or None if even the tightest tolerance fails.
 
-    **Raises:** `ValueError` for no results, fixed-step runs, results of different
+    **Raises:** `ValueError` for no results, runs on a grid, results of different
     metrics or a threshold that does not suit their metric.
     """
     name = "critical_tolerance"

@@ -252,16 +252,14 @@ def init_adaptation(
 ) -> PyTree:
     """The rule's initial state of every seed (None without a rule).
 
-    Starts at `config.steps` / `config.tol`; a fixed-step run without `steps` starts at
+    Starts at `config.steps` / `config.tol`; a run on a grid without `steps` starts at
     Hairer's step size for the seed's initial field on its first training batch.
     """
     if rule is None:
         return None
     n = len(config.seeds)
-    if config.tol is not None:
-        return jax.vmap(rule.init)(jnp.full(n, config.tol))
-    if config.steps is not None:
-        return jax.vmap(rule.init)(jnp.full(n, 1.0 / config.steps))
+    if config.control is not None:  # the step size 1 / steps, or the tolerance
+        return jax.vmap(rule.init)(jnp.full(n, config.control.size()))
     if not isinstance(models, AbstractODEModel):
         raise ValueError(
             "Hairer's initial step size needs the model's ODE: give an AbstractODEModel "

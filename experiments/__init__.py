@@ -8,9 +8,10 @@ This package lives in the repository beside `odeness` and is not installed with 
   once, and the modules particular to one figure or table;
 - `experiments.sander2022`: Sander et al. (NeurIPS 2022), the five ResNet ↔ ODE
   experiments;
-- `experiments/*.py`: the command-line scripts (`study.py`, `sweep.py`, `adapt.py`,
-  `table1.py`, `figure1.py`, `figure2.py`, `figure3.py`, `ode_report.py`, `resnets.py`,
-  `reproduce_ott2021.py`, `reproduce_table1.py`), runnable by path or as
+- `experiments.regularisation`, `experiments.certification`: the regularisers compared
+  and the three certificates, on the papers' models;
+- `experiments/*.py`: the command-line scripts, one per kind of study and per group
+  (`python experiments/study.py --list` names the studies), runnable by path or as
   `python -m experiments.<name>`.
 
 The core package `odeness` never imports this one.

@@ -234,8 +234,9 @@ def _run_group(group: Group, argv: list[str]) -> int:
     p.add_argument("--seeds", type=int, help="seeds 0 ... K-1 in every study that trains")
     p.add_argument("--quick", action="store_true", help="every study as a smoke test")
     p.add_argument("--args", default="", help="options for every study that trains")
-    p.add_argument("--publish-only", action="store_true", help="run nothing: copy what "
-                   "exists into --docs")  # fmt: skip
+    p.add_argument(
+        "--publish-only", action="store_true", help="run nothing: copy into --docs"
+    )
     args = p.parse_args(argv)
     if args.seeds is not None and args.seeds < 1:
         p.error(f"--seeds must be an integer >= 1, got {args.seeds}")
@@ -247,11 +248,14 @@ def _run_group(group: Group, argv: list[str]) -> int:
     else:
         results, docs = args.results or group.results, args.docs or group.docs
     adjust = group_changes(args.seeds, args.quick, args.args)
-    return run(
-        lambda: run_group(group, results, docs=docs, adjust=adjust,
-                          publish_only=args.publish_only,
-                          log=lambda line: print(line, flush=True)) or 0
-    )  # fmt: skip
+
+    def run_it() -> int:
+        log = functools.partial(print, flush=True)
+        only = args.publish_only
+        run_group(group, results, docs=docs, adjust=adjust, publish_only=only, log=log)
+        return 0
+
+    return run(run_it)
 
 
 def group_changes(
@@ -275,20 +279,16 @@ def group_changes(
     return adjust
 
 
-def _table1(argv: list[str]) -> int:
-    """`reproduce_table1.py [--mnist] [OPTIONS]`: the group `table1` or `table1-mnist`."""
-    mnist = "--mnist" in argv
-    rest = [a for a in argv if a != "--mnist"]
-    return _study(["table1-mnist" if mnist else "table1", *rest])
-
-
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     **{kind.command: functools.partial(kind_main, kind) for kind in catalogue.KINDS},
     "study": _study,
     "reproduce_ott2021": lambda argv: _study(["ott2021", *argv]),
     "reproduce_regularisation": lambda argv: _study(["regularisation", *argv]),
     "reproduce_certification": lambda argv: _study(["certification", *argv]),
-    "reproduce_table1": _table1,
+    "reproduce_table1": lambda argv: _study(  # --mnist: the group `table1-mnist`
+        ["table1-mnist" if "--mnist" in argv else "table1"]
+        + [a for a in argv if a != "--mnist"]
+    ),
 }
 """Each script of `experiments/` by name (`sweep` is `experiments/sweep.py`)."""
 

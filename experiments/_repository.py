@@ -1,5 +1,5 @@
 """Imported by a script of `experiments/` run by path (`python experiments/sweep.py`):
-puts the repository on `sys.path`, so that `experiments` imports from it."""
+puts the repository first on the import path, so that `experiments` imports from it."""
 
 import sys
 from pathlib import Path

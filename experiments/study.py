@@ -1,12 +1,9 @@
 """Run a study or a group of the papers by name (`experiments._catalogue`); `--list` names
 them. `--help` lists its options."""
 
-import sys
-
-if __package__ in (None, ""):  # run by path: the repository on sys.path
-    import _repository  # noqa: F401  # pyright: ignore[reportMissingImports]
-
-from experiments._cli import script
-
 if __name__ == "__main__":
-    sys.exit(script(__file__))
+    if not __package__:  # run by path: the repository first on the import path
+        import _repository  # noqa: F401  # pyright: ignore[reportMissingImports]
+    from experiments._cli import script
+
+    raise SystemExit(script(__file__))

@@ -1,9 +1,8 @@
 """Certification beside the threshold: the three verdicts (the solver swap's threshold,
-self-convergence, convergence against the targets) of models that are already trained,
-and the cheapest faithful solver of those that are ODEs (`experiments/certify.py`),
-each study defined once (`experiments.lab.runner`). They train nothing: run the
-studies whose models they read first (`make sweep-euler`; `make regularisation` for the
-MNIST model).
+self-convergence, convergence against the targets) and the cheapest faithful solver of
+models already trained (`experiments/certify.py`), each study defined once
+(`experiments.lab.runner`). They train nothing: run the studies whose models they read
+first (`make sweep-euler`; `make regularisation` for the MNIST model).
 """
 
 from experiments.lab.certification import CertifyOptions
@@ -21,12 +20,11 @@ CERTIFY_MNIST = Study(
     "the same for the MNIST model (C = 16, dopri5 at tol 1e-3) of `make regularisation`",
     CertifyOptions(runs=("regularisation/mnist-dopri5-none/runs/dopri5-tol1e-03",)),
 )
+STUDIES = (CERTIFY_EULER, CERTIFY_MNIST)
+"""Every certification study."""
 CERTIFICATION = Group(
     "certification",
     "the three verdicts and the deployment solver of the trained models",
-    (CERTIFY_EULER, CERTIFY_MNIST),
+    STUDIES,
 )
-
-STUDIES = (CERTIFY_EULER, CERTIFY_MNIST)
-"""Every certification study."""
 GROUPS = (CERTIFICATION,)

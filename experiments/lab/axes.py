@@ -1,6 +1,6 @@
 """How the studies' files and tables name a control: a grid of step counts or a list of
-tolerances (`axis` picks the one of a control). Each kind of control has its own axis, so
-that no study decides between them again."""
+tolerances (`axis` picks the one of a control), so that no study decides between them
+again."""
 
 import abc
 from typing import cast
@@ -13,15 +13,13 @@ class Axis(abc.ABC):
     control: step counts or tolerances (`axis` picks one from a control)."""
 
     what: str
-    """The grid, in a title: `step counts`, `tolerances`."""
     symbol: str
-    """A training value in a label: `n`, `tol`."""
+    quantity: str
+    key: str
+    """The grid in a title (`step counts`), a training value in a label (`n`), what is
+    critical (`step size`), the grid's key in `sweep.json` (`steps`)."""
     factor_rule: str
     """How a factor makes a test configuration."""
-    quantity: str
-    """What is critical: `step size`, `tolerance`."""
-    key: str
-    """The grid's key in `sweep.json`: `steps`, `tols`."""
     head: list[str]
     """The main table's first columns."""
     x_label: str
@@ -38,7 +36,10 @@ class Axis(abc.ABC):
     """The format of a final value in Table 1."""
     final: tuple[tuple[str, str, str, str], ...]
     """An adapted run's final control in its summary: `(key, column, format of a seed,
-    format of the mean over seeds)` for each number."""
+    format of the mean over seeds)` for each number (of `numbers`)."""
+    saved: dict[str, tuple[str, ...]]
+    """The numbers (of `numbers`) of a training (`train`) and a test (`test`) control
+    in `results.jsonl`."""
 
     @abc.abstractmethod
     def value(self, control: odeness.AbstractControl) -> float:
@@ -47,18 +48,6 @@ class Axis(abc.ABC):
     @abc.abstractmethod
     def control(self, value: float) -> odeness.AbstractControl:
         """The grid value of `value` (the inverse of `value`)."""
-
-    @abc.abstractmethod
-    def cells(self, value: float) -> list[str]:
-        """The main table's first cells of a training value."""
-
-    @abc.abstractmethod
-    def trained(self, setting: odeness.Setting) -> dict:
-        """`results.jsonl`'s columns of a training setting."""
-
-    @abc.abstractmethod
-    def tested(self, setting: odeness.Setting) -> dict:
-        """`results.jsonl`'s columns of a test setting."""
 
     @abc.abstractmethod
     def read(self, row: dict, prefix: str) -> odeness.AbstractControl:
@@ -74,16 +63,30 @@ class Axis(abc.ABC):
     def words(self, control: odeness.AbstractControl) -> str:
         """A control in a sentence: `8 steps`, `rtol 0.001, atol 0.001`."""
 
-    @abc.abstractmethod
+    def numbers(self, control: odeness.AbstractControl, length: float = 1.0) -> dict:
+        """A control's numbers by name: `steps` and `dt`, or `rtol` and `atol`."""
+        return control.to_json(length)
+
+    def columns(self, prefix: str, setting: odeness.Setting) -> dict:
+        """`results.jsonl`'s columns of a training (`prefix` `train`) or test setting."""
+        numbers = self.numbers(setting.control, setting.length)
+        return {f"{prefix}_{name}": numbers[name] for name in self.saved[prefix]}
+
     def final_values(self, control: odeness.AbstractControl) -> dict[str, float]:
         """An adapted run's final control as `summary.json` holds it."""
+        numbers = self.numbers(control)
+        return {key: numbers[key] for key, *_ in self.final}
 
     def cell(self, value: float) -> str:
         return f"{value:g}"
 
+    def cells(self, value: float) -> list[str]:
+        """The main table's first cells (`head`) of a training value."""
+        return [self.cell(value)]
+
     def star_cell(self, value: float) -> str:
         """The critical grid value in a table: `1/64`, `0.001`."""
-        return f"{value:g}"
+        return self.cell(value)
 
     def order(self, values) -> list[float]:
         """Coarse to fine."""
@@ -97,6 +100,7 @@ class StepsAxis(Axis):
     x_label, x_base, fixed, rule_value = "test steps", 2, True, "dt"
     star_key, star_symbol, brief = "steps_star", "h", ".3g"
     final = (("dt", "final h", ".4g", ".4g"), ("steps", "steps", "d", ".1f"))
+    saved = {"train": ("steps", "dt"), "test": ("steps",)}
 
     def value(self, control):
         return cast(odeness.AbstractGrid, control).num_steps()
@@ -104,31 +108,20 @@ class StepsAxis(Axis):
     def control(self, value):
         return odeness.Steps(int(value))
 
-    def cell(self, value):
-        return str(value)
-
-    def star_cell(self, value):
-        return f"1/{value}"
-
-    def cells(self, value):
-        return [str(value), f"{1 / value:.4g}"]
-
-    def trained(self, setting):
-        described = setting.to_json()
-        return {"train_steps": described["steps"], "train_dt": described["dt"]}
-
-    def tested(self, setting):
-        return {"test_steps": setting.to_json()["steps"]}
-
     def read(self, row, prefix):
         return odeness.Steps(row[f"{prefix}_steps"])
 
     def words(self, control):
         return control.label()
 
-    def final_values(self, control):
-        grid = cast(odeness.AbstractGrid, control)
-        return {"dt": grid.step_size(), "steps": grid.num_steps()}
+    def cell(self, value):
+        return str(value)
+
+    def cells(self, value):
+        return [str(value), f"{1 / value:.4g}"]
+
+    def star_cell(self, value):
+        return f"1/{value}"
 
     def critical(self, gaps, threshold):
         h_star = odeness.critical_step_size({1 / t: g for t, g in gaps.items()}, threshold)
@@ -138,11 +131,8 @@ class StepsAxis(Axis):
             else f"h* = {h_star:.4g} (n = {round(1 / h_star)} steps): every model "
             f"trained with h ≤ h* keeps its accuracy under more accurate solvers"
         )
-        return {
-            "threshold": threshold,
-            "h_star": h_star,
-            "steps_star": None if h_star is None else round(1 / h_star),
-        }, verdict
+        steps_star = None if h_star is None else round(1 / h_star)
+        return {"threshold": threshold, "h_star": h_star, "steps_star": steps_star}, verdict
 
 
 class TolerancesAxis(Axis):
@@ -152,6 +142,7 @@ class TolerancesAxis(Axis):
     x_label, x_base, fixed, rule_value = "test tolerance", 10, False, "tol"
     star_key, star_symbol, brief = "tol_star", "tol", ".2g"
     final = (("tol", "final tol", ".3g", ".3g"),)
+    saved = {"train": ("tol",), "test": ("rtol", "atol")}
 
     def value(self, control):
         return control.size()
@@ -159,27 +150,17 @@ class TolerancesAxis(Axis):
     def control(self, value):
         return odeness.Tolerances(value)
 
-    def cells(self, value):
-        return [f"{value:g}"]
-
-    def trained(self, setting):
-        return {"train_tol": setting.control.size()}
-
-    def tested(self, setting):
-        described = setting.to_json()
-        return {"test_rtol": described["rtol"], "test_atol": described["atol"]}
-
-    def words(self, control):
-        described = control.to_json()
-        return f"rtol {described['rtol']:g}, atol {described['atol']:g}"
-
-    def final_values(self, control):
-        return {"tol": control.size()}
-
     def read(self, row, prefix):
         if prefix == "train":
             return odeness.Tolerances(row["train_tol"])
         return odeness.Tolerances(row["test_rtol"], row["test_atol"])
+
+    def words(self, control):
+        return "rtol {rtol:g}, atol {atol:g}".format(**control.to_json())
+
+    def numbers(self, control, length=1.0):
+        """`rtol`, `atol`, and `tol`: the relative tolerance."""
+        return {**control.to_json(length), "tol": control.size()}
 
     def critical(self, gaps, threshold):
         tol_star = odeness.critical_tolerance(gaps, threshold)

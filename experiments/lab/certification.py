@@ -4,16 +4,17 @@ verdict of the solver swap, self-convergence and convergence against the targets
 prediction, and for the models that are ODEs the cheapest faithful solver
 (`odeness.cheapest_solver`).
 
-Folder layout of `certify(runs, out)`: `models/<run>-seed<k>.json`, one per model
-(written when its tests finish: a run that stops resumes with the next model);
-`certify.jsonl`, `summary.md`, `summary.json`.
+Folder layout of `--out`: `models/<run>-seed<k>.json`, one per model (written when its
+tests finish: a run that stops resumes with the next model), `certify.jsonl` and
+`summary.md`.
 """
 
 import dataclasses
+import functools
 import math
 import warnings
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,18 +57,6 @@ class Verdicts(NamedTuple):
     speedup_training: float | None = None
     speedup_dopri5: float | None = None
 
-    @classmethod
-    def from_json(cls, d: dict) -> "Verdicts":
-        return cls(**d)
-
-
-def _candidates(training: odeness.Integrator) -> list[odeness.Integrator]:
-    """The default candidates, the training integrator among them."""
-    candidates = list(odeness.default_candidates(training.t0, training.t1))
-    if str(training.setting) not in {str(c.setting) for c in candidates}:
-        candidates.append(training)
-    return candidates
-
 
 def verdicts_of(
     name: str,
@@ -104,10 +93,14 @@ def verdicts_of(
     )
     if not found.ode:
         return found
+    # The default candidates, the training integrator among them.
+    candidates = list(odeness.default_candidates(integ.t0, integ.t1))
+    if training not in {str(c.setting) for c in candidates}:
+        candidates.append(integ)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the swap said it is an ODE
         best = odeness.cheapest_solver(
-            model, x, within=within, candidates=_candidates(integ), swap=swap
+            model, x, within=within, candidates=candidates, swap=swap
         )
     if best.chosen is None:
         return found
@@ -128,13 +121,11 @@ class CertifyOptions(AbstractOptions):
         python experiments/certify.py RUN_FOLDER ... [--points 1000] [--within 0.01]
 
     For every seed of every run folder (written by `odeness.train`, e.g. a sweep's
-    `runs/*`): the solver swap's threshold verdict and the inputs that change their
-    prediction, self-convergence and convergence against the targets
-    (`odeness.self_convergence`, `odeness.convergence_test`), and for the models that
-    are ODEs the cheapest faithful solver (`odeness.cheapest_solver`) with its measured
-    speed-up against the training integrator and against dopri5 at tol 1e-6. Writes
-    `models/*.json` (one per model; a stopped run resumes with the next model),
-    `certify.jsonl` and `summary.md` into --out. Nothing is trained.
+    `runs/*`): the three verdicts, the inputs that change their prediction and, for the
+    models that are ODEs, the cheapest faithful solver with its measured speed-up
+    against the training integrator and against dopri5 at tol 1e-6. Writes `models/*.json`
+    (a stopped run resumes with the next model), `certify.jsonl` and `summary.md` into
+    --out. Nothing is trained.
     """
 
     command = "certify"
@@ -172,14 +163,12 @@ class CertifyOptions(AbstractOptions):
                     "odeness.train"
                 )
         out = files.check_folder(self.folder, "--out")
+        points, within = self.points, self.within
+        title = self.title or ", ".join(dict.fromkeys(r.parent.parent.name for r in runs))
+        progress = functools.partial(print, flush=True)
         with files.folder_lock(out, "--out"):
-            rows = certify(runs, out, points=self.points, within=self.within,
-                           progress=lambda line: print(line, flush=True))  # fmt: skip
-            title = self.title or ", ".join(
-                dict.fromkeys(r.parent.parent.name for r in runs)
-            )
-            text = summary_markdown(rows, points=self.points, within=self.within,
-                                    title=title)  # fmt: skip
+            rows = certify(runs, out, points=points, within=within, progress=progress)
+            text = summary_markdown(rows, points=points, within=within, title=title)
             files.atomic_write_text(out / "summary.md", text)
         return text
 
@@ -196,6 +185,7 @@ def certify(
     """The verdicts of every seed of every run folder (`odeness.train`'s), on the first
     `points` test inputs; finished models are read back, not tested again, and a stop
     request (`odeness.raise_if_stopped`) ends it after the model in flight."""
+    test = functools.partial(verdicts_of, within=within, threshold=threshold)
     done = []
     for folder in runs:
         run = odeness.load_run(folder)
@@ -204,18 +194,9 @@ def certify(
         for i, seed in enumerate(run.config.seeds):
             path = out / "models" / f"{folder.name}-seed{seed}.json"
             if path.exists():
-                done.append(Verdicts.from_json(files.read_json(path)))
+                done.append(Verdicts(**files.read_json(path)))
                 continue
-            found = verdicts_of(
-                folder.name,
-                seed,
-                run.model(i),
-                run.integrator_of(i),
-                x,
-                y,
-                within=within,
-                threshold=threshold,
-            )
+            found = test(folder.name, seed, run.model(i), run.integrator_of(i), x, y)
             files.write_json(path, found._asdict())
             done.append(found)
             odeness.raise_if_stopped(f"after {path.name}: {out} keeps the models done")
@@ -233,28 +214,22 @@ def _yes(flag: bool | None) -> str:
     return "–" if flag is None else ("yes" if flag else "no")
 
 
-def _agree(rows: list[Verdicts], test) -> str:
-    judged = [r for r in rows if test(r) is not None]
+def _cell(value: float | None, fmt: str) -> str:
+    return "–" if value is None else f"{value:{fmt}}"
+
+
+def _count(group: list[Verdicts], verdict: str) -> str:
+    """How many of `group` pass `verdict` ("–" where none was tested)."""
+    flags = [getattr(r, verdict) for r in group]
+    return "–" if all(f is None for f in flags) else str(sum(bool(f) for f in flags))
+
+
+def _agree(group: list[Verdicts], verdict: str) -> str:
+    """How many of `group` tested by `verdict` get the threshold's verdict."""
+    judged = [r for r in group if getattr(r, verdict) is not None]
     if not judged:
         return "–"
-    return f"{sum(test(r) == r.ode for r in judged)}/{len(judged)}"
-
-
-def _times(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
-
-
-def _deploy_cells(r: Verdicts) -> list[str]:
-    """The deployment table's row of an ODE model."""
-    return [
-        r.training,
-        str(r.seed),
-        r.chosen or "none within",
-        "–" if r.chosen_nfe is None else f"{r.chosen_nfe:.0f}",
-        "–" if r.training_nfe is None else f"{r.training_nfe:.0f}",
-        _times(r.speedup_training),
-        _times(r.speedup_dopri5),
-    ]
+    return f"{sum(getattr(r, verdict) == r.ode for r in judged)}/{len(judged)}"
 
 
 def _drop(r: Verdicts) -> float:
@@ -267,6 +242,52 @@ def _median(values: list[float | None]) -> str:
     return "–" if not finite else f"{np.median(finite):.2f}"
 
 
+def _error(group: list[Verdicts]) -> str:
+    """The median self-convergence error at the training step."""
+    errors = [r.errors[0] for r in group if r.errors]
+    return f"{np.median(errors):.3g}" if errors else "–"
+
+
+Columns = Sequence[tuple[str, Callable]]
+
+_SUMMARY: Columns = (
+    ("training", lambda g: g[0].training),
+    ("models", lambda g: str(len(g))),
+    ("accuracy", lambda g: f"{np.mean([r.accuracy for r in g]):.3f}"),
+    ("ODE (threshold)", lambda g: _count(g, "ode")),
+    ("inputs that change", lambda g: f"{np.mean([r.failing_fraction for r in g]):.3f}"),
+    ("asymptotic (self-conv.)", lambda g: _count(g, "asymptotic")),
+    ("agrees", lambda g: _agree(g, "asymptotic")),
+    ("error at training step (median)", _error),
+    ("observed order (median)", lambda g: _median([o for r in g for o in r.orders])),
+    ("converges (targets)", lambda g: _count(g, "converges")),
+    ("agrees", lambda g: _agree(g, "converges")),
+    ("largest drop", lambda g: f"{max(_drop(r) for r in g):.3f}"),
+    (
+        "trend per refinement",
+        lambda g: f"{np.mean([r.trend for r in g if math.isfinite(r.trend)]):+.4f}",
+    ),
+)
+"""The summary's columns: their titles and cells of a training integrator's models."""
+
+_DEPLOY: Columns = (
+    ("training", lambda r: r.training),
+    ("seed", lambda r: str(r.seed)),
+    ("chosen", lambda r: r.chosen or "none within"),
+    ("NFE", lambda r: _cell(r.chosen_nfe, ".0f")),
+    ("training NFE", lambda r: _cell(r.training_nfe, ".0f")),
+    ("speed-up vs training", lambda r: _cell(r.speedup_training, ".2f")),
+    ("vs dopri5 1e-6", lambda r: _cell(r.speedup_dopri5, ".2f")),
+)
+"""The deployment table's columns: their titles and cells of an ODE model."""
+
+
+def _table(columns: Columns, rows) -> list[str]:
+    return markdown_table(
+        [c for c, _ in columns], [[f(r) for _, f in columns] for r in rows]
+    )
+
+
 def summary_markdown(
     rows: list[Verdicts], *, points: int, within: float, title: str
 ) -> str:
@@ -275,32 +296,7 @@ def summary_markdown(
     by_training: dict[str, list[Verdicts]] = defaultdict(list)
     for r in rows:
         by_training[r.training].append(r)
-    order = sorted(by_training, key=lambda t: by_training[t][0].steps or 0)
-    body = []
-    for t in order:
-        group = by_training[t]
-        body.append([
-            t,
-            str(len(group)),
-            f"{np.mean([r.accuracy for r in group]):.3f}",
-            f"{sum(r.ode for r in group)}",
-            f"{np.mean([r.failing_fraction for r in group]):.3f}",
-            f"{sum(bool(r.asymptotic) for r in group)}"
-            if any(r.asymptotic is not None for r in group) else "–",
-            _agree(group, lambda r: r.asymptotic),
-            f"{np.median([r.errors[0] for r in group if r.errors]):.3g}"
-            if any(r.errors for r in group) else "–",
-            _median([o for r in group for o in r.orders]),
-            f"{sum(r.converges for r in group)}",
-            _agree(group, lambda r: r.converges),
-            f"{max(_drop(r) for r in group):.3f}",
-            f"{np.mean([r.trend for r in group if math.isfinite(r.trend)]):+.4f}",
-        ])  # fmt: skip
-    head = ["training", "models", "accuracy", "ODE (threshold)", "inputs that change",
-            "asymptotic (self-conv.)", "agrees", "error at training step (median)",
-            "observed order (median)", "converges (targets)", "agrees",
-            "largest drop", "trend per refinement"]  # fmt: skip
-    deploy = [_deploy_cells(r) for r in rows if r.ode]
+    groups = sorted(by_training.values(), key=lambda group: group[0].steps or 0)
     lines = [
         f"# Three verdicts: {title}",
         "",
@@ -308,12 +304,11 @@ def summary_markdown(
         "Self-convergence: the outputs at n, 2n, 4n, 8n steps against RK4 (twice the "
         "finest count), asymptotic when the error at n is at most half the outputs' size "
         "and each observed order within 25% of the solver's (fixed-step training only: "
-        "'–' for adaptive). Against the targets: the "
-        "accuracy at n, 2n, 4n, 8n, 16n steps (tolerance ÷ 1, 10, 100, 1000) drops by no "
-        "more than 0.1 (the largest drop is given). 'agrees': models whose verdict is the "
-        "threshold's.",
+        "'–' for adaptive). Against the targets: the accuracy at n, 2n, 4n, 8n, 16n "
+        "steps (tolerance ÷ 1, 10, 100, 1000) drops by no more than 0.1 (the largest "
+        "drop is given). 'agrees': models whose verdict is the threshold's.",
         "",
-        *markdown_table(head, body),
+        *_table(_SUMMARY, groups),
         "",
         f"## The cheapest faithful solver of each ODE model (within {within:g}, relative "
         "RMS of the outputs, of RK4 at 1,024 steps)",
@@ -321,18 +316,7 @@ def summary_markdown(
         "Speed-ups: measured wall time of the training integrator (or of dopri5 at "
         "tol 1e-6) over the chosen one's, one pass over the inputs, compiled.",
         "",
-        *markdown_table(
-            [
-                "training",
-                "seed",
-                "chosen",
-                "NFE",
-                "training NFE",
-                "speed-up vs training",
-                "vs dopri5 1e-6",
-            ],
-            deploy,
-        ),  # fmt: skip
+        *_table(_DEPLOY, [r for r in rows if r.ode]),
         "",
     ]
     return "\n".join(lines)

@@ -68,19 +68,16 @@ def diagnose(
     )
 
 
-class ErrorStats(NamedTuple):
+_STATS = {"mean": np.mean, "median": np.median, "max": np.max}
+
+
+def _error_stats(values: np.ndarray) -> dict[str, float]:
     """Mean, median and largest of a per-input error."""
+    return {name: float(stat(values)) for name, stat in _STATS.items()}
 
-    mean: float
-    median: float
-    max: float
 
-    @classmethod
-    def of(cls, values: np.ndarray) -> "ErrorStats":
-        return cls(float(np.mean(values)), float(np.median(values)), float(np.max(values)))
-
-    def format(self) -> str:
-        return f"mean {self.mean:.3g}, median {self.median:.3g}, max {self.max:.3g}"
+def _format_stats(values: np.ndarray) -> str:
+    return ", ".join(f"{k} {v:.3g}" for k, v in _error_stats(values).items())
 
 
 class Report(NamedTuple):
@@ -88,27 +85,24 @@ class Report(NamedTuple):
 
     integrator: odeness.Integrator
     """The training integrator."""
-    test_points: int
-    dim: int
     swap: odeness.SwapResult
-    crossing_pairs: int
-    crossing_fraction: float
-    """The fraction of inputs whose trajectory crosses another."""
-    folding_inputs: float
-    """The fraction of inputs with a step whose Jacobian determinant is ≤ 0."""
-    folding_steps: float
-    """The fraction of (input, step) pairs whose Jacobian determinant is ≤ 0."""
-    det_points: int
-    global_error: ErrorStats
-    round_trip_error: ErrorStats
-    fan_input: int
-    """The test input of the fan figure (the median global error)."""
+    diagnosis: Diagnosis
+    """Of the test inputs (`diagnose`)."""
     self_convergence: odeness.SelfConvergence | None
-    """None for adaptive training (it needs fixed steps)."""
+    """None for adaptive training (it needs a grid)."""
     convergence: odeness.ConvergenceTest
     planar_inputs: bool
     """Whether the inputs are 2-D points (then `failing.png` shows the failing ones)."""
     threshold: float = 0.1
+
+    @property
+    def test_points(self) -> int:
+        return self.diagnosis.paths.shape[1]
+
+    @property
+    def dim(self) -> int:
+        """The state's dimension, flattened."""
+        return self.diagnosis.paths.shape[2]
 
     @property
     def projection(self) -> bool:
@@ -116,34 +110,33 @@ class Report(NamedTuple):
         return self.dim > 2
 
     def to_json(self) -> dict:
+        swap, d, t, sc = self.swap, self.diagnosis, self.threshold, self.self_convergence
         return {
             "integrator": self.integrator.setting.to_json(),
             "test_points": self.test_points,
             "dim": self.dim,
-            "train_accuracy": self.swap.train_score,
-            "max_gap": self.swap.max_gap,
-            "swap": [r.to_json() for r in self.swap.rows],
+            "train_accuracy": swap.train_score,
+            "max_gap": swap.max_gap,
+            "swap": [r.to_json() for r in swap.rows],
             "crossings": {
-                "pairs": self.crossing_pairs,
-                "fraction_of_inputs": self.crossing_fraction,
+                "pairs": d.crossings.num_pairs,
+                "fraction_of_inputs": d.crossings.fraction_involved,
                 "projection": self.projection,
             },
             "nonpositive_det": {
-                "inputs": self.folding_inputs,
-                "steps": self.folding_steps,
-                "points": self.det_points,
+                "inputs": d.determinants.input_fraction,
+                "steps": d.determinants.step_fraction,
+                "points": len(d.determinants.sign[0]),
             },
-            "global_error": self.global_error._asdict(),
-            "round_trip_error": self.round_trip_error._asdict(),
-            "fan_input": self.fan_input,
+            "global_error": _error_stats(d.global_error),
+            "round_trip_error": _error_stats(d.round_trip_error),
+            "fan_input": d.fan_input,
             "verdicts": {
-                "threshold": self.threshold,
-                "swap": self.swap.is_ode(self.threshold),
-                "failing_fraction": self.swap.failing_fraction(self.threshold),
-                "failing": self.swap.failing(self.threshold).tolist(),
-                "self_convergence": None
-                if self.self_convergence is None
-                else self.self_convergence._asdict(),
+                "threshold": t,
+                "swap": swap.is_ode(t),
+                "failing_fraction": swap.failing_fraction(t),
+                "failing": swap.failing(t).tolist(),
+                "self_convergence": None if sc is None else sc._asdict(),
                 "convergence_test": self.convergence._asdict(),
             },
         }
@@ -165,7 +158,7 @@ def ode_report(
     Writes `report.md`, `report.json`, `swap.png`, `trajectories.png`, `fan.png` and,
     for 2-D inputs, `failing.png` into `out_dir`, atomically, and returns the numbers.
     The report ends with the three verdicts: the swap's threshold, self-convergence
-    (fixed-step training) and convergence against the targets. Crossings are counted in
+    (training on a grid) and convergence against the targets. Crossings are counted in
     the first two coordinates (a projection when d > 2, which the report says). Step
     determinants use the first `det_points` test inputs (one Jacobian of size d × d per
     input and step; by default 200 inputs for small d, down to 10 at d = 900);
@@ -181,34 +174,65 @@ def ode_report(
     out = Path(out_dir)
     x, y = data.x_test[:max_points], data.y_test[:max_points]
     reference = odeness.Integrator(odeness.solver("rk4"), steps=reference_steps)
-    swap = odeness.evaluate_solver_swap(model, integ, x, y, reference=reference)
-    found = diagnose(
-        model, integ, x, det_points=det_points, reference_steps=reference_steps
-    )
     grid = isinstance(integ.control, odeness.AbstractGrid)
-    selfc = odeness.self_convergence(model, integ, x) if grid else None
     numbers = Report(
         integ,
-        len(x),
-        found.paths.shape[2],
-        swap,
-        found.crossings.num_pairs,
-        found.crossings.fraction_involved,
-        found.determinants.input_fraction,
-        found.determinants.step_fraction,
-        len(found.determinants.sign[0]),
-        ErrorStats.of(found.global_error),
-        ErrorStats.of(found.round_trip_error),
-        found.fan_input,
-        selfc,
+        odeness.evaluate_solver_swap(model, integ, x, y, reference=reference),
+        diagnose(model, integ, x, det_points=det_points, reference_steps=reference_steps),
+        odeness.self_convergence(model, integ, x) if grid else None,
         odeness.convergence_test(model, integ, x, y),
         x.ndim == 2 and x.shape[1] == 2,
     )
-    _draw(numbers, found.paths, found.crossings, found.fan, y, out, title=title)
-    if numbers.planar_inputs:  # where the failing inputs lie
-        plt = pyplot()
+    _draw(numbers, x, y, out, title)
+    files.write_json(out / "report.json", numbers.to_json())
+    files.atomic_write_text(out / "report.md", _markdown(numbers, title))
+    return numbers
+
+
+def _draw(n: Report, x, y, out: Path, title: str) -> None:
+    """`swap.png` (if the swap tests step counts), `trajectories.png`, `fan.png` and,
+    for 2-D inputs, `failing.png` (where the inputs that change their prediction lie)."""
+    plt, found = pyplot(), n.diagnosis
+    grid = isinstance(n.integrator.control, odeness.AbstractGrid)
+    curves: dict[str, tuple] = {}  # per test solver: its steps and accuracies
+    for r in n.swap.rows:
+        if r.factor is not None and isinstance(control := r.setting.control, odeness.Steps):
+            steps, scores, *_ = curves.setdefault(
+                r.setting.solver,
+                ([], [], n.integrator.steps if grid else np.nan, n.swap.train_score),
+            )
+            steps.append(control.n)
+            scores.append(r.score)
+    if curves:
+        fig, ax = plt.subplots(figsize=(5, 4.2))
+        draw_accuracy_vs_steps(
+            ax, curves, xlabel="test steps", title=f"solver swap ({title})"
+        )
+        save_figure(fig, out / "swap.png")
+    shown = min(n.test_points, 300)
+    projection = " (projection on x0, x1)" if n.projection else ""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    draw_trajectories(
+        ax,
+        found.paths[:, :shown],
+        y[:shown],
+        found.crossings.points_among(shown),
+        title=f"{title}: {found.crossings.num_pairs} crossing pairs{projection}\n"
+        f"({shown} of {n.test_points} test inputs shown)",
+    )
+    save_figure(fig, out / "trajectories.png")
+    fig, ax = plt.subplots(figsize=(5, 5))
+    draw_fan(
+        ax,
+        found.fan,
+        0,
+        title=f"Lady Windermere's fan, test input {found.fan_input} (median global error)"
+        f"{projection}",
+    )
+    save_figure(fig, out / "fan.png")
+    if n.planar_inputs:
+        failing = n.swap.failing(n.threshold)
         fig, ax = plt.subplots(figsize=(5, 5))
-        failing = swap.failing(numbers.threshold)
         draw_failing(
             ax,
             np.asarray(x),
@@ -218,81 +242,28 @@ def ode_report(
             "prediction\nunder a solver at least as accurate",
         )
         save_figure(fig, out / "failing.png")
-    files.write_json(out / "report.json", numbers.to_json())
-    files.atomic_write_text(out / "report.md", _markdown(numbers, title))
-    return numbers
 
 
-def _draw(n: Report, paths2, crossings, fan, y, out: Path, *, title: str) -> None:
-    """`swap.png`, `trajectories.png` and `fan.png`."""
-    plt = pyplot()
-    swap, integ, x_len, worst, dim = n.swap, n.integrator, n.test_points, n.fan_input, n.dim
-    fig, ax = plt.subplots(figsize=(5, 4.2))
-    curves = {}
-    train_steps = integ.steps if isinstance(integ.control, odeness.AbstractGrid) else np.nan
-    for name in dict.fromkeys(r.setting.solver for r in swap.rows if r.factor is not None):
-        points = [
-            (control.n, r.score)
-            for r in swap.rows
-            if isinstance(control := r.setting.control, odeness.Steps)
-            and r.setting.solver == name
-            and r.factor is not None
-        ]
-        if points:
-            steps, scores = zip(*points, strict=True)
-            curves[name] = (list(steps), list(scores), train_steps, swap.train_score)
-    if curves:
-        draw_accuracy_vs_steps(
-            ax, curves, xlabel="test steps", title=f"solver swap ({title})"
-        )
-        save_figure(fig, out / "swap.png")
-    else:
-        plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    shown = min(x_len, 300)
-    projection = " (projection on x0, x1)" if dim > 2 else ""
-    draw_trajectories(
-        ax,
-        paths2[:, :shown],
-        y[:shown],
-        crossings.points_among(shown),
-        title=f"{title}: {crossings.num_pairs} crossing pairs{projection}\n"
-        f"({shown} of {x_len} test inputs shown)",
-    )
-    save_figure(fig, out / "trajectories.png")
-    fig, ax = plt.subplots(figsize=(5, 5))
-    draw_fan(
-        ax,
-        fan,
-        0,
-        title=f"Lady Windermere's fan, test input {worst} (median global error)"
-        f"{projection}",
-    )
-    save_figure(fig, out / "fan.png")
+def _step_cell(control: odeness.AbstractControl) -> str:
+    return axis(control).cell(axis(control).value(control))
+
+
+_SWAP_COLUMNS = (
+    ("test solver", lambda r: r.setting.solver),
+    ("steps / tol", lambda r: _step_cell(r.setting.control)),
+    ("factor", lambda r: "reference" if r.factor is None else f"{r.factor:g}"),
+    ("accuracy", lambda r: f"{r.score:.4f}"),
+    ("NFE", lambda r: f"{r.nfe:.0f}"),
+    ("at least as accurate", lambda r: _yes(r.at_least_as_accurate)),
+)
+"""The swap table's columns: their titles and cells of a `odeness.SwapRow`."""
 
 
 def _markdown(n: Report, title: str) -> str:
-    setting = n.integrator.setting
+    setting, d = n.integrator.setting, n.diagnosis
     train = f"{setting.solver}, {axis(setting.control).words(setting.control)}"
-    swap = [
-        [
-            r.setting.solver,
-            axis(r.setting.control).cell(axis(r.setting.control).value(r.setting.control)),
-            "reference" if r.factor is None else f"{r.factor:g}",
-            f"{r.score:.4f}",
-            f"{r.nfe:.0f}",
-            "yes" if r.at_least_as_accurate else "no",
-        ]
-        for r in n.swap.rows
-    ]
-    head = [
-        "test solver",
-        "steps / tol",
-        "factor",
-        "accuracy",
-        "NFE",
-        "at least as accurate",
-    ]
+    swap = [[cell(r) for _, cell in _SWAP_COLUMNS] for r in n.swap.rows]
+    note = " — in the projection on (x0, x1), which an ODE may show" if n.projection else ""
     lines = [
         f"# ODE-ness report: {title}",
         "",
@@ -300,29 +271,24 @@ def _markdown(n: Report, title: str) -> str:
         "",
         f"- accuracy with the training solver: {n.swap.train_score:.4f}",
         f"- max gap under at least as accurate solvers: {n.swap.max_gap:.4f}",
-        f"- crossing trajectory pairs: {n.crossing_pairs} "
-        f"({100 * n.crossing_fraction:.1f}% of inputs involved)"
-        + (
-            " — in the projection on (x0, x1), which an ODE may show"
-            if n.projection
-            else ""
-        ),
-        f"- steps with det(∂Φ_h/∂x) ≤ 0: {100 * n.folding_steps:.2f}% of "
-        f"(input, step) pairs; {100 * n.folding_inputs:.1f}% of inputs "
-        f"have one (first {n.det_points} inputs)",
-        f"- global error against RK4 (256 steps): {n.global_error.format()}",
+        f"- crossing trajectory pairs: {d.crossings.num_pairs} "
+        f"({100 * d.crossings.fraction_involved:.1f}% of inputs involved){note}",
+        f"- steps with det(∂Φ_h/∂x) ≤ 0: {100 * d.determinants.step_fraction:.2f}% of "
+        f"(input, step) pairs; {100 * d.determinants.input_fraction:.1f}% of inputs "
+        f"have one (first {len(d.determinants.sign[0])} inputs)",
+        f"- global error against RK4 (256 steps): {_format_stats(d.global_error)}",
         f"- round-trip relative error (back with RK4, 256 steps): "
-        f"{n.round_trip_error.format()}",
+        f"{_format_stats(d.round_trip_error)}",
         "",
         "## Solver swap",
         "",
-        *markdown_table(head, swap),
+        *markdown_table([head for head, _ in _SWAP_COLUMNS], swap),
         "",
         "![solver swap](swap.png)",
         "",
         "![trajectories](trajectories.png)",
         "",
-        f"![fan](fan.png) (test input {n.fan_input}, the median global error)",
+        f"![fan](fan.png) (test input {d.fan_input}, the median global error)",
         "",
         *_verdicts(n),
     ]
@@ -358,27 +324,21 @@ def _verdicts(n: Report) -> list[str]:
     if sc is None:
         lines.append("- self-convergence: needs fixed-step training (not run)")
     else:
-        lines.append(
-            _verdict(
-                "self-convergence",
-                sc.failure,
-                f"(asymptotic regime at order {sc.expected_order}): "
-                f"**{_yes(sc.asymptotic)}**; relative errors against {sc.reference} at "
-                + _listed("{} steps {:.3g}", sc.steps, sc.errors)
-                + "; observed orders "
-                + _listed("{:.2f}", sc.orders),
-            )
+        outcome = (
+            f"(asymptotic regime at order {sc.expected_order}): **{_yes(sc.asymptotic)}**; "
+            f"relative errors against {sc.reference} at "
+            + _listed("{} steps {:.3g}", sc.steps, sc.errors)
+            + "; observed orders "
+            + _listed("{:.2f}", sc.orders)
         )
-    lines.append(
-        _verdict(
-            "convergence against the targets",
-            ct.failure,
-            f"(no drop > {ct.tolerance:g} as the solver is refined): "
-            f"**{_yes(ct.converges)}**; {ct.metric} "
-            + _listed("{} {:.4f}", ct.settings, ct.scores)
-            + f"; trend {ct.trend:+.4f} per refinement by 2",
-        )
+        lines.append(_verdict("self-convergence", sc.failure, outcome))
+    outcome = (
+        f"(no drop > {ct.tolerance:g} as the solver is refined): "
+        f"**{_yes(ct.converges)}**; {ct.metric} "
+        + _listed("{} {:.4f}", ct.settings, ct.scores)
+        + f"; trend {ct.trend:+.4f} per refinement by 2"
     )
+    lines.append(_verdict("convergence against the targets", ct.failure, outcome))
     if n.planar_inputs:
         lines += ["", "![failing inputs](failing.png)"]
     return [*lines, ""]
@@ -437,8 +397,9 @@ class ReportOptions(AbstractOptions):
             numbers = ode_report(run.model(self.seed_index), run.integrator, data, out,
                                  title=title, max_points=self.points,
                                  det_points=self.det_points)  # fmt: skip
+        d = numbers.diagnosis
         return (
             f"wrote {out / 'report.md'}: accuracy {numbers.swap.train_score:.3f}, "
-            f"max gap {numbers.swap.max_gap:.3f}, {numbers.crossing_pairs} crossing "
-            f"pairs, {100 * numbers.folding_steps:.1f}% folding steps"
+            f"max gap {numbers.swap.max_gap:.3f}, {d.crossings.num_pairs} crossing "
+            f"pairs, {100 * d.determinants.step_fraction:.1f}% folding steps"
         )

@@ -103,6 +103,13 @@ def _joined(results: Path, value):
     return tuple(_joined(results, v) for v in value)
 
 
+_CONFIG = (
+    "dataset seeds iterations batch_size learning_rate field channels data_dir adjoint "
+    "regularise"
+).split()
+"""The training options that are `odeness.TrainConfig` fields of the same name."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingOptions(AbstractOptions):
     """The options of a study that trains: the data set, the seeds and the optimisation,
@@ -156,19 +163,7 @@ class TrainingOptions(AbstractOptions):
 
     def config(self, **fields) -> odeness.TrainConfig:
         """The `TrainConfig` of these options and `fields`; `quick` shrinks it."""
-        config = odeness.TrainConfig(
-            dataset=self.dataset,
-            seeds=self.seeds,
-            iterations=self.iterations,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            field=self.field,
-            channels=self.channels,
-            data_dir=self.data_dir,
-            adjoint=self.adjoint,
-            regularise=self.regularise,
-            **fields,
-        )
+        config = odeness.TrainConfig(**{n: getattr(self, n) for n in _CONFIG}, **fields)
         return quick_config(config) if self.quick else config
 
     def start_processes(self) -> None:

@@ -12,15 +12,16 @@ Every file is written atomically; an interrupted sweep resumes where it stopped.
 """
 
 import dataclasses
+import functools
 import json
 import math
 import queue
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import jax
 import numpy as np
@@ -40,7 +41,7 @@ T = TypeVar("T")
 
 def run_label(config: odeness.TrainConfig) -> str:
     """The name of a configuration's run folder under `runs/`."""
-    if config.steps is not None:
+    if isinstance(config.control, odeness.Steps):
         return f"{config.solver}-n{config.steps:04d}"
     return f"{config.solver}-tol{config.tol:.0e}"
 
@@ -77,9 +78,8 @@ class SweepRow(NamedTuple):
     @classmethod
     def of(cls, seed: int, swap: odeness.SwapResult) -> list["SweepRow"]:
         """The rows of one seed's solver swap."""
-        train = swap.train.setting
         return [
-            cls(seed, train, swap.train_score, swap.train_nfe, r, swap.max_gap)
+            cls(seed, swap.train.setting, swap.train_score, swap.train_nfe, r, swap.max_gap)
             for r in swap.rows
         ]
 
@@ -89,12 +89,12 @@ class SweepRow(NamedTuple):
         return {
             "seed": self.seed,
             "train_solver": self.train.solver,
-            **axis(self.train.control).trained(self.train),
+            **axis(self.train.control).columns("train", self.train),
             "train_accuracy": self.accuracy,
             "train_nfe": self.nfe,
             "test_solver": test.setting.solver,
             "factor": test.factor,
-            **axis(test.setting.control).tested(test.setting),
+            **axis(test.setting.control).columns("test", test.setting),
             "reference": self.reference,
             "accuracy": test.score,
             "nfe": test.nfe,
@@ -108,21 +108,10 @@ class SweepRow(NamedTuple):
             kind = StepsAxis() if f"{prefix}_steps" in row else TolerancesAxis()
             return odeness.Setting(row[f"{prefix}_solver"], kind.read(row, prefix))
 
-        test = odeness.SwapRow(
-            setting("test"),
-            row["factor"],
-            row["accuracy"],
-            row["nfe"],
-            row["at_least_as_accurate"],
-        )
-        return cls(
-            row["seed"],
-            setting("train"),
-            row["train_accuracy"],
-            row["train_nfe"],
-            test,
-            row["max_gap"],
-        )
+        swapped = (row[k] for k in ("factor", "accuracy", "nfe", "at_least_as_accurate"))
+        test = odeness.SwapRow(setting("test"), *swapped)
+        trained = (row[k] for k in ("train_accuracy", "train_nfe"))
+        return cls._make((row["seed"], setting("train"), *trained, test, row["max_gap"]))
 
 
 def read_rows(path: str | Path) -> list[SweepRow]:
@@ -140,17 +129,17 @@ class Failure(NamedTuple):
     message: str
 
 
-def _reference(text: str) -> tuple[str, int] | None:
-    """`--reference SOLVER:STEPS` (or `none`) as `(solver name, steps)`."""
+def _reference(text: str) -> tuple[list | None, odeness.Integrator | None]:
+    """`--reference SOLVER:STEPS` (or `none`): as `sweep.json` holds it, and its solve."""
     if text.lower() == "none":
-        return None
+        return None, None
     name, sep, steps = text.partition(":")
     if not sep or not steps.isdigit() or int(steps) < 1:
         raise ValueError(
             f"--reference must be SOLVER:STEPS (e.g. rk4:256) or none, got {text!r}"
         )
     check_solver("--reference", name)
-    return name, int(steps)
+    return [name, int(steps)], odeness.Integrator(odeness.solver(name), steps=int(steps))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +178,7 @@ class SweepOptions(TrainingOptions):
     by each grid value) instead of the one the training options and `solver` give."""
 
     def __post_init__(self):
-        if self.steps is not None and self.tols is not None:
+        if None not in (self.steps, self.tols):
             raise ValueError(
                 f"give --steps or --tols, not both (got {self.steps}, {self.tols})"
             )
@@ -219,71 +208,61 @@ class _Plan(NamedTuple):
     configs: list[odeness.TrainConfig]
     grid: list[odeness.AbstractControl]
     axis: Axis
-    reference: odeness.Integrator | None
-    test_solvers: tuple[str, ...]
-    factors: tuple[float, ...]
+    swap: dict
+    """The keyword arguments of `odeness.evaluate_solver_swap`."""
     spec: dict
 
 
 def _plan(options: SweepOptions) -> _Plan:
     """Check everything that needs no data or files: the grid, the swap plan, the
     threshold (each configuration validates itself)."""
-    grid = options.grid
+    grid, jobs = options.grid, options.jobs
     values = [axis(c).value(c) for c in grid]
     if not grid or len(set(values)) != len(values):
         raise ValueError(f"the grid must be non-empty and without repeats, got {values!r}")
-    if (
-        isinstance(options.jobs, bool)
-        or not isinstance(options.jobs, int)
-        or options.jobs < 1
-    ):
-        raise ValueError(f"jobs must be an integer >= 1, got {options.jobs!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     for name in options.test_solvers or ():
         check_solver("--test-solvers", name)
     odeness.Accuracy().check_threshold(options.threshold)
-    reference = _reference(options.reference)
-    ref_integ = None
-    if reference is not None:
-        ref_integ = odeness.Integrator(odeness.solver(reference[0]), steps=reference[1])
+    reference, ref_integ = _reference(options.reference)
     base = options.config(solver=options.solver) if options.base is None else options.base
     configs = [base.controlled(c) for c in grid]
-    default_solvers, default_factors = odeness.default_swap(configs[0].integrator())
-    solvers = tuple(
-        default_solvers if options.test_solvers is None else options.test_solvers
-    )
-    factors = tuple(default_factors if options.factors is None else options.factors)
+    solvers, factors = odeness.default_swap(configs[0].integrator())
+    solvers = tuple(solvers if options.test_solvers is None else options.test_solvers)
+    factors = tuple(factors if options.factors is None else options.factors)
     for config in configs:  # unknown solvers and bad factors fail here, before training
         odeness.swap_configurations(config.integrator(), solvers, factors, ref_integ)
     along = axis(grid[0])
     spec = {
-        "base": {
-            k: v for k, v in configs[0].to_dict().items() if k not in ("steps", "tol")
-        },
-        "steps": None,
-        "tols": None,
+        "base": _base(configs[0]),
+        **{"steps": None, "tols": None, along.key: values},
         "test_solvers": list(solvers),
         "factors": list(factors),
-        "reference": list(reference) if reference is not None else None,
+        "reference": reference,
         "threshold": options.threshold,
     }
-    spec[along.key] = values
     spec = json.loads(json.dumps(spec))  # as it reads back from disk
-    return _Plan(configs, grid, along, ref_integ, solvers, factors, spec)
+    swap = {"solvers": solvers, "factors": factors, "reference": ref_integ}
+    return _Plan(configs, grid, along, swap, spec)
+
+
+def _base(config: odeness.TrainConfig) -> dict:
+    """`sweep.json`'s `base`: the fields of `config` but its control."""
+    return {k: v for k, v in config.to_dict().items() if k not in ("steps", "tol")}
 
 
 def _saved_spec(path: Path) -> dict:
     """`sweep.json` as the current `TrainConfig` reads its base: a field added since it
     was written takes its default (e.g. `adjoint`, "backprop")."""
     saved = files.read_json(path)
-    base = saved.get("base")
-    if isinstance(base, dict):
-        try:
-            full = odeness.TrainConfig.from_dict({**base, "steps": 1, "tol": None})
-        except (TypeError, ValueError):
-            return saved  # compared as it is: the difference names the field
-        kept = {k: v for k, v in full.to_dict().items() if k not in ("steps", "tol")}
-        saved = {**saved, "base": json.loads(json.dumps(kept))}
-    return saved
+    if not isinstance(saved.get("base"), dict):
+        return saved
+    try:
+        full = odeness.TrainConfig.from_dict({**saved["base"], "steps": 1, "tol": None})
+    except (TypeError, ValueError):
+        return saved  # compared as it is: the difference names the field
+    return {**saved, "base": json.loads(json.dumps(_base(full)))}
 
 
 def _check_folder(plan: _Plan, out: Path) -> None:
@@ -333,12 +312,47 @@ def run_sweep(options: SweepOptions) -> list[SweepRow]:
 def _run_plan(plan: _Plan, out: Path, data, options: SweepOptions) -> list[SweepRow]:
     files.remove_stale_temporaries(out)
     files.write_json(out / "sweep.json", plan.spec)
+    swap = functools.partial(
+        odeness.evaluate_solver_swap, x=data.x_test, y=data.y_test, **plan.swap
+    )
     start = time.perf_counter()
 
     def run_one(i: int, slot: int) -> list[SweepRow] | Failure:
-        header = f"[{i + 1}/{len(plan.configs)}] {run_label(plan.configs[i])}"
-        return _run_config(plan, i, out, data, options, header=header, slot=slot,
-                           start=start)  # fmt: skip
+        """Train configuration `i` (or resume it) and swap solvers on each seed; stop
+        after it if a stop was requested."""
+        config, label = plan.configs[i], run_label(plan.configs[i])
+        header = f"[{i + 1}/{len(plan.configs)}] {label}"
+        run_dir = out / "runs" / label
+        # The swap is written once training has finished and saved its checkpoint.
+        if (run_dir / "swap.jsonl").exists():
+            print(f"{header}: done earlier, skipped", flush=True)
+            return read_rows(run_dir / "swap.jsonl")
+        t0 = time.perf_counter()
+        try:
+            # Resumes from the checkpoint; a finished run returns at once.
+            result = odeness.train(config, run_dir=run_dir, data=data,
+                                   progress=options.progress, progress_position=slot,
+                                   parallel=options.parallel)  # fmt: skip
+            t1 = time.perf_counter()
+            swaps = [
+                swap(result.model(j), result.integrator) for j in range(len(config.seeds))
+            ]
+        except odeness.RunFailed as e:
+            print(f"{header}: FAILED: {e}", flush=True)
+            return Failure(label, plan.grid[i], str(e))
+        rows = [
+            r for s, sw in zip(config.seeds, swaps, strict=True) for r in SweepRow.of(s, sw)
+        ]
+        files.write_jsonl(run_dir / "swap.jsonl", [r.to_json() for r in rows])
+        print(
+            f"{header}: trained in {t1 - t0:.0f}s, swap in {time.perf_counter() - t1:.0f}s;"
+            f" test acc {np.mean([sw.train_score for sw in swaps]):.3f}, max gap "
+            f"{np.mean([sw.max_gap for sw in swaps]):.3f} "
+            f"(elapsed {time.perf_counter() - start:.0f}s)",
+            flush=True,
+        )
+        odeness.raise_if_stopped(f"after {label}: {out} keeps every finished run")
+        return rows
 
     # Costliest first (most steps / tightest tolerance), so that `jobs` threads finish
     # together; XLA releases the GIL, so the threads' programs run on separate cores.
@@ -360,73 +374,12 @@ def _run_plan(plan: _Plan, out: Path, data, options: SweepOptions) -> list[Sweep
     return rows
 
 
-def _run_config(
-    plan: _Plan,
-    i: int,
-    out: Path,
-    data: odeness.Dataset,
-    options: SweepOptions,
-    *,
-    header: str,
-    slot: int,
-    start: float,
-) -> list[SweepRow] | Failure:
-    """Train configuration `i` (or resume it) and swap solvers on each seed; stop after
-    it if a stop was requested."""
-    config = plan.configs[i]
-    run_dir = out / "runs" / run_label(config)
-    swap_path = run_dir / "swap.jsonl"
-    # The swap is written once training has finished and saved its checkpoint.
-    if swap_path.exists():
-        print(f"{header}: done earlier, skipped", flush=True)
-        return read_rows(swap_path)
-    t0 = time.perf_counter()
-    try:
-        # Resumes from the checkpoint; a finished run returns at once.
-        result = odeness.train(config, run_dir=run_dir, data=data,
-                               progress=options.progress, progress_position=slot,
-                               parallel=options.parallel)  # fmt: skip
-        t1 = time.perf_counter()
-        swaps = [
-            odeness.evaluate_solver_swap(
-                result.model(j),
-                result.integrator,
-                data.x_test,
-                data.y_test,
-                solvers=plan.test_solvers,
-                factors=plan.factors,
-                reference=plan.reference,
-            )  # fmt: skip
-            for j in range(len(config.seeds))
-        ]
-    except odeness.RunFailed as e:
-        print(f"{header}: FAILED: {e}", flush=True)
-        return Failure(run_label(config), plan.grid[i], str(e))
-    rows = [
-        r
-        for seed, sw in zip(config.seeds, swaps, strict=True)
-        for r in SweepRow.of(seed, sw)
-    ]
-    files.write_jsonl(swap_path, [r.to_json() for r in rows])
-    print(
-        f"{header}: trained in {t1 - t0:.0f}s, swap in {time.perf_counter() - t1:.0f}s;"
-        f" test acc {np.mean([sw.train_score for sw in swaps]):.3f}, max gap "
-        f"{np.mean([sw.max_gap for sw in swaps]):.3f} "
-        f"(elapsed {time.perf_counter() - start:.0f}s)",
-        flush=True,
-    )
-    odeness.raise_if_stopped(f"after {run_label(config)}: {out} keeps every finished run")
-    return rows
-
-
 def _in_threads(fn: Callable[[int, int], T], order: Sequence[int], jobs: int) -> list[T]:
     """`[fn(i, slot) for i in range(len(order))]`, run in `order` by `jobs` threads; `slot`
     (< `jobs`) tells a running call which progress-bar line is its own."""
-    results: dict[int, T] = {}
     if jobs == 1:
-        for i in order:
-            results[i] = fn(i, 0)
-        return [results[i] for i in range(len(order))]
+        done = {i: fn(i, 0) for i in order}
+        return [done[i] for i in range(len(order))]
     free = queue.SimpleQueue()
     for slot in range(jobs):
         free.put(slot)
@@ -453,13 +406,17 @@ def _in_threads(fn: Callable[[int, int], T], order: Sequence[int], jobs: int) ->
             raise
 
 
-def _per_seed(rows: Sequence[SweepRow], value: Callable[[SweepRow], float]) -> list:
+def _per_seed(rows: Iterable[SweepRow], value: Callable[[SweepRow], float]) -> list:
     """`value` of each seed's rows (the same on every row of a seed), once per seed."""
     return list({r.seed: value(r) for r in rows}.values())
 
 
-def _max_gap(r: SweepRow) -> float:
-    return r.max_gap
+def _grouped(rows: Iterable[SweepRow], key: Callable[[SweepRow], Any]) -> dict[Any, list]:
+    """`rows` by `key`, in the order of their first rows; an absent key has no rows."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[key(r)].append(r)
+    return groups
 
 
 def write_summary(
@@ -480,24 +437,24 @@ def write_summary(
     """
     out = Path(out_dir)
     files.write_jsonl(out / "results.jsonl", [r.to_json() for r in rows])
-    by_train: dict[float, list[SweepRow]] = defaultdict(list)
-    for r in rows:
-        by_train[r.value].append(r)
-    failed = {along.value(f.control): f for f in failures}
-    trains = along.order(set(by_train) | set(failed))
-    gaps = {t: _per_seed(by_train[t], _max_gap) for t in trains if t not in failed}
+    by_train = _grouped(rows, lambda r: r.value)
+    failed = {along.value(f.control) for f in failures}
+    trains = along.order(set(by_train) | failed)
+    gaps = {
+        t: _per_seed(by_train[t], lambda r: r.max_gap) for t in trains if t not in failed
+    }
     lines = [
         f"# Solver swap: {train_solver} on {len(trains)} training {along.what}"
         + "".join(f", {name} {value:g}" for name, value in regularise),
         "",
-        f"Mean ± std over {len(_per_seed(rows, _max_gap))} seeds, accuracy on the "
+        f"Mean ± std over {len({r.seed for r in rows})} seeds, accuracy on the "
         "whole test set. `max gap`: largest accuracy drop from the training "
         "configuration over test configurations at least as accurate (same or higher "
         f"order, at least as many steps / no looser tolerance). ODE: max gap ≤ "
         f"{threshold}.",
         "",
-        *_main_table(by_train, trains, failed, gaps, along, threshold),
-        *_factor_tables(rows, by_train, trains, failed, along),
+        *_main_table(rows, by_train, trains, gaps, along, threshold),
+        *_factor_tables(rows, trains, failed, along),
     ]
     # A configuration without a result is not an ODE.
     critical, verdict = along.critical(
@@ -524,83 +481,66 @@ def write_summary(
 def swap_curves(rows: Sequence[SweepRow], along: Axis) -> list[SwapCurve]:
     """The figure's curves: per test solver and training configuration, the accuracy
     (mean and std over seeds) at each test value; the reference solve is left out."""
-    solvers = list(dict.fromkeys(r.test.setting.solver for r in rows if not r.reference))
-    trains = along.order({r.value for r in rows})
+    tests = _grouped(
+        (r for r in rows if not r.reference), lambda r: (r.test.setting.solver, r.value)
+    )
+    by_train = _grouped(rows, lambda r: r.value)
     curves = []
-    for test_solver in solvers:
-        for train in trains:
-            scores = defaultdict(list)
-            for r in rows:
-                if r.value == train and r.test.setting.solver == test_solver:
-                    if not r.reference:
-                        scores[r.test_value].append(r.test.score)
+    for test_solver in dict.fromkeys(solver for solver, _ in tests):
+        for train in along.order(by_train):
+            scores = _grouped(tests[test_solver, train], lambda r: r.test_value)
             xs = sorted(scores)
-            train_rows = [r for r in rows if r.value == train]
-            star = None
+            accuracy = [[r.test.score for r in scores[x]] for x in xs]
+            train_rows, star = by_train[train], None
             if test_solver == train_rows[0].train.solver:
-                accuracy = np.mean(_per_seed(train_rows, lambda r: r.accuracy))
-                star = (train, float(accuracy))
+                star = (train, float(np.mean(_per_seed(train_rows, lambda r: r.accuracy))))
             curves.append(
                 SwapCurve(test_solver, f"{along.symbol}={along.cell(train)}", xs,
-                          [float(np.mean(scores[x])) for x in xs],
-                          [float(np.std(scores[x])) for x in xs], star)
+                          [float(np.mean(a)) for a in accuracy],
+                          [float(np.std(a)) for a in accuracy], star)
             )  # fmt: skip
     return curves
 
 
-def _main_table(by_train, trains, failed, gaps, along: Axis, threshold) -> list[str]:
+def _main_table(rows, by_train, trains, gaps, along: Axis, threshold) -> list[str]:
     """One line per training configuration: cost, accuracy, max gap, verdict."""
-    refs = [r for rs in by_train.values() for r in rs if r.reference]
-    ref_label = None
+    refs = [r.test.setting for r in rows if r.reference]
+    head = [*along.head, "NFE/forward", "acc (training solver)"]
     if refs:
-        ref = refs[0].test.setting
-        ref_label = f"reference {ref.solver} {ref.control.label(ref.length)}"
-    head = (
-        along.head
-        + ["NFE/forward", "acc (training solver)"]
-        + ([ref_label] if ref_label else [])
-        + ["max gap", "ODE?"]
-    )
+        head.append(f"reference {refs[0].solver} {refs[0].control.label(refs[0].length)}")
+    head += ["max gap", "ODE?"]
     body = []
     for t in trains:
-        rs = by_train[t]
-        cells = along.cells(t)
-        if t in failed:
-            body.append(
-                cells + ["—"] * (len(head) - len(cells) - 1) + ["no result (below)"]
-            )
-            continue
-        cells += [
-            f"{np.mean(_per_seed(rs, lambda r: r.nfe)):.0f}",
-            mean_std(_per_seed(rs, lambda r: r.accuracy)),
-        ]
-        if ref_label:
-            cells.append(mean_std(r.test.score for r in rs if r.reference))
-        ok = np.mean(gaps[t]) <= threshold
-        body.append(cells + [mean_std(gaps[t]), "yes" if ok else "no"])
+        rs, cells = by_train[t], along.cells(t)
+        if t not in gaps:  # failed
+            cells += ["—"] * (len(head) - len(cells) - 1) + ["no result (below)"]
+        else:
+            cells += [
+                f"{np.mean(_per_seed(rs, lambda r: r.nfe)):.0f}",
+                mean_std(_per_seed(rs, lambda r: r.accuracy)),
+                *([mean_std(r.test.score for r in rs if r.reference)] if refs else []),
+                mean_std(gaps[t]),
+                "yes" if np.mean(gaps[t]) <= threshold else "no",
+            ]
+        body.append(cells)
     return markdown_table(head, body)
 
 
-def _factor_tables(rows, by_train, trains, failed, along: Axis) -> list[str]:
+def _factor_tables(rows, trains, failed, along: Axis) -> list[str]:
     """Per test solver: the accuracy of each training configuration at each factor."""
     tests = [r for r in rows if not r.reference]
     factors = list(dict.fromkeys(r.test.factor for r in tests))
+    scores = _grouped(tests, lambda r: (r.test.setting.solver, r.value, r.test.factor))
     lines = []
     for s in dict.fromkeys(r.test.setting.solver for r in tests):
-        body = []
-        for t in trains:
-            if t in failed:
-                body.append([along.cell(t)] + ["—"] * len(factors))
-                continue
-            accs = [
-                mean_std(
-                    r.test.score
-                    for r in by_train[t]
-                    if r.test.setting.solver == s and r.test.factor == f
-                )
+        body = [
+            [along.cell(t)]
+            + [
+                "—" if t in failed else mean_std(r.test.score for r in scores[s, t, f])
                 for f in factors
             ]
-            body.append([along.cell(t), *accs])
+            for t in trains
+        ]
         lines += [
             "",
             f"## Test solver {s}: accuracy by test factor ({along.factor_rule})",

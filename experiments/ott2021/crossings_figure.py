@@ -1,9 +1,7 @@
-"""Figure 1 of Ott et al.: spheres 2-D trained with Euler at 2 and at 256 steps.
-
-Side by side: the trajectories of test points coloured by class with crossings marked,
-and test accuracy against the number of Euler test steps (1 ... 2048) with the training
-configuration starred; plus Lady Windermere's fan for one input of each model
-(`experiments.lab.ode_reports.diagnose`, which the ODE-ness report shares).
+"""Figure 1 of Ott et al.: spheres 2-D trained with Euler at 2 and at 256 steps (the
+trajectories and their crossings, test accuracy against Euler test steps, and Lady
+Windermere's fan; see `Figure1Options`). The fan and the diagnosis are
+`experiments.lab.ode_reports.diagnose`, which the ODE-ness report shares.
 """
 
 import dataclasses
@@ -61,7 +59,7 @@ def measure(model, integ: odeness.Integrator, x, y) -> tuple[Measured, Diagnosis
         for m in TEST_STEPS
     ]
     found = diagnose(model, integ, x, det_points=len(x))
-    n = integ.steps
+    n, dets = integ.steps, found.determinants
     measured = Measured(
         accs[TEST_STEPS.index(n)]
         if n in TEST_STEPS
@@ -69,10 +67,7 @@ def measure(model, integ: odeness.Integrator, x, y) -> tuple[Measured, Diagnosis
         dict(zip(map(str, TEST_STEPS), accs, strict=True)),
         found.crossings.num_pairs,
         found.crossings.fraction_involved,
-        {
-            "inputs": found.determinants.input_fraction,
-            "steps": found.determinants.step_fraction,
-        },
+        {"inputs": dets.input_fraction, "steps": dets.step_fraction},
         float(found.global_error.mean()),
         float(found.round_trip_error.mean()),
         found.fan_input,
@@ -156,11 +151,9 @@ def _figure1(out, configs, points, progress, log) -> dict[int, Measured]:
             f"{100 * numbers[n].nonpositive_det['steps']:.1f}% folding steps"
         )
     _draw(numbers, found, y, len(x), out)
+    records = {str(n): v._asdict() for n, v in numbers.items()}
     write_results(
-        out,
-        "figure1",
-        {str(n): v._asdict() for n, v in numbers.items()},
-        _markdown(numbers, configs[next(iter(configs))], points=points),
+        out, "figure1", records, _markdown(numbers, next(iter(configs.values())), points)
     )
     return numbers
 
@@ -168,16 +161,16 @@ def _figure1(out, configs, points, progress, log) -> dict[int, Measured]:
 def _draw(numbers: dict[int, Measured], found: dict[int, Diagnosis], y, points, out):
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    shown = min(points, 300)
     for ax, (n, d) in zip(axes[:2], found.items(), strict=True):
-        shown = min(points, 300)
+        c = d.crossings
+        title = (
+            f"Euler, {n} training steps ({shown} of {points} test inputs shown)\n"
+            f"{c.num_pairs} crossing pairs, "
+            f"{100 * c.fraction_involved:.0f}% of inputs cross"
+        )
         draw_trajectories(
-            ax,
-            d.paths[:, :shown],
-            y[:shown],
-            d.crossings.points_among(shown),
-            title=f"Euler, {n} training steps ({shown} of {points} test inputs shown)\n"
-            f"{d.crossings.num_pairs} crossing pairs, "
-            f"{100 * d.crossings.fraction_involved:.0f}% of inputs cross",
+            ax, d.paths[:, :shown], y[:shown], c.points_among(shown), title=title
         )
     draw_accuracy_vs_steps(
         axes[2],
@@ -195,40 +188,24 @@ def _draw(numbers: dict[int, Measured], found: dict[int, Diagnosis], y, points, 
     save_figure(fig, out / "figure1.png")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
     for ax, (n, d) in zip(axes, found.items(), strict=True):
-        draw_fan(
-            ax,
-            d.fan,
-            0,
-            title=f"Euler {n} steps: Lady Windermere's fan, test input {d.fan_input}\n"
-            "(median global error)",
-        )
+        title = f"Euler {n} steps: Lady Windermere's fan, test input {d.fan_input}\n"
+        draw_fan(ax, d.fan, 0, title=title + "(median global error)")
     save_figure(fig, out / "fan.png")
 
 
-def _markdown(numbers: dict[int, Measured], config: odeness.TrainConfig, *, points: int):
-    head = [
-        "training steps",
-        "accuracy (training solver)",
-        "crossing pairs",
-        "inputs crossing",
-        "folding steps",
-        "inputs with a folding step",
-        "global error",
-        "round trip",
-    ]
-    body = [
-        [
-            str(n),
-            f"{v.train_accuracy:.3f}",
-            str(v.crossing_pairs),
-            f"{100 * v.fraction_of_inputs_crossing:.1f}%",
-            f"{100 * v.nonpositive_det['steps']:.2f}%",
-            f"{100 * v.nonpositive_det['inputs']:.1f}%",
-            f"{v.global_error_mean:.3g}",
-            f"{v.round_trip_error_mean:.3g}",
-        ]
-        for n, v in numbers.items()
-    ]
+_COLUMNS = {  # of the summary table, after the training steps
+    "accuracy (training solver)": lambda v: f"{v.train_accuracy:.3f}",
+    "crossing pairs": lambda v: str(v.crossing_pairs),
+    "inputs crossing": lambda v: f"{100 * v.fraction_of_inputs_crossing:.1f}%",
+    "folding steps": lambda v: f"{100 * v.nonpositive_det['steps']:.2f}%",
+    "inputs with a folding step": lambda v: f"{100 * v.nonpositive_det['inputs']:.1f}%",
+    "global error": lambda v: f"{v.global_error_mean:.3g}",
+    "round trip": lambda v: f"{v.round_trip_error_mean:.3g}",
+}
+
+
+def _markdown(numbers: dict[int, Measured], config: odeness.TrainConfig, points: int):
+    body = [[str(n), *(cell(v) for cell in _COLUMNS.values())] for n, v in numbers.items()]
     by_steps = [
         [str(n), *(f"{a:.3f}" for a in v.accuracy_by_euler_steps.values())]
         for n, v in numbers.items()
@@ -240,7 +217,7 @@ def _markdown(numbers: dict[int, Measured], config: odeness.TrainConfig, *, poin
         f"spheres 2-D, seed {config.seeds[0]}, {config.iterations} iterations, {points} "
         "test points.",
         "",
-        *markdown_table(head, body),
+        *markdown_table(["training steps", *_COLUMNS], body),
         "",
         "Test accuracy with Euler at m steps:",
         "",

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import odeness
-from experiments.lab.markdown import write_results
+from experiments.lab.figures import pyplot, save_figure
+from experiments.lab.markdown import markdown_table, write_results
 from experiments.lab.options import QUICK_ITERATIONS, AbstractOptions, option
 from odeness import files
 
@@ -35,8 +36,7 @@ class Panel(NamedTuple):
 
     def misplaced(self, cls: int) -> float:
         """The fraction of class `cls` that lands in another class's region."""
-        mine = self.labels == cls
-        return float(np.mean(self.predictions[mine] != cls))
+        return float(np.mean(self.predictions[self.labels == cls] != cls))
 
 
 def panel(model: odeness.ODEClassifier, steps: int, x: np.ndarray, y: np.ndarray) -> Panel:
@@ -81,15 +81,12 @@ class Figure2Options(AbstractOptions):
         return Path(self.out or "results/figure2")
 
     def run(self) -> str:
-        n = run_figure2(self)
-        lines = []
-        for p in n["panels"]:
-            m = p["misplaced"]
-            lines.append(
-                f"h = 1/{p['test_steps']}: accuracy {p['accuracy']:.3f}, class 0 in class "
-                f"1's region {100 * m['0']:.1f}%, class 1 in class 0's {100 * m['1']:.1f}%"
-            )
-        return "\n".join(lines)
+        return "\n".join(
+            f"h = 1/{p['test_steps']}: accuracy {p['accuracy']:.3f}, class 0 in class 1's "
+            f"region {100 * p['misplaced']['0']:.1f}%, class 1 in class 0's "
+            f"{100 * p['misplaced']['1']:.1f}%"
+            for p in run_figure2(self)["panels"]
+        )
 
 
 def run_figure2(options: Figure2Options, test_steps: tuple[int, int] = (2, 4)) -> dict:
@@ -104,50 +101,78 @@ def run_figure2(options: Figure2Options, test_steps: tuple[int, int] = (2, 4)) -
     run_dir = out / "runs" / "euler-n0002"
     odeness.check_run_folder(run_dir, config)
     with files.folder_lock(out, "--out"):
-        return _figure2(out, config, run_dir, test_steps, options.progress)
-
-
-def _figure2(out, config, run_dir, test_steps, progress) -> dict:
-    from experiments.lab.figures import plot_decision_regions  # matplotlib: to draw
-
-    data = odeness.load_dataset("sphere2")
-    run = odeness.train(config, run_dir=run_dir, data=data, progress=progress)
-    model = run.model(0)
-    panels = [panel(model, n, data.x_test, data.y_test) for n in test_steps]
-    numbers = {
-        "config": config.to_dict(),
-        "panels": [
-            {
-                "test_steps": p.steps,
-                "h": 1 / p.steps,
-                "accuracy": p.accuracy,
-                "misplaced": {str(c): p.misplaced(c) for c in (0, 1)},
-            }
-            for p in panels
-        ],
-    }
-    plot_decision_regions(panels, model.head, out / "figure2.png")
-    write_results(out, "figure2", numbers, _markdown(numbers))
+        data = odeness.load_dataset("sphere2")
+        run = odeness.train(config, run_dir=run_dir, data=data, progress=options.progress)
+        model = run.model(0)
+        panels = [panel(model, n, data.x_test, data.y_test) for n in test_steps]
+        numbers = {
+            "config": config.to_dict(),
+            "panels": [
+                {
+                    "test_steps": p.steps,
+                    "h": 1 / p.steps,
+                    "accuracy": p.accuracy,
+                    "misplaced": {str(c): p.misplaced(c) for c in (0, 1)},
+                }
+                for p in panels
+            ],
+        }
+        _draw(panels, model.head, out / "figure2.png")
+        write_results(out, "figure2", numbers, _markdown(numbers))
     return numbers
+
+
+def _draw(panels: list[Panel], head, path: Path) -> None:
+    """The ODE block's outputs of the test set, coloured by true label, over the
+    decision regions of the linear `head`, one panel per test step."""
+    plt = pyplot()
+    colours = np.array(["tab:blue", "tab:orange"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8))
+    axes = np.atleast_1d(axes)
+    for ax, p in zip(axes, panels, strict=True):
+        pad = 0.1 * (p.outputs.max(0) - p.outputs.min(0)).max()
+        lo, hi = p.outputs.min(0) - pad, p.outputs.max(0) + pad
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 400), np.linspace(lo[1], hi[1], 400))
+        grid = np.stack([gx.ravel(), gy.ravel()], -1).astype(np.float32)
+        regions = np.asarray(np.argmax(head(jnp.asarray(grid)), axis=-1)).reshape(gx.shape)
+        ax.contourf(gx, gy, regions, levels=[-0.5, 0.5, 1.5], colors=colours, alpha=0.18)
+        for cls in (0, 1):
+            pts = p.outputs[p.labels == cls]
+            ax.scatter(pts[:, 0], pts[:, 1], s=5, color=colours[cls], label=f"class {cls}")
+        ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
+        ax.set_title(
+            f"Euler, h = 1/{p.steps}: test accuracy {p.accuracy:.3f}\n"
+            f"class 0 in class 1's region {100 * p.misplaced(0):.0f}%, "
+            f"class 1 in class 0's {100 * p.misplaced(1):.0f}%",
+            fontsize=9,
+        )
+        ax.set(xlabel="$z_0(1)$", ylabel="$z_1(1)$")
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle(
+        "Trained with Euler at h = 1/2: ODE outputs over the classifier's decision regions",
+        fontsize=10,
+    )
+    save_figure(fig, path)
 
 
 def _markdown(n: dict) -> str:
     c = n["config"]
+    head = ["test step h", "test accuracy"]
+    head += [f"class {k} in class {1 - k}'s region" for k in (0, 1)]
+    rows = [
+        [f"1/{p['test_steps']}", f"{p['accuracy']:.3f}"]
+        + [f"{100 * p['misplaced'][k]:.1f}%" for k in "01"]
+        for p in n["panels"]
+    ]
     lines = [
         "# Figure 2: the classifier reads the solver's error",
         "",
         f"Spheres 2-D, trained with Euler at 2 steps (h = 1/2), seed {c['seeds'][0]}, "
         f"{c['iterations']} iterations; the 1,000 test points.",
         "",
-        "| test step h | test accuracy | class 0 in class 1's region "
-        "| class 1 in class 0's region |",
-        "|---|---|---|---|",
+        *markdown_table(head, rows),
+        "",
+        "![figure 2](figure2.png)",
+        "",
     ]
-    for p in n["panels"]:
-        m = p["misplaced"]
-        lines.append(
-            f"| 1/{p['test_steps']} | {p['accuracy']:.3f} | {100 * m['0']:.1f}% | "
-            f"{100 * m['1']:.1f}% |"
-        )
-    lines += ["", "![figure 2](figure2.png)", ""]
     return "\n".join(lines)

@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import odeness
-from experiments.lab.markdown import write_results
+from experiments.lab.figures import pyplot, save_figure
+from experiments.lab.markdown import markdown_table, write_results
 from experiments.lab.options import AbstractOptions, option
 from odeness import files
 from odeness.diagnostics import segments_intersect, trajectories
@@ -64,6 +65,11 @@ def _euler(h: float, end: float, max_steps: int | None = None) -> odeness.Integr
     return odeness.Integrator(odeness.solver("euler"), dt=h, t1=end, max_steps=max_steps)
 
 
+def _ends(ode: XorODE, integ: odeness.Integrator) -> np.ndarray:
+    """Where `integ` takes the four XOR points."""
+    return np.asarray(odeness.solve(ode, jnp.asarray(XOR), integ)[0])
+
+
 class Panel(NamedTuple):
     """One step size: the Euler trajectories of the four points and their separability."""
 
@@ -86,18 +92,12 @@ def sweep(
     (the smallest step's): each `h` is then an input of one compiled solve, not a new
     program."""
     budget = _euler(float(min(hs)), end).max_steps
-    rows = []
-    for h in hs:
-        euler = _euler(float(h), end, budget)
-        ends = np.asarray(odeness.solve(ode, jnp.asarray(XOR), euler)[0])
-        rows.append((float(h), separable(ends)))
-    return rows
+    return [(h, separable(_ends(ode, _euler(h, end, budget)))) for h in map(float, hs)]
 
 
 def exact_end(ode: XorODE, end: float, steps: int = 20_000) -> np.ndarray:
     """The end points by classic RK4 with `steps` steps (the exact flow, closely)."""
-    integ = odeness.Integrator(odeness.solver("rk4"), steps=steps, t1=end)
-    return np.asarray(odeness.solve(ode, jnp.asarray(XOR), integ)[0])
+    return _ends(ode, odeness.Integrator(odeness.solver("rk4"), steps=steps, t1=end))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,67 +148,94 @@ def run_figure3(
     ode = XorODE() if ode is None else ode
     out = files.check_folder(out_dir, "--out")
     with files.folder_lock(out, "--out"):
-        return _figure3(out, ode, end, coarse, fine, sweep_points)
-
-
-def _figure3(out, ode, end, coarse, fine, sweep_points) -> dict:
-    from experiments.lab.figures import plot_xor_fan  # matplotlib only when drawing
-
-    panels = [panel(ode, coarse, end), panel(ode, fine, end)]
-    hs = np.logspace(np.log10(coarse), np.log10(fine), sweep_points)
-    swept = sweep(ode, hs, end)
-    exact = exact_end(ode, end)
-    # The largest step whose end points are not separable, and every larger one that is.
-    lost = next((h for h, s in swept if not s), None)
-    numbers = {
-        "ode": {
-            "alpha": ode.alpha,
-            "beta": ode.beta,
-            "gamma": ode.gamma,
-            "delta": ode.delta,
-            "end_time": end,
-        },
-        "panels": [
-            {
-                "h": p.h,
-                "steps": len(p.ts) - 1,
-                "separable": p.separable,
-                "end_points": p.paths[-1].tolist(),
-            }
-            for p in panels
-        ],
-        "exact": {"end_points": exact.tolist(), "separable": separable(exact)},
-        "sweep": [{"h": h, "separable": s} for h, s in swept],
-        "largest_h_not_separable": lost,
-    }
-    plot_xor_fan(panels, swept, exact, LABELS, out / "figure3.png")
-    write_results(out, "figure3", numbers, _markdown(numbers))
+        panels = [panel(ode, coarse, end), panel(ode, fine, end)]
+        swept = sweep(ode, np.logspace(np.log10(coarse), np.log10(fine), sweep_points), end)
+        exact = exact_end(ode, end)
+        numbers = {
+            "ode": dataclasses.asdict(ode) | {"end_time": end},
+            "panels": [
+                {
+                    "h": p.h,
+                    "steps": len(p.ts) - 1,
+                    "separable": p.separable,
+                    "end_points": p.paths[-1].tolist(),
+                }
+                for p in panels
+            ],
+            "exact": {"end_points": exact.tolist(), "separable": separable(exact)},
+            "sweep": [{"h": h, "separable": s} for h, s in swept],
+            # The first (largest) h whose end points are not separable: all larger h are.
+            "largest_h_not_separable": next((h for h, s in swept if not s), None),
+        }
+        _draw(panels, swept, exact, out / "figure3.png")
+        write_results(out, "figure3", numbers, _markdown(numbers))
     return numbers
+
+
+def _draw(panels: list[Panel], swept, exact: np.ndarray, path: Path) -> None:
+    """The Euler trajectories of the four points and their end points (by class, each
+    class's segment drawn) at both step sizes, the exact end points, and whether the end
+    points are linearly separable along the sweep of h."""
+    plt = pyplot()
+    colours = np.array(["tab:blue", "tab:orange"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    for ax, p in zip(axes[:2], panels, strict=True):
+        for i in range(p.paths.shape[1]):
+            ax.plot(p.paths[:, i, 0], p.paths[:, i, 1], color=colours[LABELS[i]], lw=0.6)
+        end = p.paths[-1]
+        for cls in (0, 1):
+            label = f"class {cls} (end points)"
+            pts = end[LABELS == cls]
+            ax.plot(*pts.T, "o-", color=colours[cls], ms=7, lw=2, mec="k", label=label)
+        ax.plot(exact[:, 0], exact[:, 1], "kx", ms=8, label="exact end points")
+        verdict = "separable" if p.separable else "not separable"
+        ax.set_title(
+            f"Euler, h = {p.h:.3g}: end points {verdict}\n(the view is the end "
+            "points'; the trajectories swing far out)"
+        )
+        both = np.concatenate([end, exact])
+        lo, hi = both.min(0), both.max(0)
+        pad = 0.25 * (hi - lo).max()
+        ax.set(xlim=(lo[0] - pad, hi[0] + pad), ylim=(lo[1] - pad, hi[1] + pad))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="best")
+    ax = axes[2]
+    ax.step([h for h, _ in swept], [int(s) for _, s in swept], where="mid")
+    ax.set_xscale("log")
+    ax.set_xticks([3e-3, 1e-3, 3e-4], ["3e-3", "1e-3", "3e-4"])
+    ax.minorticks_off()
+    ax.invert_xaxis()
+    ax.set_yticks([0, 1], ["no", "yes"])
+    ax.set_xlabel("Euler step h (finer to the right)")
+    ax.set_title("end points linearly separable?")
+    ax.grid(alpha=0.3)
+    fig.suptitle(
+        "XOR points under Euler (views around the end points; the trajectories "
+        "swing far out between)",
+        fontsize=10,
+    )
+    save_figure(fig, path)
 
 
 def _markdown(n: dict) -> str:
     o = n["ode"]
+
+    def at(verdict: bool) -> str:
+        return ", ".join(f"{s['h']:.3g}" for s in n["sweep"] if s["separable"] == verdict)
+
+    yes_no = {True: "yes", False: "no"}
+    rows = [[f"{p['h']:.3g}", str(p["steps"]), yes_no[p["separable"]]] for p in n["panels"]]
     lines = [
         "# Figure 3: Lady Windermere's fan on the XOR problem",
         "",
         f"z' = [[α, 1], [−γ‖z‖^δ, β]] z with α = {o['alpha']:g}, β = {o['beta']:g}, "
         f"γ = {o['gamma']:g}, δ = {o['delta']:g}, from t = 0 to {o['end_time']:g}; Euler.",
         "",
-        "| Euler step h | steps | end points linearly separable? |",
-        "|---|---|---|",
-    ]
-    for p in n["panels"]:
-        lines.append(
-            f"| {p['h']:.3g} | {p['steps']} | {'yes' if p['separable'] else 'no'} |"
-        )
-    lines += [
-        f"| exact (RK4, 20,000 steps) | | {'yes' if n['exact']['separable'] else 'no'} |",
+        *markdown_table(["Euler step h", "steps", "end points linearly separable?"], rows),
+        f"| exact (RK4, 20,000 steps) | | {yes_no[n['exact']['separable']]} |",
         "",
-        "Sweep of h (log-spaced between the two): separable at "
-        + ", ".join(f"{s['h']:.3g}" for s in n["sweep"] if s["separable"])
-        + "; not at "
-        + ", ".join(f"{s['h']:.3g}" for s in n["sweep"] if not s["separable"])
-        + ".",
+        f"Sweep of h (log-spaced between the two): separable at {at(True)}; not at "
+        f"{at(False)}.",
         "",
         "![figure 3](figure3.png)",
         "",

@@ -3,11 +3,7 @@ Equations?" (NeurIPS 2022): the five experiments on `odeness.resnet_ode`
 (`discretisation`), defined once as a study (`experiments.lab.runner`)."""
 
 from experiments.lab.runner import Study
-from experiments.sander2022.discretisation import (
-    EXPERIMENTS as EXPERIMENTS,
-    ResnetOptions,
-    run_all as run_all,
-)
+from experiments.sander2022.discretisation import EXPERIMENTS, ResnetOptions, run_all
 
 RESNET_ODE = Study(
     "resnet-ode",

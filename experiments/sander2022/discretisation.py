@@ -8,6 +8,8 @@ resolution); fine-tuning runs in float32.
 """
 
 import dataclasses
+import functools
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -37,15 +39,13 @@ def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
 
 
 def _curves(rows: list[dict], keys: Sequence[str], x: str, y: str) -> dict:
+    """`(r[k] for k in keys) → (xs, ys)` over `rows`."""
     out: dict = {}
     for r in rows:
-        xs, ys = out.setdefault(", ".join(str(r[k]) for k in keys), ([], []))
+        xs, ys = out.setdefault(tuple(r[k] for k in keys), ([], []))
         xs.append(r[x])
         ys.append(r[y])
     return out
-
-
-# --- 1. Distance ResNet ↔ ODE ----------------------------------------------------------
 
 
 def distance_rows(
@@ -60,24 +60,14 @@ def distance_rows(
     θ, the control) with smooth, i.i.d. and zero-mean i.i.d. weights."""
     key, kx = jax.random.split(jax.random.key(seed))
     x = jax.random.normal(kx, (batch, dim))
+    residuals = (ro.TanhLayer(dim), ro.LinearInTheta(dim))
     rows = []
-    for f in (ro.TanhLayer(dim), ro.LinearInTheta(dim)):
-        for family in families:
-            for n in depths:
-                stage = ro.ResidualStage.init(f, n, key=key, family=FAMILIES[family])
-                rows.append(
-                    {
-                        "residual": type(f).__name__,
-                        "family": family,
-                        "depth": n,
-                        "distance": float(ro.ode_distance(stage, x)),
-                        "smoothness": float(ro.smoothness(stage)),
-                    }
-                )
+    for f, family, n in itertools.product(residuals, families, depths):
+        stage = ro.ResidualStage.init(f, n, key=key, family=FAMILIES[family])
+        row = {"residual": type(f).__name__, "family": family, "depth": n}
+        distance, smoothness = ro.ode_distance(stage, x), ro.smoothness(stage)
+        rows.append({**row, "distance": float(distance), "smoothness": float(smoothness)})
     return rows
-
-
-# --- 2. Adjoint gradient error -----------------------------------------------------------
 
 
 def adjoint_rows(
@@ -95,40 +85,22 @@ def adjoint_rows(
     y = jax.random.normal(ky, (batch, dim))
     f = ro.MLPBlock(dim, dim)
 
-    def grads(stage):
+    def grads(weights, method, adjoint):  # (W1, W2, input)
         def loss(w, x):
-            out = ro.ResidualStage(f, w, stage.method, stage.adjoint)(x)
+            out = ro.ResidualStage(f, w, method, adjoint)(x)
             return 0.5 * jnp.mean(jnp.sum((out - y) ** 2, axis=-1))
 
-        return jax.jit(jax.grad(loss, argnums=(0, 1)))(stage.weights, x)
+        return jax.tree.leaves(jax.jit(jax.grad(loss, argnums=(0, 1)))(weights, x))
 
     rows = []
-    for method, step in METHODS.items():
-        for family in families:
-            for n in depths:
-                stage = ro.ResidualStage.init(
-                    f, n, key=key, family=FAMILIES[family], method=step
-                )
-                exact = grads(stage)
-                adj = grads(ro.ResidualStage(f, stage.weights, step, adjoint=True))
-                names = ("W1", "W2", "input")
-                leaves = (*exact[0], exact[1]), (*adj[0], adj[1])
-                for name, e, a in zip(names, *leaves, strict=True):
-                    rows.append(
-                        {
-                            "method": method,
-                            "family": family,
-                            "tensor": name,
-                            "depth": n,
-                            "relative_error": float(
-                                jnp.linalg.norm(a - e) / jnp.linalg.norm(e)
-                            ),
-                        }
-                    )
+    for (method, step), family, n in itertools.product(METHODS.items(), families, depths):
+        stage = ro.ResidualStage.init(f, n, key=key, family=FAMILIES[family], method=step)
+        exact, adj = grads(stage.weights, step, False), grads(stage.weights, step, True)
+        for tensor, e, a in zip(("W1", "W2", "input"), exact, adj, strict=True):
+            row = {"method": method, "family": family, "tensor": tensor, "depth": n}
+            error = jnp.linalg.norm(a - e) / jnp.linalg.norm(e)
+            rows.append({**row, "relative_error": float(error)})
     return rows
-
-
-# --- 3. Linear ResNets under gradient descent ---------------------------------------------
 
 
 def linear_rows(
@@ -154,29 +126,18 @@ def linear_rows(
         )
         for n in (*depths, reference_depth)
     }
-    ref = fit[reference_depth]
+    f = ro.LinearMap(dim)
     rows = []
     for n in depths:
-        f = fit[n]
-        for i, step in enumerate(np.asarray(f.steps)):
-            stage = ro.ResidualStage(ro.LinearMap(dim), f.weights[i])
-            rows.append(
-                {
-                    "depth": n,
-                    "step": int(step),
-                    "loss": float(f.loss[i]),
-                    "smoothness": float(ro.smoothness(stage)),
-                    "distance_to_reference": float(
-                        ro.depth_distance(
-                            stage, ro.ResidualStage(ro.LinearMap(dim), ref.weights[i]), x
-                        )
-                    ),
-                }
+        for i, step in enumerate(np.asarray(fit[n].steps)):
+            stage, ref = (
+                ro.ResidualStage(f, fit[k].weights[i]) for k in (n, reference_depth)
             )
+            row = {"depth": n, "step": int(step), "loss": float(fit[n].loss[i])}
+            row["smoothness"] = float(ro.smoothness(stage))
+            row["distance_to_reference"] = float(ro.depth_distance(stage, ref, x))
+            rows.append(row)
     return rows
-
-
-# --- 4. Memory ---------------------------------------------------------------------------
 
 
 def memory_rows(depths: Sequence[int], *, dim: int = 64, batch: int = 256, seed: int = 0):
@@ -184,35 +145,24 @@ def memory_rows(depths: Sequence[int], *, dim: int = 64, batch: int = 256, seed:
     weights) with backprop and with the adjoint, Euler and Heun."""
     key, kx = jax.random.split(jax.random.key(seed))
     x = jax.random.normal(kx, (batch, dim))
+    f = ro.MLPBlock(dim, dim)
     rows = []
-    for method, step in METHODS.items():
-        for adjoint in (False, True):
-            for n in depths:
-                stage = ro.ResidualStage.init(
-                    ro.MLPBlock(dim, dim), n, key=key, method=step, adjoint=adjoint
-                )
-                mem = ro.gradient_memory(stage, x)
-                rows.append(
-                    {
-                        "method": method,
-                        "backward": "adjoint" if adjoint else "backprop",
-                        "depth": n,
-                        **mem,
-                    }
-                )
+    for method, adjoint, n in itertools.product(METHODS, (False, True), depths):
+        stage = ro.ResidualStage.init(
+            f, n, key=key, method=METHODS[method], adjoint=adjoint
+        )
+        backward = "adjoint" if adjoint else "backprop"
+        memory = ro.gradient_memory(stage, x)
+        rows.append({"method": method, "backward": backward, "depth": n, **memory})
     return rows
-
-
-# --- 5. Fine-tuning on MNIST -------------------------------------------------------------
 
 
 def _train(model, data, keys, *, iterations: int, batch: int, lr: float):
     """Adam on the cross-entropy from `model`, once per key (one compiled program,
     vmapped over the keys: each key draws its own batches, with replacement).
 
-    **Returns:** the trained models (stacked over the keys) and `compiled_memory` of one
-    gradient on a batch.
-    """
+    **Returns:** the trained models, stacked over the keys, and `compiled_memory` of one
+    gradient on a batch."""
     params, static = eqx.partition(model, eqx.is_array)
     opt = optax.adam(lr)
     x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
@@ -244,15 +194,12 @@ def _scores(model, x, y):
     return jnp.sum(jnp.argmax(logits, axis=-1) == y), loss
 
 
-def _test_scores(model, data, chunk: int = 2000) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy on the whole test set."""
+def _test_scores(model, data) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy on the whole test set (in chunks of 2000)."""
     correct, loss = 0, 0.0
-    for i in range(0, len(data.x_test), chunk):
-        c, l_ = _scores(
-            model,
-            jnp.asarray(data.x_test[i : i + chunk]),
-            jnp.asarray(data.y_test[i : i + chunk]),
-        )
+    for i in range(0, len(data.x_test), 2000):
+        part = slice(i, i + 2000)
+        c, l_ = _scores(model, data.x_test[part], data.y_test[part])
         correct, loss = correct + int(c), loss + float(l_)
     return correct / len(data.x_test), loss / len(data.x_test)
 
@@ -283,25 +230,20 @@ def finetune_rows(
     model = ro.StageClassifier.init(
         in_features, data.num_classes, width=width, depth=depth, key=jax.random.key(0)
     )
-    model, _ = _train(
-        model, data, jax.random.key(1000)[None], iterations=pretrain, batch=batch, lr=lr
-    )
-    model = _unstack(model, 0)
+    train = functools.partial(_train, data=data, batch=batch, lr=lr)
+    pretrained, _ = train(model, keys=jax.random.key(1000)[None], iterations=pretrain)
+    model = _unstack(pretrained, 0)
     before = _test_scores(model, data)[0]
     keys = jnp.stack([jax.random.key(s) for s in seeds])
-    rows, tuned_weights = [], {}
+    s = model.stage
+    rows, weights = [], {}
     for adjoint in (False, True):
-        s = model.stage
-        tuned = eqx.tree_at(
-            lambda m: m.stage,
-            model,
-            ro.ResidualStage(s.residual, s.weights, s.method, adjoint),
-        )
+        stage = ro.ResidualStage(s.residual, s.weights, s.method, adjoint)
+        tuned = eqx.tree_at(lambda m: m.stage, model, stage)
         start = time.perf_counter()
-        out, mem = _train(tuned, data, keys, iterations=iterations, batch=batch, lr=lr)
-        out = jax.block_until_ready(out)
+        out, mem = jax.block_until_ready(train(tuned, keys=keys, iterations=iterations))
         seconds = time.perf_counter() - start
-        tuned_weights[adjoint] = out.stage.weights  # pyright: ignore[reportAttributeAccessIssue]
+        weights[adjoint] = out.stage.weights  # pyright: ignore[reportAttributeAccessIssue]
         for i, seed in enumerate(seeds):
             accuracy, loss = _test_scores(_unstack(out, i), data)
             row = {
@@ -316,9 +258,7 @@ def finetune_rows(
                 **mem,
             }
             if adjoint:
-                a, b = (
-                    jax.tree.leaves(_unstack(tuned_weights[k], i)) for k in (True, False)
-                )
+                a, b = (jax.tree.leaves(_unstack(weights[k], i)) for k in (True, False))
                 num = sum(float(jnp.sum((u - v) ** 2)) for u, v in zip(a, b, strict=True))
                 den = sum(float(jnp.sum(v**2)) for v in b)
                 row["weights_vs_backprop"] = math.sqrt(num / den)
@@ -326,179 +266,126 @@ def finetune_rows(
     return rows
 
 
-# --- Running and reporting -------------------------------------------------------------
+_TITLES = {  # experiment → its section of `summary.md`
+    "distance": "1. Distance ResNet ↔ ODE, `max_n ‖x_n − x(n/N)‖`",
+    "adjoint": "2. Adjoint gradient error (relative, against backprop)",
+    "linear": "3. Linear ResNets under gradient descent",
+    "memory": "4. Memory of one gradient step (XLA compiled memory analysis, temp bytes)",
+    "finetune": "5. Fine-tuning on MNIST",
+}
+_FIGURES = {  # experiment → the labels of its figure (`plot_lines`'s keywords)
+    "distance": {"ylabel": "max_n ‖x_n − x(n/N)‖", "title": "ResNet ↔ ODE distance"},
+    "adjoint": {
+        "ylabel": "relative gradient error (W1)",
+        "title": "memory-free adjoint against backprop",
+    },
+    "linear": {
+        "xlabel": "gradient-descent iteration",
+        "ylabel": "S_N = N max_n ‖A_{n+1} − A_n‖",
+        "title": "linear ResNets: smoothness during gradient descent (one line per N)",
+        "logx": False,
+        "logy": False,
+    },
+    "memory": {
+        "ylabel": "temporary bytes of one gradient (XLA)",
+        "title": "memory of backprop and of the adjoint",
+    },
+}
 
 
-def _depths(rows: list[dict]) -> list[int]:
-    return sorted({r["depth"] for r in rows})
+def _figure(out: Path, name: str, curves: dict) -> None:
+    lines = {", ".join(map(str, k)): v for k, v in curves.items()}
+    plot_lines(lines, out / f"{name}.png", **{"xlabel": "depth N", **_FIGURES[name]})
 
 
-def _distance_md(rows: list[dict]) -> list[str]:
+def _pivot(head: list[str], curves: dict, cell: Callable, slope_from: int | None = None):
+    """A table with a row per curve `label → (depths, values)`, and unless `slope_from` is
+    None a column with its log-log slope over the depths from `slope_from` (`nan` for
+    fewer than two)."""
     body = []
-    for label, (xs, ys) in _curves(
-        rows, ("residual", "family"), "depth", "distance"
-    ).items():
-        big = [(n, d) for n, d in zip(xs, ys, strict=True) if n >= 16]
-        slope = loglog_slope(*zip(*big, strict=True)) if len(big) > 1 else float("nan")
-        body.append([*label.split(", ", 1), *(f"{d:.2e}" for d in ys), f"{slope:.2f}"])
-    head = ["residual", "weights", *(f"N = {n}" for n in _depths(rows))]
-    return [
-        "## 1. Distance ResNet ↔ ODE, `max_n ‖x_n − x(n/N)‖`",
-        "",
-        *markdown_table([*head, "log-log slope (N ≥ 16)"], body),
-    ]
+    for label, (xs, ys) in curves.items():
+        body.append([*map(str, label), *map(cell, ys)])
+        if slope_from is not None:
+            big = [(n, y) for n, y in zip(xs, ys, strict=True) if n >= slope_from]
+            fit = loglog_slope(*zip(*big, strict=True)) if len(big) > 1 else math.nan
+            body[-1].append(f"{fit:.2f}")
+    depths = sorted({n for xs, _ in curves.values() for n in xs})
+    head = [*head, *(f"N = {n}" for n in depths)]
+    if slope_from is not None:
+        head.append(f"log-log slope (N ≥ {slope_from})" if slope_from else "log-log slope")
+    return markdown_table(head, body)
 
 
-def _adjoint_md(rows: list[dict]) -> list[str]:
-    curves = _curves(rows, ("method", "family", "tensor"), "depth", "relative_error")
-    body = [
-        [*label.split(", "), *(f"{e:.1e}" for e in ys), f"{loglog_slope(xs, ys):.2f}"]
-        for label, (xs, ys) in curves.items()
-    ]
-    head = ["method", "weights", "tensor", *(f"N = {n}" for n in _depths(rows))]
-    return [
-        "## 2. Adjoint gradient error (relative, against backprop)",
-        "",
-        *markdown_table([*head, "log-log slope"], body),
-    ]
+def _grouped(rows: list[dict], key: str, values: Sequence, columns: dict[str, Callable]):
+    """A table with a row per value of `key` in `values`: its `columns`, heading → cell
+    of the rows with that value."""
+    groups = ([r for r in rows if r[key] == v] for v in values)
+    return markdown_table(
+        list(columns), ([c(rs) for c in columns.values()] for rs in groups)
+    )
 
 
-def _linear_md(rows: list[dict]) -> list[str]:
-    body = []
-    for n in _depths(rows):
-        rs = [r for r in rows if r["depth"] == n]
-        body.append(
-            [
-                str(n),
-                f"{max(r['smoothness'] for r in rs):.3f}",
-                f"{rs[-1]['smoothness']:.3f}",
-                f"{rs[-1]['loss']:.2e}",
-                f"{rs[-1]['distance_to_reference']:.2e}",
-            ]
-        )
-    head = [
-        "N",
-        "max S_N over training",
-        "final S_N",
-        "final loss",
-        "final distance to the reference",
-    ]
-    return ["## 3. Linear ResNets under gradient descent", "", *markdown_table(head, body)]
-
-
-def _memory_md(rows: list[dict]) -> list[str]:
-    curves = _curves(rows, ("method", "backward"), "depth", "temp_bytes")
-    body = [
-        [*label.split(", "), *(f"{b / 2**20:.2f} MiB" for b in ys)]
-        for label, (_, ys) in curves.items()
-    ]
-    return [
-        "## 4. Memory of one gradient step (XLA compiled memory analysis, temp bytes)",
-        "",
-        *markdown_table(["method", "backward", *(f"N = {n}" for n in _depths(rows))], body),
-    ]
-
-
-def _finetune_md(rows: list[dict]) -> list[str]:
-    body = []
-    for backward in ("backprop", "adjoint"):
-        rs = [r for r in rows if r["backward"] == backward]
-        body.append(
-            [
-                backward,
-                str(len(rs)),
-                f"{rs[0]['accuracy_before']:.4f}",
-                mean_std((r["accuracy"] for r in rs), ".4f"),
-                f"{np.mean([r['test_loss'] for r in rs]):.4f}",
-                f"{rs[0]['temp_bytes'] / 2**20:.2f} MiB",
-                f"{rs[0]['seconds_all_seeds']:.1f}",
-            ]
-        )
-    head = [
-        "backward",
-        "seeds",
-        "accuracy before",
-        "accuracy after (mean ± std)",
-        "test loss",
-        "gradient temp memory",
-        "seconds (all seeds at once)",
-    ]
+def _report(name: str, rows: list[dict], out: Path) -> list[str]:
+    """The table of experiment `name` in `summary.md`; draws its figure into `out`."""
+    if name == "distance":
+        curves = _curves(rows, ("residual", "family"), "depth", "distance")
+        _figure(out, name, curves)
+        return _pivot(["residual", "weights"], curves, "{:.2e}".format, 16)
+    if name == "adjoint":
+        curves = _curves(rows, ("method", "family", "tensor"), "depth", "relative_error")
+        _figure(out, name, {k[:2]: v for k, v in curves.items() if k[2] == "W1"})
+        return _pivot(["method", "weights", "tensor"], curves, "{:.1e}".format, 0)
+    if name == "memory":
+        curves = _curves(rows, ("method", "backward"), "depth", "temp_bytes")
+        _figure(out, name, curves)
+        return _pivot(["method", "backward"], curves, lambda b: f"{b / 2**20:.2f} MiB")
+    if name == "linear":
+        _figure(out, name, _curves(rows, ("depth",), "step", "smoothness"))
+        columns = {  # heading → cell of one depth's rows, in training order
+            "N": lambda rs: str(rs[0]["depth"]),
+            "max S_N over training": lambda rs: f"{max(r['smoothness'] for r in rs):.3f}",
+            "final S_N": lambda rs: f"{rs[-1]['smoothness']:.3f}",
+            "final loss": lambda rs: f"{rs[-1]['loss']:.2e}",
+            "final distance to the reference": lambda rs: (
+                f"{rs[-1]['distance_to_reference']:.2e}"
+            ),
+        }
+        return _grouped(rows, "depth", sorted({r["depth"] for r in rows}), columns)
+    columns = {  # finetune: heading → cell of one backward's rows, one per seed
+        "backward": lambda rs: rs[0]["backward"],
+        "seeds": lambda rs: str(len(rs)),
+        "accuracy before": lambda rs: f"{rs[0]['accuracy_before']:.4f}",
+        "accuracy after (mean ± std)": lambda rs: mean_std(
+            (r["accuracy"] for r in rs), ".4f"
+        ),
+        "test loss": lambda rs: f"{np.mean([r['test_loss'] for r in rs]):.4f}",
+        "gradient temp memory": lambda rs: f"{rs[0]['temp_bytes'] / 2**20:.2f} MiB",
+        "seconds (all seeds at once)": lambda rs: f"{rs[0]['seconds_all_seeds']:.1f}",
+    }
     diffs = [r["weights_vs_backprop"] for r in rows if "weights_vs_backprop" in r]
     return [
-        "## 5. Fine-tuning on MNIST",
-        "",
-        *markdown_table(head, body),
+        *_grouped(rows, "backward", ("backprop", "adjoint"), columns),
         "",
         f"Stage weights fine-tuned with the adjoint differ from backprop's by "
         f"{max(diffs):.1e} (relative, largest over seeds).",
     ]
 
 
-_SECTIONS = {
-    "distance": _distance_md,
-    "adjoint": _adjoint_md,
-    "linear": _linear_md,
-    "memory": _memory_md,
-    "finetune": _finetune_md,
+_FULL = {  # experiment → its rows and the full run's arguments (the rest default)
+    "distance": (distance_rows, dict(depths=(4, 8, 16, 32, 64, 128, 256, 512))),
+    "adjoint": (adjoint_rows, dict(depths=(4, 8, 16, 32, 64, 128, 256, 512))),
+    "linear": (linear_rows, dict(depths=(8, 16, 32, 64, 128, 256))),
+    "memory": (memory_rows, dict(depths=(16, 32, 64, 128, 256, 512, 1024))),
+    "finetune": (finetune_rows, {}),
 }
-
-
-def summary_markdown(results: dict[str, list[dict]]) -> str:
-    """The slopes, plateaus and memory figures of the experiments that have run."""
-    out = ["# ResNet ↔ ODE (Sander et al., NeurIPS 2022)", ""]
-    for name, section in _SECTIONS.items():
-        if rows := results.get(name):
-            out += [*section(rows), ""]
-    return "\n".join(out)
-
-
-def _figures(name: str, rows: list[dict], out: Path) -> None:
-    if name == "distance":
-        plot_lines(
-            _curves(rows, ("residual", "family"), "depth", "distance"),
-            out / "distance.png",
-            xlabel="depth N",
-            ylabel="max_n ‖x_n − x(n/N)‖",
-            title="ResNet ↔ ODE distance",
-        )
-    elif name == "adjoint":
-        plot_lines(
-            _curves(
-                [r for r in rows if r["tensor"] == "W1"],
-                ("method", "family"),
-                "depth",
-                "relative_error",
-            ),
-            out / "adjoint.png",
-            xlabel="depth N",
-            ylabel="relative gradient error (W1)",
-            title="memory-free adjoint against backprop",
-        )
-    elif name == "linear":
-        plot_lines(
-            _curves(rows, ("depth",), "step", "smoothness"),
-            out / "linear.png",
-            xlabel="gradient-descent iteration",
-            ylabel="S_N = N max_n ‖A_{n+1} − A_n‖",
-            title="linear ResNets: smoothness during gradient descent (one line per N)",
-            logx=False,
-            logy=False,
-        )
-    elif name == "memory":
-        plot_lines(
-            _curves(rows, ("method", "backward"), "depth", "temp_bytes"),
-            out / "memory.png",
-            xlabel="depth N",
-            ylabel="temporary bytes of one gradient (XLA)",
-            title="memory of backprop and of the adjoint",
-        )
-
-
-EXPERIMENTS = ("distance", "adjoint", "linear", "memory", "finetune")
-
-
-SPEC = "resnet_ode.json"
-"""What the folder's experiments were run with (`quick`), checked when it is reused."""
+EXPERIMENTS = tuple(_FULL)
+_QUICK = {  # `--quick`'s: few, shallow depths and a tiny fine-tuning run
+    "distance": dict(depths=(4, 8), dim=4, families=("iid",)),
+    "adjoint": dict(depths=(4, 8), dim=4, families=("smooth",)),
+    "linear": dict(depths=(4, 8), reference_depth=16, iterations=40),
+    "memory": dict(depths=(16, 32)),
+    "finetune": dict(depth=8, width=16, pretrain=20, iterations=20, seeds=(0, 1)),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -524,9 +411,10 @@ class ResnetOptions(AbstractOptions):
     )
     out: str | None = option(None, "output folder (default results/resnet-ode)")
     data_dir: str | None = option(
-        None, "folder with the official MNIST archives, for fine-tuning (default: "
+        None,
+        "folder with the official MNIST archives, for fine-tuning (default: "
         "$ODENESS_MNIST_DIR)",
-    )  # fmt: skip
+    )
     quick: bool = option(
         False, "smoke test: few, shallow depths and a tiny fine-tuning run"
     )
@@ -536,8 +424,9 @@ class ResnetOptions(AbstractOptions):
         return Path(self.out or "results/resnet-ode")
 
     def run(self) -> str:
-        results = run_all(self.folder, experiments=self.only, quick=self.quick,
-                          data_dir=self.data_dir)  # fmt: skip
+        results = run_all(
+            self.folder, experiments=self.only, quick=self.quick, data_dir=self.data_dir
+        )
         return f"wrote {', '.join(results)} into {self.folder} (summary.md)"
 
 
@@ -555,82 +444,44 @@ def run_all(
     folder holding experiments run with another `quick`, `FileNotFoundError` if
     fine-tuning's MNIST is missing.
     """
-    unknown = [e for e in experiments if e not in EXPERIMENTS]
-    if unknown:
+    if unknown := [e for e in experiments if e not in EXPERIMENTS]:
         raise ValueError(
             f"unknown experiment {unknown[0]!r}; expected some of {', '.join(EXPERIMENTS)}"
         )
     out = files.check_folder(out_dir, "output folder")
-    spec = {"quick": quick}
-    if (out / SPEC).exists():
-        difference = files.first_difference(files.read_json(out / SPEC), spec)
-        if difference is not None:
-            raise ValueError(
-                f"{out} holds the experiments of another run ({difference}); choose "
-                "another folder"
-            )
-    mnist = None
-    if "finetune" in experiments and not (out / "finetune.jsonl").exists():
-        mnist = load_dataset("mnist", data_dir=data_dir)  # missing data fails here
-    with files.folder_lock(out, "output folder"):
-        return _run(out, spec, experiments, quick, mnist, log)
-
-
-def _run(out, spec, experiments, quick, mnist, log) -> dict[str, list[dict]]:
-    files.write_json(out / SPEC, spec)
-    depths = (4, 8) if quick else (4, 8, 16, 32, 64, 128, 256, 512)
-    jobs: dict[str, Callable[[], list[dict]]] = {
-        "distance": lambda: _x64(
-            distance_rows,
-            depths,
-            dim=4 if quick else 16,
-            families=("iid",) if quick else tuple(FAMILIES),
-        ),
-        "adjoint": lambda: _x64(
-            adjoint_rows,
-            depths,
-            dim=4 if quick else 16,
-            families=("smooth",) if quick else ("smooth", "iid"),
-        ),
-        "linear": lambda: _x64(
-            linear_rows,
-            (4, 8) if quick else (8, 16, 32, 64, 128, 256),
-            reference_depth=16 if quick else 1024,
-            iterations=40 if quick else 2000,
-            log_every=20,
-        ),
-        "memory": lambda: _x64(
-            memory_rows, (16, 32) if quick else (16, 32, 64, 128, 256, 512, 1024)
-        ),
-        "finetune": lambda: (
-            finetune_rows(
-                data=mnist, depth=8, width=16, pretrain=20, iterations=20, seeds=(0, 1)
-            )
-            if quick
-            else finetune_rows(data=mnist)
-        ),
-    }
-    results = {}
-    for name in EXPERIMENTS:
-        path = out / f"{name}.jsonl"
-        odeness.raise_if_stopped(
-            f"before the {name} experiment: {out} keeps the finished ones", folder=out
+    spec, spec_path = {"quick": quick}, out / "resnet_ode.json"  # checked when reused
+    saved = files.read_json(spec_path) if spec_path.exists() else spec
+    if (difference := files.first_difference(saved, spec)) is not None:
+        raise ValueError(
+            f"{out} holds the experiments of another run ({difference}); choose another "
+            "folder"
         )
-        if name in experiments:
-            if path.exists():
+    needs_mnist = "finetune" in experiments and not (out / "finetune.jsonl").exists()
+    mnist = load_dataset("mnist", data_dir=data_dir) if needs_mnist else None  # fails early
+    with files.folder_lock(out, "output folder"):
+        files.write_json(spec_path, spec)
+        results = {}
+        summary = ["# ResNet ↔ ODE (Sander et al., NeurIPS 2022)", ""]
+        for name in EXPERIMENTS:
+            path = out / f"{name}.jsonl"
+            odeness.raise_if_stopped(
+                f"before the {name} experiment: {out} keeps the finished ones", folder=out
+            )
+            if name in experiments and path.exists():
                 log(f"{name}: reusing {path}")
-            else:
+            elif name in experiments:
                 start = time.perf_counter()
                 log(f"{name}: running")
-                files.write_jsonl(path, jobs[name]())
+                rows_of, arguments = _FULL[name]
+                arguments = _QUICK[name] if quick else arguments
+                data = {"data": mnist} if name == "finetune" else {}
+                with jax.enable_x64(name != "finetune"):  # see the module docstring
+                    files.write_jsonl(path, rows_of(**arguments, **data))
                 log(f"{name}: done in {time.perf_counter() - start:.0f} s")
-        if path.exists():
-            results[name] = files.read_jsonl(path)
-            _figures(name, results[name], out)
-    files.atomic_write_text(out / "summary.md", summary_markdown(results))
+            if path.exists():
+                results[name] = files.read_jsonl(path)
+                if results[name]:  # an empty experiment has no section
+                    table = _report(name, results[name], out)
+                    summary += [f"## {_TITLES[name]}", "", *table, ""]
+        files.atomic_write_text(out / "summary.md", "\n".join(summary))
     return results
-
-
-def _x64(fn, *args, **kwargs):
-    with jax.enable_x64(True):
-        return fn(*args, **kwargs)

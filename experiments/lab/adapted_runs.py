@@ -44,28 +44,18 @@ class AdaptedSeed(NamedTuple):
     """Forward function evaluations summed over training (checks excluded)."""
     check_nfe_total: int
 
+    def number(self, key: str) -> float:
+        """The number `key` of `summary.json`: a field, or one of `final`."""
+        return self.final[key] if key in self.final else getattr(self, key)
+
     def to_json(self) -> dict:
-        return {
-            "seed": self.seed,
-            **self.final,
-            "test_accuracy": self.test_accuracy,
-            "nfe_per_forward": self.nfe_per_forward,
-            "max_gap": self.max_gap,
-            "train_nfe_total": self.train_nfe_total,
-            "check_nfe_total": self.check_nfe_total,
-        }
+        fields = self._asdict()
+        return {"seed": fields.pop("seed"), **fields.pop("final"), **fields}
 
     @classmethod
     def from_json(cls, d: dict, along: Axis) -> "AdaptedSeed":
-        return cls(
-            d["seed"],
-            {key: d[key] for key, *_ in along.final},
-            d["test_accuracy"],
-            d["nfe_per_forward"],
-            d["max_gap"],
-            d["train_nfe_total"],
-            d["check_nfe_total"],
-        )
+        final = {key: d[key] for key, *_ in along.final}
+        return cls(d["seed"], final, *(d[name] for name in cls._fields[2:]))
 
 
 class AdaptedSummary(NamedTuple):
@@ -90,11 +80,10 @@ class AdaptedSummary(NamedTuple):
         return keys + [key for key, *_ in self.along.final]
 
     def mean_std(self, key: str) -> MeanStd:
-        return MeanStd.of(
-            s.final[key] if key in s.final else getattr(s, key) for s in self.seeds
-        )
+        return MeanStd.of(s.number(key) for s in self.seeds)
 
     def to_json(self) -> dict:
+        regularise = [list(p) for p in self.regularise]
         return {
             "dataset": self.dataset,
             "solver": self.solver,
@@ -104,26 +93,16 @@ class AdaptedSummary(NamedTuple):
             "seeds": [s.to_json() for s in self.seeds],
             "mean_std": {k: self.mean_std(k).to_json() for k in self.keys},
             "train_seconds": self.train_seconds,
-            **(
-                {"regularise": [list(p) for p in self.regularise]}
-                if self.regularise
-                else {}
-            ),
+            **({"regularise": regularise} if regularise else {}),
         }
 
     @classmethod
     def from_json(cls, d: dict) -> "AdaptedSummary":
         along = StepsAxis() if d["fixed"] else TolerancesAxis()
-        return cls(
-            d["dataset"],
-            d["solver"],
-            d["iterations"],
-            d["threshold"],
-            along,
-            [AdaptedSeed.from_json(s, along) for s in d["seeds"]],
-            d["train_seconds"],
-            tuple((name, value) for name, value in d.get("regularise", ())),
-        )
+        seeds = [AdaptedSeed.from_json(s, along) for s in d["seeds"]]
+        regularise = tuple((name, value) for name, value in d.get("regularise", ()))
+        given = {key: d[key] for key in (*cls._fields[:4], "train_seconds")}
+        return cls(**given, along=along, seeds=seeds, regularise=regularise)
 
     def line(self) -> str:
         """What `experiments/adapt.py` prints at the end."""
@@ -245,7 +224,52 @@ def run_adaptation(options: AdaptOptions) -> AdaptedSummary:
     odeness.check_run_folder(out, config)  # before the data set loads
     data = config.load_dataset()
     with files.folder_lock(out, "run folder"):
-        return _train_and_swap(config, out, data, solvers, factors, options, along)
+        # A finished run resumes with nothing left to train.
+        result = odeness.train(config, run_dir=out, data=data, progress=options.progress,
+                               parallel=options.parallel)  # fmt: skip
+        swap_rows, seeds = [], []
+        last = {r.seed: r for r in result.metrics}
+        for i, seed in enumerate(config.seeds):
+            integ = result.integrator_of(i)
+            swap = odeness.evaluate_solver_swap(
+                result.model(i), integ, data.x_test, data.y_test, solvers=solvers,
+                factors=factors,
+            )  # fmt: skip
+            swap_rows += [{"seed": seed, **row.to_json()} for row in swap.rows]
+            check = last[seed].check
+            assert check is not None  # an adapted run's rows
+            seeds.append(
+                AdaptedSeed(
+                    seed,
+                    along.final_values(integ.setting.control),
+                    swap.train_score,
+                    swap.train_nfe,
+                    swap.max_gap,
+                    last[seed].train_nfe_total,
+                    check.check_nfe_total,
+                )
+            )
+        files.write_jsonl(out / "swap.jsonl", swap_rows)
+        summary = AdaptedSummary(
+            config.dataset or "the data given",
+            config.solver,
+            config.iterations,
+            config.threshold,
+            along,
+            seeds,
+            round(result.metrics[-1].seconds, 1),
+            config.regularise,
+        )
+        files.write_json(out / "summary.json", summary.to_json())
+        files.atomic_write_text(out / "summary.md", summary_markdown(summary))
+        plot_adaptation(
+            [r.to_json() for r in result.metrics],
+            out / FIGURE,
+            value=along.rule_value,
+            title=f"{config.dataset}, {config.solver}, adapted "
+            f"(threshold {config.threshold}, every {config.interval} iterations)",
+        )
+    return summary
 
 
 def _plan(options: AdaptOptions):
@@ -266,86 +290,24 @@ def _plan(options: AdaptOptions):
     return config, solvers, factors, axis(control)
 
 
-def _train_and_swap(config, out, data, solvers, factors, options, along):
-    # A finished run resumes with nothing left to train.
-    result = odeness.train(config, run_dir=out, data=data, progress=options.progress,
-                           parallel=options.parallel)  # fmt: skip
-    seeds, swap_rows = _swap_seeds(config, result, data, solvers, factors, along)
-    files.write_jsonl(out / "swap.jsonl", swap_rows)
-    summary = AdaptedSummary(
-        config.dataset or "the data given",
-        config.solver,
-        config.iterations,
-        config.threshold,
-        along,
-        seeds,
-        round(result.metrics[-1].seconds, 1),
-        config.regularise,
-    )
-    files.write_json(out / "summary.json", summary.to_json())
-    files.atomic_write_text(out / "summary.md", summary_markdown(summary))
-    plot_adaptation(
-        [r.to_json() for r in result.metrics],
-        out / FIGURE,
-        value=along.rule_value,
-        title=f"{config.dataset}, {config.solver}, adapted "
-        f"(threshold {config.threshold}, every {config.interval} iterations)",
-    )
-    return summary
-
-
-def _swap_seeds(config, result, data, solvers, factors, along: Axis):
-    """Each seed's solver swap at its final integrator: its `AdaptedSeed` and rows."""
-    swap_rows, seeds = [], []
-    last = {r.seed: r for r in result.metrics}
-    for i, seed in enumerate(config.seeds):
-        integ = result.integrator_of(i)
-        swap = odeness.evaluate_solver_swap(
-            result.model(i), integ, data.x_test, data.y_test, solvers=solvers,
-            factors=factors,
-        )  # fmt: skip
-        swap_rows += [{"seed": seed, **row.to_json()} for row in swap.rows]
-        check = last[seed].check
-        assert check is not None  # an adapted run's rows
-        seeds.append(
-            AdaptedSeed(
-                seed,
-                along.final_values(integ.setting.control),
-                swap.train_score,
-                swap.train_nfe,
-                swap.max_gap,
-                last[seed].train_nfe_total,
-                check.check_nfe_total,
-            )
-        )
-    return seeds, swap_rows
+_COLUMNS = (
+    ("nfe_per_forward", "NFE / forward", ".0f", ".1f"),
+    ("test_accuracy", "test acc", ".3f", ".3f"),
+    ("max_gap", "max gap", ".3f", ".3f"),
+    ("train_nfe_total", "training NFE", ",", ",.0f"),
+)
+"""`summary.md`'s columns after the final control, as `Axis.final`'s: `(key, column,
+format of a seed, format of the mean over seeds)`."""
 
 
 def summary_markdown(summary: AdaptedSummary) -> str:
-    final = summary.along.final
-    cols = ["seed", *(column for _, column, _, _ in final)]
-    cols += ["NFE / forward", "test acc", "max gap", "training NFE"]
-    body = []
-    for s in summary.seeds:
-        cells = [str(s.seed), *(f"{s.final[key]:{fmt}}" for key, _, fmt, _ in final)]
-        cells += [
-            f"{s.nfe_per_forward:.0f}",
-            f"{s.test_accuracy:.3f}",
-            f"{s.max_gap:.3f}",
-            f"{s.train_nfe_total:,}",
-        ]
-        body.append(cells)
-
-    def ms(key, fmt):
-        return summary.mean_std(key).format(fmt)
-
-    cells = ["mean ± std", *(ms(key, fmt) for key, _, _, fmt in final)]
-    cells += [
-        ms("nfe_per_forward", ".1f"),
-        ms("test_accuracy", ".3f"),
-        ms("max_gap", ".3f"),
-        ms("train_nfe_total", ",.0f"),
+    """`summary.md`: each seed's final control and scores, and their mean ± std."""
+    columns = (*summary.along.final, *_COLUMNS)
+    body = [
+        [str(s.seed), *(f"{s.number(key):{fmt}}" for key, _, fmt, _ in columns)]
+        for s in summary.seeds
     ]
+    means = [summary.mean_std(key).format(fmt) for key, _, _, fmt in columns]
     lines = [
         f"# Adapted training: {summary.solver} on {summary.dataset}, "
         f"{summary.iterations} iterations"
@@ -356,7 +318,10 @@ def summary_markdown(summary: AdaptedSummary) -> str:
         f"{summary.threshold}); training NFE: forward evaluations summed over "
         "training (checks excluded).",
         "",
-        *markdown_table(cols, [*body, cells]),
+        *markdown_table(
+            ["seed", *(column for _, column, _, _ in columns)],
+            [*body, ["mean ± std", *means]],
+        ),
         "",
     ]
     return "\n".join(lines)

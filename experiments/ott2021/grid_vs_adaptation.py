@@ -19,10 +19,50 @@ from experiments.lab.adapted_runs import AdaptedSummary
 from experiments.lab.axes import Axis, of_spec
 from experiments.lab.markdown import markdown_table, mean_std
 from experiments.lab.options import AbstractOptions, option
-from experiments.lab.sweep_runs import read_rows, run_label
+from experiments.lab.sweep_runs import SweepRow, read_rows, run_label
 from odeness import files
 
 CONFIG, METRICS = "config.json", "metrics.jsonl"  # of a run folder (`odeness.train`)
+
+
+class FinishedSweep(NamedTuple):
+    """A finished sweep folder (`experiments/sweep.py`), as the tables read it."""
+
+    along: Axis
+    base: dict
+    """`sweep.json`'s training configuration."""
+    critical: dict
+    """`critical_step.json`."""
+    own: list[SweepRow]
+    """The rows tested with the training solver at the training control (× 1)."""
+    runs: dict[float, tuple[Path, odeness.TrainConfig]]
+    """Each grid value (as `sweep.json` gives it): its run folder and training
+    configuration."""
+
+
+def read_sweep_folder(folder: str | Path) -> FinishedSweep:
+    """The finished sweep in `folder`.
+
+    **Raises:** `FileNotFoundError` if the sweep is not finished.
+    """
+    folder = Path(folder)
+    for name in ("sweep.json", "results.jsonl", "critical_step.json"):
+        if not (folder / name).exists():
+            raise FileNotFoundError(f"{folder / name} does not exist; run the sweep first")
+    spec = files.read_json(folder / "sweep.json")
+    along, base = of_spec(spec), spec["base"]
+    config = odeness.TrainConfig.from_dict({**base, "steps": 1, "tol": None})
+    runs = {}
+    for g in spec[along.key]:
+        trained = config.controlled(along.control(g))
+        runs[g] = (folder / "runs" / run_label(trained), trained)
+    own = [
+        r
+        for r in read_rows(folder / "results.jsonl")
+        if r.test.setting.solver == base["solver"] and r.test.factor == 1.0
+    ]
+    critical = files.read_json(folder / "critical_step.json")
+    return FinishedSweep(along, base, critical, own, runs)
 
 
 def _training_nfe(run_dir: Path, config: odeness.TrainConfig) -> dict[int, int]:
@@ -61,46 +101,21 @@ def grid_row(sweep_dir: str | Path) -> GridEntry:
 
     **Raises:** `FileNotFoundError` if the sweep is not finished.
     """
-    folder = Path(sweep_dir)
-    for name in ("sweep.json", "results.jsonl", "critical_step.json"):
-        if not (folder / name).exists():
-            raise FileNotFoundError(f"{folder / name} does not exist; run the sweep first")
-    spec = files.read_json(folder / "sweep.json")
-    rows = read_rows(folder / "results.jsonl")
-    critical = files.read_json(folder / "critical_step.json")
-    along = of_spec(spec)
-    base = spec["base"]
-    grid = spec[along.key]
-    star = critical[along.star_key]
-    config = odeness.TrainConfig.from_dict({**base, "steps": 1, "tol": None})
-    totals = []
-    for g in grid:
-        trained = config.controlled(along.control(g))
-        totals.append(_training_nfe(folder / "runs" / run_label(trained), trained))
-    entry = GridEntry(
-        base["dataset"],
-        base["solver"],
-        base["iterations"],
-        along,
-        star,
-        grid,
-        [sum(t[s] for t in totals) for s in base["seeds"]],
-    )
+    sweep = read_sweep_folder(sweep_dir)
+    base, along = sweep.base, sweep.along
+    star = sweep.critical[along.star_key]
+    totals = {g: _training_nfe(*run) for g, run in sweep.runs.items()}
+    whole = [sum(t[s] for t in totals.values()) for s in base["seeds"]]
+    first, grid = {key: base[key] for key in GridEntry._fields[:3]}, list(sweep.runs)
+    entry = GridEntry(**first, along=along, star=star, grid=grid, grid_training_nfe=whole)
     if star is None:
         return entry
-    chosen = {
-        r.seed: r
-        for r in rows
-        if r.value == star
-        and r.test.setting.solver == base["solver"]
-        and r.test.factor == 1.0
-    }
+    chosen = {r.seed: r for r in sweep.own if r.value == star}
     seeds = sorted(chosen)
-    star_total = totals[grid.index(star)]
     return entry._replace(
         test_accuracy=[chosen[s].accuracy for s in seeds],
         nfe_per_forward=[chosen[s].nfe for s in seeds],
-        training_nfe=[star_total[s] for s in seeds],
+        training_nfe=[totals[star][s] for s in seeds],
     )
 
 
@@ -136,41 +151,41 @@ def _grid_cells(grid: GridEntry) -> list[str]:
     if grid.star is None:
         no_ode = f"no ODE on the grid {grid.grid}"
         return [*first, "grid search", str(grid.iterations), no_ode, *["–"] * 6]
-    star = grid.along.star_cell(grid.star)
     whole = f"(whole grid {np.mean(grid.grid_training_nfe):,.0f})"
-    per_iteration = [t / grid.iterations for t in grid.training_nfe]
     return [
         *first,
         f"grid search ({grid.along.star_symbol}*)",
         str(grid.iterations),
-        star,
+        grid.along.star_cell(grid.star),
         mean_std(grid.nfe_per_forward, ".1f"),
         mean_std(grid.test_accuracy, ".3f"),
         f"{mean_std(grid.training_nfe, ',.0f')} {whole}",
-        mean_std(per_iteration, ".1f"),
+        mean_std((t / grid.iterations for t in grid.training_nfe), ".1f"),
         "1",
         "–",
     ]
 
 
 def _adapted_cells(entry: AdaptedEntry, star_nfe: float | None) -> list[str]:
-    summary, seeds = entry.summary, entry.summary.seeds
-    nfe = [s.train_nfe_total for s in seeds]
+    summary = entry.summary
+
+    def ms(key: str, fmt: str) -> str:
+        return summary.mean_std(key).format(fmt)
+
+    nfe = summary.mean_std("train_nfe_total").mean
+    checked = (s.train_nfe_total + s.check_nfe_total for s in summary.seeds)
     return [
         summary.dataset,
         summary.solver,
         f"adapted from {entry.start}",
         str(summary.iterations),
-        mean_std((s.final[summary.along.rule_value] for s in seeds), summary.along.brief),
-        mean_std((s.nfe_per_forward for s in seeds), ".1f"),
-        mean_std((s.test_accuracy for s in seeds), ".3f"),
-        mean_std(nfe, ",.0f"),
-        mean_std(
-            ((s.train_nfe_total + s.check_nfe_total) / summary.iterations for s in seeds),
-            ".1f",
-        ),
-        "–" if star_nfe is None else f"{np.mean(nfe) / star_nfe:.2f}",
-        mean_std((s.check_nfe_total for s in seeds), ",.0f"),
+        ms(summary.along.rule_value, summary.along.brief),
+        ms("nfe_per_forward", ".1f"),
+        ms("test_accuracy", ".3f"),
+        ms("train_nfe_total", ",.0f"),
+        mean_std((n / summary.iterations for n in checked), ".1f"),
+        "–" if star_nfe is None else f"{nfe / star_nfe:.2f}",
+        ms("check_nfe_total", ",.0f"),
     ]
 
 
@@ -194,11 +209,10 @@ def table_markdown(entries: list[tuple[GridEntry, list[AdaptedEntry]]]) -> str:
         "from the start given. NFE per forward: vector-field evaluations of one forward "
         "solve at the end of training (test set); training NFE: forward evaluations "
         "summed over all training iterations (the adapted runs' checks listed "
-        "separately); NFE per iteration, "
-        "checks included: every forward evaluation over the course of training (the "
-        "training solves and the adaptation's checks) divided by the iterations, as the "
-        "paper's Table 1 counts it; '÷ h*': the adapted run's training NFE over that of "
-        "the run at h* (tol*).",
+        "separately); NFE per iteration, checks included: every forward evaluation over "
+        "the course of training (the training solves and the adaptation's checks) "
+        "divided by the iterations, as the paper's Table 1 counts it; '÷ h*': the "
+        "adapted run's training NFE over that of the run at h* (tol*).",
         "",
         *markdown_table(head, body),
     ]

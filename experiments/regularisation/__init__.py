@@ -19,6 +19,8 @@ runs them, into `results/regularisation/`:
    of the documentation.
 """
 
+import functools
+
 from experiments.lab.adapted_runs import AdaptOptions
 from experiments.lab.runner import Group, Study
 from experiments.lab.sweep_runs import STEPS, SweepOptions
@@ -54,6 +56,11 @@ def _regularise(name: str, value: float | None) -> tuple[tuple[str, float], ...]
     return () if value is None else ((name, float(value)),)
 
 
+def _each(study, weights: dict[str, tuple[float, ...]]) -> tuple[Study, ...]:
+    """`study(name, weight)` without a regulariser, then with each of `weights`."""
+    return (study("none", None), *(study(n, v) for n, vs in weights.items() for v in vs))
+
+
 def _search(name: str, value: float | None) -> Study:
     what = "without a regulariser" if value is None else f"{name} {value:g}"
     return Study(
@@ -68,10 +75,7 @@ def _search(name: str, value: float | None) -> Study:
     )
 
 
-SEARCH = (
-    _search("none", None),
-    *(_search(n, v) for n, values in SEARCH_WEIGHTS.items() for v in values),
-)
+SEARCH = _each(_search, SEARCH_WEIGHTS)
 """Step 1: without, and each regulariser at each weight of `SEARCH_WEIGHTS`."""
 
 
@@ -84,10 +88,7 @@ def _euler(name: str, value: float | None) -> Study:
     )
 
 
-EULER = (
-    _euler("none", None),
-    *(_euler(n, v) for n, values in WEIGHTS.items() for v in values),
-)
+EULER = _each(_euler, WEIGHTS)
 """Step 2: the Euler sweeps, without and with each regulariser at each weight."""
 
 DOPRI5_TOL = 1e-3
@@ -115,10 +116,9 @@ def _dopri5(name: str, value: float | None, dataset: str = "sphere2") -> Study:
     )
 
 
-DOPRI5 = (
-    _dopri5("none", None),
-    *(_dopri5(n, values[-1]) for n, values in WEIGHTS.items()),
-)
+_LARGER = {name: values[-1:] for name, values in WEIGHTS.items()}
+"""Each regulariser at its larger weight."""
+DOPRI5 = _each(_dopri5, _LARGER)
 """Step 3: dopri5 training, without and with each regulariser at its larger weight."""
 
 ADAPT = Study(
@@ -128,10 +128,7 @@ ADAPT = Study(
 )
 """Step 4: the paper's cure, for its NFE per iteration."""
 
-MNIST = (
-    _dopri5("none", None, "mnist"),
-    *(_dopri5(n, values[-1], "mnist") for n, values in WEIGHTS.items()),
-)
+MNIST = _each(functools.partial(_dopri5, dataset="mnist"), _LARGER)
 """Step 5: the papers' claim on MNIST."""
 
 from experiments.regularisation.comparison import CompareOptions  # noqa: E402 (it reads the above)

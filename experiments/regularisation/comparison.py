@@ -20,13 +20,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-import odeness
 from experiments.lab.adapted_runs import AdaptedSummary
-from experiments.lab.axes import of_spec
 from experiments.lab.figures import pyplot, save_figure
 from experiments.lab.markdown import markdown_table, mean_std, write_results
 from experiments.lab.options import AbstractOptions, option
-from experiments.lab.sweep_runs import read_rows, run_label
+from experiments.ott2021.grid_vs_adaptation import read_sweep_folder
 from odeness import files
 
 SIMILAR = 0.01
@@ -66,73 +64,46 @@ def read_sweep(folder: str | Path) -> SweepEntry:
 
     **Raises:** `FileNotFoundError` if the sweep is not finished.
     """
-    folder = Path(folder)
-    for name in ("sweep.json", "results.jsonl", "critical_step.json"):
-        if not (folder / name).exists():
-            raise FileNotFoundError(f"{folder / name} does not exist; run the sweep first")
-    spec = files.read_json(folder / "sweep.json")
-    base = spec["base"]
-    along = of_spec(spec)
-    grid = [float(g) for g in spec[along.key]]
-    regularise = base.get("regularise", [])
+    sweep = read_sweep_folder(folder)
+    regularise = sweep.base.get("regularise", [])
     if len(regularise) > 1:
         raise ValueError(
             f"{folder} trains with {len(regularise)} regularisers; expected one"
         )
     name, weight = regularise[0] if regularise else ("none", None)
-    own = [
-        r
-        for r in read_rows(folder / "results.jsonl")
-        if r.test.setting.solver == base["solver"] and r.test.factor == 1.0
-    ]
-    by_value = {g: [r for r in own if r.value == g] for g in grid}
-    penalty_nfe, seconds = {}, {}
-    config = odeness.TrainConfig.from_dict({**base, "steps": 1, "tol": None})
-    for g in grid:
-        trained = config.controlled(along.control(g))
-        last = files.read_jsonl(folder / "runs" / run_label(trained) / "metrics.jsonl")[-1]
-        penalty_nfe[g] = float(last.get("penalty_nfe", 0))
-        seconds[g] = last["seconds"] / last["step"]
-    critical = files.read_json(folder / "critical_step.json")
+    grid = [float(g) for g in sweep.runs]
+    last = {
+        float(g): files.read_jsonl(run / "metrics.jsonl")[-1]
+        for g, (run, _) in sweep.runs.items()
+    }
+
+    def measured(field: str) -> dict[float, list[float]]:
+        return {g: [getattr(r, field) for r in sweep.own if r.value == g] for g in grid}
+
     return SweepEntry(
         name,
         weight,
-        base["iterations"],
+        sweep.base["iterations"],
         grid,
-        critical.get("h_star"),
-        {g: [r.max_gap for r in rows] for g, rows in by_value.items()},
-        {g: [r.accuracy for r in rows] for g, rows in by_value.items()},
-        {g: [r.nfe for r in rows] for g, rows in by_value.items()},
-        penalty_nfe,
-        seconds,
+        sweep.critical.get("h_star"),
+        measured("max_gap"),
+        measured("accuracy"),
+        measured("nfe"),
+        {g: float(row.get("penalty_nfe", 0)) for g, row in last.items()},
+        {g: row["seconds"] / row["step"] for g, row in last.items()},
     )
-
-
-def _finished(studies, results: Path) -> tuple[list[SweepEntry], list[str]]:
-    """The entries of the studies' folders that are finished, and the names of the rest."""
-    entries, missing = [], []
-    for study in studies:
-        try:
-            entries.append(read_sweep(study.folder(results)))
-        except FileNotFoundError:
-            missing.append(study.name)
-    return entries, missing
-
-
-def _seeds(k: int) -> str:
-    return "one seed" if k == 1 else f"{k} seeds"
-
-
-def _iterations(e: "SweepEntry") -> str:
-    return f"{e.iterations:,} training iterations"
-
-
-def _steps(n: float) -> str:
-    return f"1/{int(n)}"
 
 
 def _cell(values: list[float], fmt: str = ".3f") -> str:
     return "–" if not values else mean_std(values, fmt)
+
+
+def _time(e: SweepEntry, none: SweepEntry, n: float) -> str:
+    """The training time per iteration at `n` steps, and its ratio to that of `none`."""
+    if n not in e.seconds_per_iteration or n not in none.seconds_per_iteration:
+        return "–"
+    seconds = e.seconds_per_iteration[n]
+    return f"{1e3 * seconds:.2f} ({seconds / none.seconds_per_iteration[n]:.2f}×)"
 
 
 def search_table(entries: list[SweepEntry]) -> list[str]:
@@ -140,13 +111,8 @@ def search_table(entries: list[SweepEntry]) -> list[str]:
     body = []
     for e in entries:
         (n,) = e.grid
-        ratio = e.seconds_per_iteration[n] / entries[0].seconds_per_iteration[n]
-        body.append([
-            e.label,
-            f"{e.accuracy[n][0]:.3f}",
-            f"{e.max_gap[n][0]:.3f}",
-            f"{1e3 * e.seconds_per_iteration[n]:.2f} ({ratio:.2f}×)",
-        ])  # fmt: skip
+        body.append([e.label, f"{e.accuracy[n][0]:.3f}", f"{e.max_gap[n][0]:.3f}",
+                     _time(e, entries[0], n)])  # fmt: skip
     head = ["regulariser", "test accuracy", "max gap", "ms per iteration (÷ none)"]
     return markdown_table(head, body)
 
@@ -154,38 +120,39 @@ def search_table(entries: list[SweepEntry]) -> list[str]:
 def sweep_tables(entries: list[SweepEntry], threshold: float) -> list[str]:
     """The critical step size, and the max gap and accuracy at each step count."""
     none = entries[0]
-    body = []
-    for e in entries:
-        star = "none on the grid" if e.h_star is None else _steps(round(1 / e.h_star))
-        n = float(TIMED_STEPS)
-        if n in e.seconds_per_iteration and n in none.seconds_per_iteration:
-            ms = 1e3 * e.seconds_per_iteration[n]
-            time = f"{ms:.2f} ({ms / (1e3 * none.seconds_per_iteration[n]):.2f}×)"
-        else:
-            time = "–"
-        worst = min(np.mean(e.accuracy[g]) for g in e.grid)
-        body.append([e.label, star, f"{worst:.3f}", time])
+    body = [
+        [
+            e.label,
+            "none on the grid" if e.h_star is None else f"1/{round(1 / e.h_star)}",
+            f"{min(np.mean(e.accuracy[g]) for g in e.grid):.3f}",
+            _time(e, none, float(TIMED_STEPS)),
+        ]
+        for e in entries
+    ]
+    head = ["regulariser", *(f"n = {int(g)}" for g in none.grid)]
+
+    def by_steps(field: str, fmt: str) -> list[str]:
+        rows = [
+            [e.label, *(_cell(getattr(e, field).get(g, []), fmt) for g in none.grid)]
+            for e in entries
+        ]
+        return markdown_table(head, rows)
+
     lines = markdown_table(
         ["regulariser", "h*", "lowest test accuracy on the grid",
          f"ms per iteration at {TIMED_STEPS} steps (÷ none)"],
         body,
     )  # fmt: skip
-    grid = none.grid
-    head = ["regulariser", *(f"n = {int(g)}" for g in grid)]
-    gaps = [[e.label, *(_cell(e.max_gap.get(g, []), ".2f") for g in grid)] for e in entries]
-    accs = [
-        [e.label, *(_cell(e.accuracy.get(g, []), ".3f") for g in grid)] for e in entries
-    ]
     return [
         *lines,
         "",
         f"Max gap (mean ± std over seeds; an ODE where ≤ {threshold:g}):",
         "",
-        *markdown_table(head, gaps),
+        *by_steps("max_gap", ".2f"),
         "",
         "Test accuracy with the training solver (mean ± std over seeds):",
         "",
-        *markdown_table(head, accs),
+        *by_steps("accuracy", ".3f"),
     ]
 
 
@@ -197,18 +164,17 @@ def cheapest_table(entries: list[SweepEntry], adapted: AdaptedSummary | None) ->
             body.append([e.label, "no ODE on the grid", "–", "–"])
             continue
         n = float(round(1 / e.h_star))
-        per_iteration = n + e.penalty_nfe[n]
         extra = e.penalty_nfe[n]
-        evaluations = f"{per_iteration:g}" + (f" ({n:g} + {extra:g})" if extra else "")
-        body.append([f"grid, {e.label}", f"h* = {_steps(n)}", evaluations,
+        evaluations = f"{n + extra:g}" + (f" ({n:g} + {extra:g})" if extra else "")
+        body.append([f"grid, {e.label}", f"h* = 1/{n:g}", evaluations,
                      mean_std(e.accuracy[n])])  # fmt: skip
     if adapted is not None:
         seeds, its = adapted.seeds, adapted.iterations
         body.append([
             "step-size adaptation",
-            f"final h = {mean_std((s.final['dt'] for s in seeds), '.3g')}",
+            f"final h = {adapted.mean_std('dt').format('.3g')}",
             mean_std(((s.train_nfe_total + s.check_nfe_total) / its for s in seeds), ".1f"),
-            mean_std(s.test_accuracy for s in seeds),
+            adapted.mean_std("test_accuracy").format(),
         ])  # fmt: skip
     head = ["cure", "step", "evaluations per iteration", "test accuracy"]
     return markdown_table(head, body)
@@ -273,34 +239,26 @@ def plot_max_gap(entries: list[SweepEntry], path: Path, threshold: float) -> Non
         threshold, color="grey", lw=0.8, linestyle=":", label=f"threshold {threshold:g}"
     )
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("training steps n (h = 1/n)")
-    ax.set_ylabel("max gap (mean over seeds)")
+    ax.set(xlabel="training steps n (h = 1/n)", ylabel="max gap (mean over seeds)")
     ax.set_title("Euler on spheres 2-D: max gap by regulariser", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
     save_figure(fig, path)
 
 
-def _numbers(entries: list[SweepEntry]) -> list[dict]:
-    return [
-        {
-            "regulariser": e.regulariser,
-            "weight": e.weight,
-            "h_star": e.h_star,
-            **{
-                key: {f"{g:g}": float(np.mean(v[g])) for g in e.grid if v[g]}
-                for key, v in (
-                    ("max_gap", e.max_gap),
-                    ("accuracy", e.accuracy),
-                    ("nfe", e.nfe),
-                )
-            },
-            "seconds_per_iteration": {
-                f"{g:g}": s for g, s in e.seconds_per_iteration.items()
-            },
-        }
-        for e in entries
-    ]
+def _numbers(e: SweepEntry) -> dict:
+    """An entry's means over seeds in `comparison.json`."""
+    means = {
+        key: {f"{g:g}": float(np.mean(v)) for g, v in getattr(e, key).items() if v}
+        for key in ("max_gap", "accuracy", "nfe")
+    }
+    return {
+        "regulariser": e.regulariser,
+        "weight": e.weight,
+        "h_star": e.h_star,
+        **means,
+        "seconds_per_iteration": {f"{g:g}": s for g, s in e.seconds_per_iteration.items()},
+    }
 
 
 def compare(results: str | Path, out: str | Path, *, threshold: float = 0.1) -> str:
@@ -309,6 +267,10 @@ def compare(results: str | Path, out: str | Path, *, threshold: float = 0.1) -> 
     from experiments.regularisation import ADAPT, DOPRI5, EULER, MNIST, SEARCH
 
     results, out = Path(results), Path(out)
+    summary = ADAPT.folder(results) / "summary.json"
+    adapted = (
+        AdaptedSummary.from_json(files.read_json(summary)) if summary.exists() else None
+    )
     sections, numbers, missing = [], {}, []
     parts = (
         ("search", SEARCH, "The weight search: Euler at 8 steps", search_table),
@@ -316,38 +278,34 @@ def compare(results: str | Path, out: str | Path, *, threshold: float = 0.1) -> 
         ("dopri5", DOPRI5, "dopri5 at one tolerance, spheres 2-D", claim_table),
         ("mnist", MNIST, "dopri5 at one tolerance, MNIST (C = 16)", claim_table),
     )  # fmt: skip
-    found = {}
     for key, studies, title, table in parts:
-        entries, absent = _finished(studies, results)
-        missing += absent
+        entries = []
+        for study in studies:
+            try:
+                entries.append(read_sweep(study.folder(results)))
+            except FileNotFoundError:
+                missing.append(study.name)
         if not entries or entries[0].weight is not None:  # no baseline: nothing to compare
             continue
-        found[key] = entries
-        numbers[key] = _numbers(entries)
-        seeds = len(entries[0].accuracy[entries[0].grid[0]])
-        sections += [f"## {title}", "", f"{_seeds(seeds)}, {_iterations(entries[0])}.", "",
-                     *table(entries), ""]  # fmt: skip
-    adapted = None
-    if (ADAPT.folder(results) / "summary.json").exists():
-        adapted = AdaptedSummary.from_json(
-            files.read_json(ADAPT.folder(results) / "summary.json")
-        )
-    else:
+        numbers[key] = [_numbers(e) for e in entries]
+        if key == "euler":
+            sections += [
+                "## The cheapest way to an ODE",
+                "",
+                "Each cure at the coarsest training step that is an ODE: vector-field "
+                "evaluations per training iteration (the penalty's extra passes, and the "
+                "adaptation's checks, included).",
+                "",
+                *cheapest_table(entries, adapted),
+                "",
+            ]
+            plot_max_gap(entries, out / "max_gap.png", threshold)
+        k = len(entries[0].accuracy[entries[0].grid[0]])
+        seeds = "one seed" if k == 1 else f"{k} seeds"
+        sections += [f"## {title}", "", f"{seeds}, {entries[0].iterations:,} training "
+                     "iterations.", "", *table(entries), ""]  # fmt: skip
+    if adapted is None:
         missing.append(ADAPT.name)
-    if "euler" in found:
-        cheapest = cheapest_table(found["euler"], adapted)
-        i = sections.index("## The Euler sweeps")
-        sections[i:i] = [
-            "## The cheapest way to an ODE",
-            "",
-            "Each cure at the coarsest training step that is an ODE: vector-field "
-            "evaluations per training iteration (the penalty's extra passes, and the "
-            "adaptation's checks, included).",
-            "",
-            *cheapest,
-            "",
-        ]
-        plot_max_gap(found["euler"], out / "max_gap.png", threshold)
     lines = [
         "# Regularisers and the critical step size",
         "",

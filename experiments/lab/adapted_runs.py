@@ -225,16 +225,25 @@ def run_adaptation(options: AdaptOptions) -> AdaptedSummary:
     data = config.load_dataset()
     with files.folder_lock(out, "run folder"):
         # A finished run resumes with nothing left to train.
-        result = odeness.train(config, run_dir=out, data=data, progress=options.progress,
-                               parallel=options.parallel)  # fmt: skip
+        result = odeness.train(
+            config,
+            run_dir=out,
+            data=data,
+            progress=options.progress,
+            parallel=options.parallel,
+        )
         swap_rows, seeds = [], []
         last = {r.seed: r for r in result.metrics}
         for i, seed in enumerate(config.seeds):
             integ = result.integrator_of(i)
             swap = odeness.evaluate_solver_swap(
-                result.model(i), integ, data.x_test, data.y_test, solvers=solvers,
+                result.model(i),
+                integ,
+                data.x_test,
+                data.y_test,
+                solvers=solvers,
                 factors=factors,
-            )  # fmt: skip
+            )
             swap_rows += [{"seed": seed, **row.to_json()} for row in swap.rows]
             check = last[seed].check
             assert check is not None  # an adapted run's rows

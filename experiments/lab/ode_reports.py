@@ -394,9 +394,15 @@ class ReportOptions(AbstractOptions):
         config, seed = run.config, seeds[self.seed_index]
         title = f"{config.dataset}, {config.solver} {config.label}, seed {seed}"
         with files.folder_lock(out, "--out"):
-            numbers = ode_report(run.model(self.seed_index), run.integrator, data, out,
-                                 title=title, max_points=self.points,
-                                 det_points=self.det_points)  # fmt: skip
+            numbers = ode_report(
+                run.model(self.seed_index),
+                run.integrator,
+                data,
+                out,
+                title=title,
+                max_points=self.points,
+                det_points=self.det_points,
+            )
         d = numbers.diagnosis
         return (
             f"wrote {out / 'report.md'}: accuracy {numbers.swap.train_score:.3f}, "

@@ -330,9 +330,14 @@ def _run_plan(plan: _Plan, out: Path, data, options: SweepOptions) -> list[Sweep
         t0 = time.perf_counter()
         try:
             # Resumes from the checkpoint; a finished run returns at once.
-            result = odeness.train(config, run_dir=run_dir, data=data,
-                                   progress=options.progress, progress_position=slot,
-                                   parallel=options.parallel)  # fmt: skip
+            result = odeness.train(
+                config,
+                run_dir=run_dir,
+                data=data,
+                progress=options.progress,
+                progress_position=slot,
+                parallel=options.parallel,
+            )
             t1 = time.perf_counter()
             swaps = [
                 swap(result.model(j), result.integrator) for j in range(len(config.seeds))
@@ -362,9 +367,15 @@ def _run_plan(plan: _Plan, out: Path, data, options: SweepOptions) -> list[Sweep
     rows = [row for r in results if not isinstance(r, Failure) for row in r]
     failures = [r for r in results if isinstance(r, Failure)]
     base = plan.configs[0]
-    write_summary(rows, out, threshold=options.threshold, along=plan.axis,
-                  train_solver=base.solver, regularise=base.regularise,
-                  failures=failures)  # fmt: skip
+    write_summary(
+        rows,
+        out,
+        threshold=options.threshold,
+        along=plan.axis,
+        train_solver=base.solver,
+        regularise=base.regularise,
+        failures=failures,
+    )
     if failures:
         raise odeness.RunFailed(
             f"{len(failures)} of {len(plan.configs)} training configurations gave no "
@@ -473,9 +484,13 @@ def write_summary(
     files.write_json(out / "critical_step.json", critical)
     files.atomic_write_text(out / "summary.md", "\n".join(lines))
     if rows:
-        plot_swap_sweep(swap_curves(rows, along), out / FIGURE, xlabel=along.x_label,
-                        base=along.x_base,
-                        title=f"trained with {train_solver}; mean over seeds")  # fmt: skip
+        plot_swap_sweep(
+            swap_curves(rows, along),
+            out / FIGURE,
+            xlabel=along.x_label,
+            base=along.x_base,
+            title=f"trained with {train_solver}; mean over seeds",
+        )
 
 
 def swap_curves(rows: Sequence[SweepRow], along: Axis) -> list[SwapCurve]:
@@ -495,10 +510,15 @@ def swap_curves(rows: Sequence[SweepRow], along: Axis) -> list[SwapCurve]:
             if test_solver == train_rows[0].train.solver:
                 star = (train, float(np.mean(_per_seed(train_rows, lambda r: r.accuracy))))
             curves.append(
-                SwapCurve(test_solver, f"{along.symbol}={along.cell(train)}", xs,
-                          [float(np.mean(a)) for a in accuracy],
-                          [float(np.std(a)) for a in accuracy], star)
-            )  # fmt: skip
+                SwapCurve(
+                    test_solver,
+                    f"{along.symbol}={along.cell(train)}",
+                    xs,
+                    [float(np.mean(a)) for a in accuracy],
+                    [float(np.std(a)) for a in accuracy],
+                    star,
+                )
+            )
     return curves
 
 

@@ -128,15 +128,21 @@ TABLE1_ROWS = ((SWEEP_EULER, (ADAPT_EULER,)), (SWEEP_DOPRI5, ADAPT_DOPRI5))
 TABLE1 = Group(
     "table1",
     "Table 1: grid search against adaptation, spheres 2-D (Euler and dopri5)",
-    (*(s for sweep, adapted in TABLE1_ROWS for s in (sweep, *adapted)),
-     _table("table1-write", TABLE1_ROWS)),
-)  # fmt: skip
+    (
+        *(s for sweep, adapted in TABLE1_ROWS for s in (sweep, *adapted)),
+        _table("table1-write", TABLE1_ROWS),
+    ),
+)
 TABLE1_MNIST = Group(
     "table1-mnist",
     "Table 1 with its MNIST row",
-    (*TABLE1.members[:-1], SWEEP_MNIST, ADAPT_MNIST,
-     _table("table1-mnist-write", (*TABLE1_ROWS, (SWEEP_MNIST, (ADAPT_MNIST,))))),
-)  # fmt: skip
+    (
+        *TABLE1.members[:-1],
+        SWEEP_MNIST,
+        ADAPT_MNIST,
+        _table("table1-mnist-write", (*TABLE1_ROWS, (SWEEP_MNIST, (ADAPT_MNIST,)))),
+    ),
+)
 REPORT = Study(
     "report-euler-n0008",
     "the ODE-ness report of the Euler sweep's 8-step model (seed 0)",
@@ -150,9 +156,19 @@ SWEEP_SPHERES = Group(
 OTT2021 = Group(
     "ott2021",
     "every table and figure of Ott et al.",
-    (FIGURE3, FIGURE2, FIGURE1, SWEEP_EULER, REPORT, TABLE1, SWEEP_RK4, SWEEP_FEHLBERG2,
-     SWEEP_EULER_BACKSOLVE, SWEEP_SPHERES),
-)  # fmt: skip
+    (
+        FIGURE3,
+        FIGURE2,
+        FIGURE1,
+        SWEEP_EULER,
+        REPORT,
+        TABLE1,
+        SWEEP_RK4,
+        SWEEP_FEHLBERG2,
+        SWEEP_EULER_BACKSOLVE,
+        SWEEP_SPHERES,
+    ),
+)
 """Every stage of `make ott2021`, in order (each resumes; finished runs are reused)."""
 
 STUDIES = (*OTT2021.studies(), SWEEP_MIDPOINT)

@@ -192,9 +192,19 @@ def _adapted_cells(entry: AdaptedEntry, star_nfe: float | None) -> list[str]:
 def table_markdown(entries: list[tuple[GridEntry, list[AdaptedEntry]]]) -> str:
     """The table from `(grid_row, [adapted_row, ...])` pairs: each grid search followed
     by the adapted runs of the same data set and solver (e.g. from several starts)."""
-    head = ["data set", "solver", "method", "iterations", "final h / tol",
-            "NFE per forward", "test accuracy", "training NFE",
-            "NFE per iteration, checks included", "÷ h*", "checks' NFE"]  # fmt: skip
+    head = [
+        "data set",
+        "solver",
+        "method",
+        "iterations",
+        "final h / tol",
+        "NFE per forward",
+        "test accuracy",
+        "training NFE",
+        "NFE per iteration, checks included",
+        "÷ h*",
+        "checks' NFE",
+    ]
     body = []
     for grid, adapteds in entries:
         star_nfe = None if grid.star is None else float(np.mean(grid.training_nfe))

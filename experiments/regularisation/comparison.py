@@ -111,8 +111,14 @@ def search_table(entries: list[SweepEntry]) -> list[str]:
     body = []
     for e in entries:
         (n,) = e.grid
-        body.append([e.label, f"{e.accuracy[n][0]:.3f}", f"{e.max_gap[n][0]:.3f}",
-                     _time(e, entries[0], n)])  # fmt: skip
+        body.append(
+            [
+                e.label,
+                f"{e.accuracy[n][0]:.3f}",
+                f"{e.max_gap[n][0]:.3f}",
+                _time(e, entries[0], n),
+            ]
+        )
     head = ["regulariser", "test accuracy", "max gap", "ms per iteration (÷ none)"]
     return markdown_table(head, body)
 
@@ -139,10 +145,14 @@ def sweep_tables(entries: list[SweepEntry], threshold: float) -> list[str]:
         return markdown_table(head, rows)
 
     lines = markdown_table(
-        ["regulariser", "h*", "lowest test accuracy on the grid",
-         f"ms per iteration at {TIMED_STEPS} steps (÷ none)"],
+        [
+            "regulariser",
+            "h*",
+            "lowest test accuracy on the grid",
+            f"ms per iteration at {TIMED_STEPS} steps (÷ none)",
+        ],
         body,
-    )  # fmt: skip
+    )
     return [
         *lines,
         "",
@@ -166,16 +176,21 @@ def cheapest_table(entries: list[SweepEntry], adapted: AdaptedSummary | None) ->
         n = float(round(1 / e.h_star))
         extra = e.penalty_nfe[n]
         evaluations = f"{n + extra:g}" + (f" ({n:g} + {extra:g})" if extra else "")
-        body.append([f"grid, {e.label}", f"h* = 1/{n:g}", evaluations,
-                     mean_std(e.accuracy[n])])  # fmt: skip
+        body.append(
+            [f"grid, {e.label}", f"h* = 1/{n:g}", evaluations, mean_std(e.accuracy[n])]
+        )
     if adapted is not None:
         seeds, its = adapted.seeds, adapted.iterations
-        body.append([
-            "step-size adaptation",
-            f"final h = {adapted.mean_std('dt').format('.3g')}",
-            mean_std(((s.train_nfe_total + s.check_nfe_total) / its for s in seeds), ".1f"),
-            adapted.mean_std("test_accuracy").format(),
-        ])  # fmt: skip
+        body.append(
+            [
+                "step-size adaptation",
+                f"final h = {adapted.mean_std('dt').format('.3g')}",
+                mean_std(
+                    ((s.train_nfe_total + s.check_nfe_total) / its for s in seeds), ".1f"
+                ),
+                adapted.mean_std("test_accuracy").format(),
+            ]
+        )
     head = ["cure", "step", "evaluations per iteration", "test accuracy"]
     return markdown_table(head, body)
 
@@ -197,20 +212,28 @@ def claim_rows(entries: list[SweepEntry]) -> list[list[str]]:
             verdict = "fewer evaluations, lower accuracy"
         else:
             verdict = "no"
-        body.append([
-            e.label,
-            _cell(e.nfe[tol], ".1f"),
-            f"{nfe / base_nfe:.2f}",
-            _cell(e.accuracy[tol]),
-            _cell(e.max_gap[tol], ".3f"),
-            verdict,
-        ])  # fmt: skip
+        body.append(
+            [
+                e.label,
+                _cell(e.nfe[tol], ".1f"),
+                f"{nfe / base_nfe:.2f}",
+                _cell(e.accuracy[tol]),
+                _cell(e.max_gap[tol], ".3f"),
+                verdict,
+            ]
+        )
     return body
 
 
 def claim_table(entries: list[SweepEntry]) -> list[str]:
-    head = ["regulariser", "evaluations per forward", "÷ none", "test accuracy",
-            "max gap", "fewer evaluations at a similar accuracy"]  # fmt: skip
+    head = [
+        "regulariser",
+        "evaluations per forward",
+        "÷ none",
+        "test accuracy",
+        "max gap",
+        "fewer evaluations at a similar accuracy",
+    ]
     return markdown_table(head, claim_rows(entries))
 
 
@@ -277,7 +300,7 @@ def compare(results: str | Path, out: str | Path, *, threshold: float = 0.1) -> 
         ("euler", EULER, "The Euler sweeps", lambda e: sweep_tables(e, threshold)),
         ("dopri5", DOPRI5, "dopri5 at one tolerance, spheres 2-D", claim_table),
         ("mnist", MNIST, "dopri5 at one tolerance, MNIST (C = 16)", claim_table),
-    )  # fmt: skip
+    )
     for key, studies, title, table in parts:
         entries = []
         for study in studies:
@@ -302,8 +325,14 @@ def compare(results: str | Path, out: str | Path, *, threshold: float = 0.1) -> 
             plot_max_gap(entries, out / "max_gap.png", threshold)
         k = len(entries[0].accuracy[entries[0].grid[0]])
         seeds = "one seed" if k == 1 else f"{k} seeds"
-        sections += [f"## {title}", "", f"{seeds}, {entries[0].iterations:,} training "
-                     "iterations.", "", *table(entries), ""]  # fmt: skip
+        sections += [
+            f"## {title}",
+            "",
+            f"{seeds}, {entries[0].iterations:,} training iterations.",
+            "",
+            *table(entries),
+            "",
+        ]
     if adapted is None:
         missing.append(ADAPT.name)
     lines = [

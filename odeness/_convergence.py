@@ -323,9 +323,18 @@ def convergence_test(
             value, nfe = score(model, i, x, y, metric=metric, batch_size=batch_size)
         except (SolveFailed, RunFailed) as e:  # a verdict: no score at this setting
             return ConvergenceTest(
-                metric.name, metric.higher_is_better, factors, settings, tuple(scores),
-                tuple(nfes), math.inf, math.nan, tolerance, False, str(e),
-            )  # fmt: skip
+                metric.name,
+                metric.higher_is_better,
+                factors,
+                settings,
+                tuple(scores),
+                tuple(nfes),
+                math.inf,
+                math.nan,
+                tolerance,
+                False,
+                str(e),
+            )
         scores.append(value)
         nfes.append(nfe)
     drops = [metric.degradation(scores[0], s) / scale for s in scores[1:]]
@@ -333,6 +342,14 @@ def convergence_test(
     trend = sign * float(np.polyfit(np.log2(factors), np.asarray(scores) / scale, 1)[0])
     worst = max(drops)
     return ConvergenceTest(
-        metric.name, metric.higher_is_better, factors, settings, tuple(scores),
-        tuple(nfes), worst, trend, tolerance, worst <= tolerance,
-    )  # fmt: skip
+        metric.name,
+        metric.higher_is_better,
+        factors,
+        settings,
+        tuple(scores),
+        tuple(nfes),
+        worst,
+        trend,
+        tolerance,
+        worst <= tolerance,
+    )

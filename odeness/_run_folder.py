@@ -150,10 +150,19 @@ class MetricsRow(NamedTuple):
                 fields = {f: row[f] for f in CheckRow._fields if f in row}
                 check = CheckRow(name=name, value=row[name], **fields)
         return cls(
-            row["step"], row["seed"], row["loss"], row[score], score[6:], row["nfe"],
-            row["num_steps"], row["train_nfe_total"], row["seconds"],
-            penalties if penalty_nfe is not None else None, penalty_nfe, check,
-        )  # fmt: skip
+            row["step"],
+            row["seed"],
+            row["loss"],
+            row[score],
+            score[6:],
+            row["nfe"],
+            row["num_steps"],
+            row["train_nfe_total"],
+            row["seconds"],
+            penalties if penalty_nfe is not None else None,
+            penalty_nfe,
+            check,
+        )
 
 
 def checkpointable(state: TrainState):

@@ -18,6 +18,7 @@ Distances between outputs are relative RMS: `rms(a - b) / rms(b)` over every ent
 every example, `b` the reference (no metric, no targets).
 """
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -317,16 +318,15 @@ def convergence_test(
     integrators = [refined(integ, f) for f in factors]
     settings = tuple(str(i.setting) for i in integrators)
     scale = float(metric.scale(jnp.asarray(y)))
+    verdict = functools.partial(
+        ConvergenceTest, metric.name, metric.higher_is_better, factors, settings
+    )
     scores, nfes = [], []
     for i in integrators:
         try:
             value, nfe = score(model, i, x, y, metric=metric, batch_size=batch_size)
         except (SolveFailed, RunFailed) as e:  # a verdict: no score at this setting
-            return ConvergenceTest(
-                metric.name,
-                metric.higher_is_better,
-                factors,
-                settings,
+            return verdict(
                 tuple(scores),
                 tuple(nfes),
                 math.inf,
@@ -341,11 +341,7 @@ def convergence_test(
     sign = 1.0 if metric.higher_is_better else -1.0
     trend = sign * float(np.polyfit(np.log2(factors), np.asarray(scores) / scale, 1)[0])
     worst = max(drops)
-    return ConvergenceTest(
-        metric.name,
-        metric.higher_is_better,
-        factors,
-        settings,
+    return verdict(
         tuple(scores),
         tuple(nfes),
         worst,

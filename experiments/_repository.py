@@ -1,5 +1,4 @@
-"""Imported by a script of `experiments/` run by path (`python experiments/sweep.py`):
-puts the repository first on the import path, so that `experiments` imports from it."""
+"""Imported by a script run by path: puts the repository first on the import path."""
 
 import sys
 from pathlib import Path

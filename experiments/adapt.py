@@ -1,5 +1,4 @@
-"""Train a Neural ODE with the paper's step-size (or tolerance) adaptation
-(`experiments.lab.adapted_runs`). `--help` lists its options."""
+"""Train a Neural ODE with step-size adaptation (`experiments.lab.adapted_runs`)."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

@@ -1,5 +1,4 @@
-"""Certify trained models three ways and choose their deployment solver
-(`experiments.lab.certification`). `--help` lists its options."""
+"""Certify trained models and choose their solver (`experiments.lab.certification`)."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

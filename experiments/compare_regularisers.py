@@ -1,5 +1,4 @@
-"""The regularisation study's comparison, from its studies' folders
-(`experiments.regularisation.comparison`). `--help` lists its options."""
+"""The regularisers compared (`experiments.regularisation.comparison`)."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

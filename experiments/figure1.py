@@ -1,5 +1,4 @@
-"""The paper's Figure 1: crossing trajectories and accuracy against test steps
-(`experiments.ott2021.crossings_figure`). `--help` lists its options."""
+"""Figure 1 of Ott et al. (`experiments.ott2021.crossings_figure`)."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

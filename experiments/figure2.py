@@ -1,5 +1,4 @@
-"""The paper's Figure 2: the Euler-2 model's outputs over its decision regions
-(`experiments.ott2021.decision_regions`). `--help` lists its options."""
+"""Figure 2 of Ott et al. (`experiments.ott2021.decision_regions`)."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

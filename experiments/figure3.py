@@ -1,5 +1,4 @@
-"""The paper's Figure 3: Lady Windermere's fan on XOR (`experiments.ott2021.xor_fan`).
-`--help` lists its options."""
+"""Figure 3 of Ott et al.: Lady Windermere's fan on XOR (`experiments.ott2021.xor_fan`)."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

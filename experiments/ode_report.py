@@ -1,5 +1,4 @@
-"""The ODE-ness report of a trained run folder (`experiments.lab.ode_reports`). `--help`
-lists its options."""
+"""The ODE-ness report of a trained run folder (`experiments.lab.ode_reports`)."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

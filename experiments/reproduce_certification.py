@@ -1,5 +1,4 @@
-"""The certification studies (`study.py certification`): `make certification`. `--help`
-lists its options."""
+"""The certification studies (`study.py certification`): `make certification`."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

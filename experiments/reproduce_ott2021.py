@@ -1,5 +1,4 @@
-"""Every table and figure of Ott et al. (`study.py ott2021`): `make ott2021`. `--help`
-lists its options."""
+"""Every table and figure of Ott et al. (`study.py ott2021`): `make ott2021`."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

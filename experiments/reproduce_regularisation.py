@@ -1,5 +1,4 @@
-"""The regularisation study (`study.py regularisation`): `make regularisation`. `--help`
-lists its options."""
+"""The regularisation study (`study.py regularisation`): `make regularisation`."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

@@ -1,5 +1,4 @@
-"""Table 1 and every run it needs (`study.py table1`; `--mnist`: `table1-mnist`). `--help`
-lists its options."""
+"""Table 1 and every run it needs (`study.py table1`; `--mnist`: `table1-mnist`)."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

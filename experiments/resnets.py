@@ -1,5 +1,4 @@
-"""Sander et al.'s five ResNet ↔ ODE experiments (`experiments.sander2022`). `--help` lists
-its options."""
+"""Sander et al.'s five ResNet ↔ ODE experiments (`experiments.sander2022`)."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

@@ -1,5 +1,4 @@
-"""Run a study or a group of the papers by name (`experiments._catalogue`); `--list` names
-them. `--help` lists its options."""
+"""Run a study or a group of the papers by name (`experiments._catalogue`)."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

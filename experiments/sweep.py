@@ -1,5 +1,4 @@
-"""Train a Neural ODE at each step size (or tolerance) of a grid and swap solvers
-(`experiments.lab.sweep_runs`). `--help` lists its options."""
+"""Train a Neural ODE over a grid and swap solvers (`experiments.lab.sweep_runs`)."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

@@ -1,5 +1,4 @@
-"""Write Table 1, grid search against adaptation, from finished sweeps and adapted runs
-(`experiments.ott2021.grid_vs_adaptation`). `--help` lists its options."""
+"""Table 1 of Ott et al. from sweeps and adapted runs (`ott2021.grid_vs_adaptation`)."""
 
 if __name__ == "__main__":
     if not __package__:  # run by path: the repository first on the import path

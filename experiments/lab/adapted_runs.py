@@ -1,18 +1,13 @@
-"""An adapted training run: train with the adaptation rule, swap solvers at the end.
+"""An adapted training run (`run_adaptation`): train with the paper's adaptation rule,
+then swap solvers at each seed's final step size (or tolerance).
 
-Folder layout of `run_adaptation(config, out_dir)`:
-
-- `config.json`, `metrics.jsonl`, `checkpoint.eqx`: the training run (`odeness.train`;
-  resumed if interrupted). Each metrics row holds the step size `dt` (or `tol`), the
-  forward NFE, the running total of training NFE, the training accuracy and what the
-  chunk's last check measured (`check_train_accuracy`, `test_accuracy`, `try_accuracy`);
-- `swap.jsonl`: each seed's solver-swap rows at its final step size (or tolerance);
-- `summary.json`, `summary.md`: per seed and mean ± std over seeds: final step size or
-  tolerance, NFE per forward pass, test accuracy, max gap, total training NFE;
-- `adaptation.png`: step size (or tolerance) and accuracies over training (the paper's
-  Fig. 5).
-
-Every file is written atomically.
+Its folder, every file written atomically: `config.json`, `metrics.jsonl`,
+`checkpoint.eqx` (`odeness.train`, resumed if interrupted; each metrics row holds the
+step size `dt` or `tol`, the forward NFE and its running total, the training accuracy
+and what the chunk's last check measured); `swap.jsonl` (each seed's swap rows);
+`summary.json`, `summary.md` (per seed and mean ± std over seeds: the final control, NFE
+per forward pass, test accuracy, max gap, total training NFE); `adaptation.png` (step
+size or tolerance and accuracies over training: the paper's Fig. 5).
 """
 
 import dataclasses
@@ -30,18 +25,16 @@ FIGURE = "adaptation.png"
 
 
 class AdaptedSeed(NamedTuple):
-    """One seed of an adapted run, at the end of training."""
+    """One seed of an adapted run at the end of training: its final control as
+    `summary.json` holds it (`Axis.final_values`: `dt` and `steps`, or `tol`), the test
+    accuracy with it, and the forward NFE summed over training (checks apart)."""
 
     seed: int
     final: dict[str, float]
-    """Its final control as `summary.json` holds it (`Axis.final_values`): `dt` and
-    `steps`, or `tol`."""
     test_accuracy: float
-    """Test accuracy with the final training integrator."""
     nfe_per_forward: float
     max_gap: float
     train_nfe_total: int
-    """Forward function evaluations summed over training (checks excluded)."""
     check_nfe_total: int
 
     def number(self, key: str) -> float:
@@ -59,39 +52,31 @@ class AdaptedSeed(NamedTuple):
 
 
 class AdaptedSummary(NamedTuple):
-    """What `run_adaptation` measured: each seed, and their mean ± std."""
+    """What `run_adaptation` measured: each seed, and their mean ± std. `along` is what
+    the rule adapted (`StepsAxis` or `TolerancesAxis`); `train_seconds` sums every
+    process that trained the run."""
 
     dataset: str
     solver: str
     iterations: int
     threshold: float
     along: Axis
-    """What the rule adapted: a step size (`StepsAxis`) or a tolerance."""
     seeds: list[AdaptedSeed]
     train_seconds: float
-    """Training time summed over every process that trained the run."""
     regularise: tuple[tuple[str, float], ...] = ()
-    """The training's regularisers (`TrainConfig.regularise`)."""
-
-    @property
-    def keys(self) -> list[str]:
-        """The fields summarised over seeds."""
-        keys = ["test_accuracy", "nfe_per_forward", "max_gap", "train_nfe_total"]
-        return keys + [key for key, *_ in self.along.final]
 
     def mean_std(self, key: str) -> MeanStd:
         return MeanStd.of(s.number(key) for s in self.seeds)
 
     def to_json(self) -> dict:
+        keys = ["test_accuracy", "nfe_per_forward", "max_gap", "train_nfe_total"]
+        keys += [key for key, *_ in self.along.final]
         regularise = [list(p) for p in self.regularise]
         return {
-            "dataset": self.dataset,
-            "solver": self.solver,
-            "iterations": self.iterations,
-            "threshold": self.threshold,
+            **{key: getattr(self, key) for key in self._fields[:4]},
             "fixed": self.along.fixed,
             "seeds": [s.to_json() for s in self.seeds],
-            "mean_std": {k: self.mean_std(k).to_json() for k in self.keys},
+            "mean_std": {k: self.mean_std(k).to_json() for k in keys},
             "train_seconds": self.train_seconds,
             **({"regularise": regularise} if regularise else {}),
         }
@@ -122,10 +107,8 @@ class AdaptOptions(TrainingOptions):
         python experiments/adapt.py --dataset cifar10 --data-dir ~/data/cifar10
 
     Fixed-step solvers adapt the step size (from Hairer's initial step, or --steps);
-    adaptive solvers adapt the tolerance (from --tol, the paper's 1e-6). Writes
-    config.json, metrics.jsonl, checkpoint.eqx, swap.jsonl, summary.{json,md} and
-    adaptation.png into --out; an interrupted run resumes. See `odeness.StepSizeRule`,
-    `odeness.ToleranceRule` and `experiments.lab.adapted_runs`.
+    adaptive solvers adapt the tolerance (from --tol, the paper's 1e-6). Writes the run
+    folder of `experiments.lab.adapted_runs` into --out; an interrupted run resumes.
     """
 
     command = "adapt"
@@ -162,39 +145,6 @@ class AdaptOptions(TrainingOptions):
     def folder(self) -> Path:
         return Path(self.out or f"results/adapt-{self.dataset}-{self.solver}")
 
-    def adapted(self) -> odeness.TrainConfig:
-        """The training configuration.
-
-        **Raises:** `ValueError` for a bad option, naming it."""
-        check_solver("--solver", self.solver)
-        if self.test_solver is not None:
-            check_solver("--test-solver", self.test_solver)
-        for name in self.test_solvers or ():
-            check_solver("--test-solvers", name)
-        if self.interval < 1:
-            raise ValueError(f"--interval must be an integer >= 1, got {self.interval}")
-        adaptive = odeness.is_adaptive(odeness.solver(self.solver))
-        if adaptive and self.steps is not None:
-            raise ValueError(
-                f"solver {self.solver!r} adapts its tolerance: give --tol, not --steps"
-            )
-        if not adaptive and self.tol is not None:
-            raise ValueError(
-                f"solver {self.solver!r} has fixed steps: give --steps, not --tol"
-            )
-        return self.config(
-            solver=self.solver,
-            steps=self.steps,
-            tol=(1e-6 if self.tol is None else self.tol) if adaptive else None,
-            adapt=True,
-            test_solver=self.test_solver,
-            threshold=self.threshold,
-            interval=self.interval,
-            max_steps=self.max_steps,
-            log_every=self.interval,
-            checkpoint_every=self.interval * max(1, 1000 // self.interval),
-        )
-
     def check(self) -> None:
         _plan(self)
 
@@ -203,20 +153,14 @@ class AdaptOptions(TrainingOptions):
 
 
 def run_adaptation(options: AdaptOptions) -> AdaptedSummary:
-    """Train with the adaptation rule (see `AdaptOptions`), then swap solvers for every
-    seed at its final integrator, into `options.folder` (see the module docstring);
-    resumed if it exists.
-
-    The swap's `test_solvers` and `factors` default to `odeness.default_swap`: euler,
-    midpoint, rk4 at ×0.5 … ×2 steps for fixed-step training, the training solver at
-    tol ×0.1, 1, 10 for adaptive training.
-
-    **Returns:** the `AdaptedSummary` (also written to `summary.json`).
+    """Train with the adaptation rule, then swap solvers (`test_solvers` at `factors`,
+    default `odeness.default_swap`) for every seed at its final integrator, into
+    `options.folder` (see the module docstring); resumed if it exists.
 
     **Raises:** before anything is written, `ValueError` for a bad option, swap plan or
-    data set, or if the folder holds a run of another configuration (finished or not),
-    `FileNotFoundError` if the data set's files are missing; then what `odeness.train`
-    and `odeness.evaluate_solver_swap` raise (a diverged run, a failed solve).
+    data set, or a folder holding a run of another configuration, `FileNotFoundError`
+    for missing data files; then what `odeness.train` and `odeness.evaluate_solver_swap`
+    raise (a diverged run, a failed solve).
     """
     options.start_processes()
     config, solvers, factors, along = _plan(options)
@@ -235,7 +179,7 @@ def run_adaptation(options: AdaptOptions) -> AdaptedSummary:
         swap_rows, seeds = [], []
         last = {r.seed: r for r in result.metrics}
         for i, seed in enumerate(config.seeds):
-            integ = result.integrator_of(i)
+            integ, row = result.integrator_of(i), last[seed]
             swap = odeness.evaluate_solver_swap(
                 result.model(i),
                 integ,
@@ -244,20 +188,12 @@ def run_adaptation(options: AdaptOptions) -> AdaptedSummary:
                 solvers=solvers,
                 factors=factors,
             )
-            swap_rows += [{"seed": seed, **row.to_json()} for row in swap.rows]
-            check = last[seed].check
-            assert check is not None  # an adapted run's rows
-            seeds.append(
-                AdaptedSeed(
-                    seed,
-                    along.final_values(integ.setting.control),
-                    swap.train_score,
-                    swap.train_nfe,
-                    swap.max_gap,
-                    last[seed].train_nfe_total,
-                    check.check_nfe_total,
-                )
-            )
+            swap_rows += [{"seed": seed, **r.to_json()} for r in swap.rows]
+            assert row.check is not None  # an adapted run's rows
+            final = along.final_values(integ.setting.control)
+            scores = (swap.train_score, swap.train_nfe, swap.max_gap)
+            nfe = (row.train_nfe_total, row.check.check_nfe_total)
+            seeds.append(AdaptedSeed(seed, final, *scores, *nfe))
         files.write_jsonl(out / "swap.jsonl", swap_rows)
         summary = AdaptedSummary(
             config.dataset or "the data given",
@@ -282,10 +218,39 @@ def run_adaptation(options: AdaptOptions) -> AdaptedSummary:
 
 
 def _plan(options: AdaptOptions):
-    """The configuration and the final swap's solvers and factors, checked: the final
-    step size or tolerance is known after training, so the plan is checked against the
-    strictest, the rule's largest step count (any tolerance is as strict)."""
-    config = options.adapted()
+    """The training configuration and the final swap's solvers and factors, checked
+    (errors name the flag). The final step size or tolerance is known after training, so
+    the swap is checked at the strictest: the rule's largest step count (any tolerance
+    is as strict)."""
+    check_solver("--solver", options.solver)
+    if options.test_solver is not None:
+        check_solver("--test-solver", options.test_solver)
+    for name in options.test_solvers or ():
+        check_solver("--test-solvers", name)
+    interval = options.interval
+    if interval < 1:
+        raise ValueError(f"--interval must be an integer >= 1, got {interval}")
+    adaptive = odeness.is_adaptive(odeness.solver(options.solver))
+    if adaptive and options.steps is not None:
+        raise ValueError(
+            f"solver {options.solver!r} adapts its tolerance: give --tol, not --steps"
+        )
+    if not adaptive and options.tol is not None:
+        raise ValueError(
+            f"solver {options.solver!r} has fixed steps: give --steps, not --tol"
+        )
+    config = options.config(
+        solver=options.solver,
+        steps=options.steps,
+        tol=(1e-6 if options.tol is None else options.tol) if adaptive else None,
+        adapt=True,
+        test_solver=options.test_solver,
+        threshold=options.threshold,
+        interval=interval,
+        max_steps=options.max_steps,
+        log_every=interval,
+        checkpoint_every=interval * max(1, 1000 // interval),
+    )
     rule = config.rule()
     assert rule is not None
     control = config.control

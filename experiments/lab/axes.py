@@ -1,6 +1,6 @@
-"""How the studies' files and tables name a control: a grid of step counts or a list of
-tolerances (`axis` picks the one of a control), so that no study decides between them
-again."""
+"""How the studies' files and tables name a control: a grid of step counts
+(`StepsAxis`) or a list of tolerances (`TolerancesAxis`); `axis` picks the one of a
+control, so that no study decides between them again."""
 
 import abc
 from typing import cast
@@ -9,37 +9,36 @@ import odeness
 
 
 class Axis(abc.ABC):
-    """How a sweep's files and tables name its grid, and an adapted run its final
-    control: step counts or tolerances (`axis` picks one from a control)."""
+    """How a sweep's files and tables name its grid, and an adapted run its final control.
+
+    Its names: the grid in a title (`what`: `step counts`), a training value in a label
+    (`symbol`: `n`), what is critical (`quantity`: `step size`), the grid's key in
+    `sweep.json` (`key`: `steps`), how a factor makes a test configuration
+    (`factor_rule`), the main table's first columns (`head`), the figure's x axis
+    (`x_label`, on a log scale of `x_base`), `summary.json`'s `fixed`, an adapted run's
+    value in `metrics.jsonl` (`rule_value`: `dt`, `tol`), the critical value's key in
+    `critical_step.json` and its symbol (`star_key`, `star_symbol`), and the format of a
+    final value in Table 1 (`brief`). `final`: an adapted run's final control in its
+    summary, `(key, column, format of a seed, format of the mean over seeds)` for each
+    number (of `numbers`); `saved`: the numbers of a training (`train`) and a test
+    (`test`) control in `results.jsonl`.
+    """
 
     what: str
     symbol: str
     quantity: str
     key: str
-    """The grid in a title (`step counts`), a training value in a label (`n`), what is
-    critical (`step size`), the grid's key in `sweep.json` (`steps`)."""
     factor_rule: str
-    """How a factor makes a test configuration."""
     head: list[str]
-    """The main table's first columns."""
     x_label: str
     x_base: int
-    """The figure's x axis: its label and the base of its log scale."""
     fixed: bool
-    """Whether the controls are fixed steps: `summary.json`'s `fixed`."""
     rule_value: str
-    """An adapted run's value in `metrics.jsonl`: `dt`, `tol`."""
     star_key: str
     star_symbol: str
-    """The critical value's key in `critical_step.json` and its symbol: `h`, `tol`."""
     brief: str
-    """The format of a final value in Table 1."""
     final: tuple[tuple[str, str, str, str], ...]
-    """An adapted run's final control in its summary: `(key, column, format of a seed,
-    format of the mean over seeds)` for each number (of `numbers`)."""
     saved: dict[str, tuple[str, ...]]
-    """The numbers (of `numbers`) of a training (`train`) and a test (`test`) control
-    in `results.jsonl`."""
 
     @abc.abstractmethod
     def value(self, control: odeness.AbstractControl) -> float:
@@ -54,17 +53,29 @@ class Axis(abc.ABC):
         """The control of a `results.jsonl` row's training or test setting."""
 
     @abc.abstractmethod
-    def critical(
-        self, gaps: dict[float, list[float]], threshold: float
-    ) -> tuple[dict, str]:
-        """`critical_step.json`'s content and the summary's verdict."""
+    def stars(self, gaps: dict, threshold: float) -> tuple[dict, str]:
+        """The critical values by key (None where no value is critical), and the first
+        in words (empty where none)."""
 
     @abc.abstractmethod
     def words(self, control: odeness.AbstractControl) -> str:
         """A control in a sentence: `8 steps`, `rtol 0.001, atol 0.001`."""
 
+    def critical(self, gaps: dict, threshold: float) -> tuple[dict, str]:
+        """`critical_step.json`'s content and the summary's verdict, from the max gaps
+        of each training value's seeds (`gaps`)."""
+        stars, words = self.stars(gaps, threshold)
+        s = self.star_symbol
+        verdict = (
+            f"{s}* = {words}: every model trained with {s} ≤ {s}* keeps its accuracy "
+            "under more accurate solvers"
+            if words
+            else f"no training {self.quantity} kept its accuracy"
+        )
+        return {"threshold": threshold, **stars}, verdict
+
     def numbers(self, control: odeness.AbstractControl, length: float = 1.0) -> dict:
-        """A control's numbers by name: `steps` and `dt`, or `rtol` and `atol`."""
+        """A control's numbers by name: `steps` and `dt`, or `rtol`, `atol` and `tol`."""
         return control.to_json(length)
 
     def columns(self, prefix: str, setting: odeness.Setting) -> dict:
@@ -123,16 +134,11 @@ class StepsAxis(Axis):
     def star_cell(self, value):
         return f"1/{value}"
 
-    def critical(self, gaps, threshold):
-        h_star = odeness.critical_step_size({1 / t: g for t, g in gaps.items()}, threshold)
-        verdict = (
-            "no training step size kept its accuracy"
-            if h_star is None
-            else f"h* = {h_star:.4g} (n = {round(1 / h_star)} steps): every model "
-            f"trained with h ≤ h* keeps its accuracy under more accurate solvers"
-        )
-        steps_star = None if h_star is None else round(1 / h_star)
-        return {"threshold": threshold, "h_star": h_star, "steps_star": steps_star}, verdict
+    def stars(self, gaps, threshold):
+        h = odeness.critical_step_size({1 / t: g for t, g in gaps.items()}, threshold)
+        n = None if h is None else round(1 / h)
+        words = "" if h is None else f"{h:.4g} (n = {n} steps)"
+        return {"h_star": h, "steps_star": n}, words
 
 
 class TolerancesAxis(Axis):
@@ -151,26 +157,17 @@ class TolerancesAxis(Axis):
         return odeness.Tolerances(value)
 
     def read(self, row, prefix):
-        if prefix == "train":
-            return odeness.Tolerances(row["train_tol"])
-        return odeness.Tolerances(row["test_rtol"], row["test_atol"])
+        return odeness.Tolerances(*(row[f"{prefix}_{k}"] for k in self.saved[prefix]))
 
     def words(self, control):
         return "rtol {rtol:g}, atol {atol:g}".format(**control.to_json())
 
     def numbers(self, control, length=1.0):
-        """`rtol`, `atol`, and `tol`: the relative tolerance."""
         return {**control.to_json(length), "tol": control.size()}
 
-    def critical(self, gaps, threshold):
-        tol_star = odeness.critical_tolerance(gaps, threshold)
-        verdict = (
-            "no training tolerance kept its accuracy"
-            if tol_star is None
-            else f"tol* = {tol_star:g}: every model trained with tol ≤ tol* keeps "
-            "its accuracy under more accurate solvers"
-        )
-        return {"threshold": threshold, "tol_star": tol_star}, verdict
+    def stars(self, gaps, threshold):
+        tol = odeness.critical_tolerance(gaps, threshold)
+        return {"tol_star": tol}, "" if tol is None else f"{tol:g}"
 
 
 def of_spec(spec: dict) -> Axis:

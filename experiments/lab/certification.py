@@ -1,19 +1,15 @@
-"""Certify trained models three ways, and pick their deployment solver: the threshold
-verdict of the solver swap, self-convergence and convergence against the targets
-(`odeness.self_convergence`, `odeness.convergence_test`), the inputs that change their
-prediction, and for the models that are ODEs the cheapest faithful solver
-(`odeness.cheapest_solver`).
+"""Certify trained models three ways (the solver swap's threshold, self-convergence,
+convergence against the targets), list the inputs that change their prediction, and
+pick the cheapest faithful solver of the models that are ODEs.
 
-Folder layout of `--out`: `models/<run>-seed<k>.json`, one per model (written when its
-tests finish: a run that stops resumes with the next model), `certify.jsonl` and
-`summary.md`.
+`--out` holds `models/<run>-seed<k>.json`, one per model (written when its tests finish:
+a run that stops resumes with the next model), `certify.jsonl` and `summary.md`.
 """
 
 import dataclasses
 import functools
 import math
 import warnings
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -30,28 +26,24 @@ DOPRI5 = "dopri5 at tol 1e-6"
 
 
 class Verdicts(NamedTuple):
-    """One model's three verdicts and, if it is an ODE, its cheapest faithful solver."""
+    """One model's three verdicts (`ode`: the swap's threshold; `asymptotic`: None for
+    adaptive training) and, if it is an ODE, its cheapest faithful solver."""
 
     run: str
     seed: int
     training: str
-    """The training integrator, e.g. `euler at 8 steps`."""
     steps: int | None
     accuracy: float
     max_gap: float
     ode: bool
-    """The swap's threshold verdict."""
     failing_fraction: float
     asymptotic: bool | None
-    """Self-convergence (None for adaptive training)."""
     errors: list[float]
     orders: list[float | None]
-    """None where an error was 0 (no order to observe)."""
     converges: bool
     scores: list[float]
     trend: float
     chosen: str | None = None
-    """The cheapest faithful solver (ODE models only)."""
     chosen_nfe: float | None = None
     training_nfe: float | None = None
     speedup_training: float | None = None
@@ -122,10 +114,9 @@ class CertifyOptions(AbstractOptions):
 
     For every seed of every run folder (written by `odeness.train`, e.g. a sweep's
     `runs/*`): the three verdicts, the inputs that change their prediction and, for the
-    models that are ODEs, the cheapest faithful solver with its measured speed-up
-    against the training integrator and against dopri5 at tol 1e-6. Writes `models/*.json`
-    (a stopped run resumes with the next model), `certify.jsonl` and `summary.md` into
-    --out. Nothing is trained.
+    ODEs, the cheapest faithful solver with its measured speed-up against the training
+    integrator and dopri5 at tol 1e-6, into --out (see `experiments.lab.certification`).
+    Nothing is trained.
     """
 
     command = "certify"
@@ -248,9 +239,7 @@ def _error(group: list[Verdicts]) -> str:
     return f"{np.median(errors):.3g}" if errors else "–"
 
 
-Columns = Sequence[tuple[str, Callable]]
-
-_SUMMARY: Columns = (
+_SUMMARY = (
     ("training", lambda g: g[0].training),
     ("models", lambda g: str(len(g))),
     ("accuracy", lambda g: f"{np.mean([r.accuracy for r in g]):.3f}"),
@@ -270,7 +259,7 @@ _SUMMARY: Columns = (
 )
 """The summary's columns: their titles and cells of a training integrator's models."""
 
-_DEPLOY: Columns = (
+_DEPLOY = (
     ("training", lambda r: r.training),
     ("seed", lambda r: str(r.seed)),
     ("chosen", lambda r: r.chosen or "none within"),
@@ -282,7 +271,7 @@ _DEPLOY: Columns = (
 """The deployment table's columns: their titles and cells of an ODE model."""
 
 
-def _table(columns: Columns, rows) -> list[str]:
+def _table(columns: Sequence[tuple[str, Callable]], rows) -> list[str]:
     return markdown_table(
         [c for c, _ in columns], [[f(r) for _, f in columns] for r in rows]
     )
@@ -293,10 +282,9 @@ def summary_markdown(
 ) -> str:
     """Per training integrator: how often each test says ODE, how often the convergence
     tests agree with the threshold, the observed orders, and the deployment solvers."""
-    by_training: dict[str, list[Verdicts]] = defaultdict(list)
-    for r in rows:
-        by_training[r.training].append(r)
-    groups = sorted(by_training.values(), key=lambda group: group[0].steps or 0)
+    trainings = dict.fromkeys(r.training for r in rows)
+    groups = [[r for r in rows if r.training == t] for t in trainings]
+    groups.sort(key=lambda group: group[0].steps or 0)
     lines = [
         f"# Three verdicts: {title}",
         "",

@@ -29,11 +29,8 @@ def pyplot():
 def save_figure(fig, path: str | Path) -> None:
     """Save `fig` as a PNG, atomically, and close it (on process 0 only)."""
     try:
-        files.atomic_write(
-            path,
-            lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"),
-            binary=True,
-        )
+        save = functools.partial(fig.savefig, format="png", dpi=120, bbox_inches="tight")
+        files.atomic_write(path, save, binary=True)
     finally:
         pyplot().close(fig)
 
@@ -91,28 +88,24 @@ def plot_swap_sweep(
     save_figure(fig, path)
 
 
-CLASS_COLOURS = tuple(
-    f"tab:{c}" for c in "blue orange green red purple brown pink gray olive cyan".split()
-)
-
 _MAX_MARKS = 2000
 
 
 def _by_class(labels: np.ndarray):
-    """`(class, its indices, its colour)` for each class in `labels`."""
+    """`(class, its indices, its colour)` for each class in `labels`: the colours of the
+    default cycle (`C0` ... `C9`, tab10), in turn."""
     for c in np.unique(labels):
-        yield c, np.flatnonzero(labels == c), CLASS_COLOURS[int(c) % len(CLASS_COLOURS)]
+        yield c, np.flatnonzero(labels == c), f"C{int(c) % 10}"
 
 
-def _xy(points: np.ndarray, dims=(0, 1)) -> tuple:
-    """The coordinates `dims` of `points` (along their last axis)."""
-    return points[..., dims[0]], points[..., dims[1]]
+def _xy(points: np.ndarray) -> tuple:
+    """The coordinates 0 and 1 of `points` (along their last axis)."""
+    return points[..., 0], points[..., 1]
 
 
-def _plane(ax, dims, title: str, **legend) -> None:
-    """Name the axes `x_i`, `x_j` and title a panel of 2-D points."""
-    ax.set_xlabel(f"$x_{dims[0]}$")
-    ax.set_ylabel(f"$x_{dims[1]}$")
+def _plane(ax, title: str, **legend) -> None:
+    """Name the axes `x_0`, `x_1` and title a panel of 2-D points."""
+    ax.set(xlabel="$x_0$", ylabel="$x_1$")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, **legend)
 
@@ -126,31 +119,26 @@ def draw_failing(ax, x: np.ndarray, labels: np.ndarray, failing: np.ndarray, *, 
         label = f"prediction changes ({len(failing)})"
         ax.plot(*_xy(x[failing]), "o", mfc="none", c="tab:red", ms=6, mew=0.8, label=label)
     ax.set_aspect("equal", adjustable="datalim")
-    _plane(ax, (0, 1), title, loc="upper right")
+    _plane(ax, title, loc="upper right")
 
 
 def draw_trajectories(
-    ax,
-    paths: np.ndarray,
-    labels: np.ndarray,
-    crossing_points=None,
-    *,
-    dims=(0, 1),
-    title: str = "",
+    ax, paths: np.ndarray, labels: np.ndarray, crossing_points=None, *, title: str = ""
 ) -> None:
-    """2-D trajectories `(points, batch, d)` coloured by class; starts as dots, ends as
-    squares, crossings as red crosses (at most `_MAX_MARKS`, evenly thinned)."""
+    """Trajectories `(points, batch, d)` in coordinates 0 and 1, coloured by class;
+    starts as dots, ends as squares, crossings as red crosses (at most `_MAX_MARKS`,
+    evenly thinned)."""
     for c, idx, colour in _by_class(labels):
-        ax.plot(*_xy(paths[:, idx], dims), "-", color=colour, lw=0.5, alpha=0.6)
-        ax.plot(*_xy(paths[0, idx], dims), ".", color=colour, ms=2)
-        ax.plot(*_xy(paths[-1, idx], dims), "s", color=colour, ms=2, label=f"class {c}")
+        ax.plot(*_xy(paths[:, idx]), "-", color=colour, lw=0.5, alpha=0.6)
+        ax.plot(*_xy(paths[0, idx]), ".", color=colour, ms=2)
+        ax.plot(*_xy(paths[-1, idx]), "s", color=colour, ms=2, label=f"class {c}")
     if crossing_points is not None and len(crossing_points):
         every = -(-len(crossing_points) // _MAX_MARKS)
         label = "crossings" if every == 1 else f"crossings (1 in {every} marked)"
         marks = crossing_points[::every]
         ax.plot(*_xy(marks), "x", c="tab:red", ms=2.5, mew=0.6, alpha=0.8, label=label)
     ax.set_aspect("equal", adjustable="datalim")
-    _plane(ax, dims, title, loc="upper right", markerscale=2)
+    _plane(ax, title, loc="upper right", markerscale=2)
 
 
 def draw_accuracy_vs_steps(
@@ -170,12 +158,10 @@ def draw_accuracy_vs_steps(
     ax.set_title(title, fontsize=9)
 
 
-def draw_fan(
-    ax, fan, index: int = 0, *, dims=(0, 1), title: str = "", max_curves: int = 16
-) -> None:
+def draw_fan(ax, fan, index: int = 0, *, title: str = "", max_curves: int = 16) -> None:
     """Lady Windermere's fan of input `index`: the numerical solution (black) and the
     exact flow started from its iterates (coloured; at most `max_curves`, evenly
-    thinned, the first always drawn), in two coordinates."""
+    thinned, the first always drawn), in coordinates 0 and 1."""
     plt = pyplot()
     every = -(-fan.fan.shape[0] // max_curves)
     curves = fan.fan[::every, :, index]
@@ -183,11 +169,11 @@ def draw_fan(
     colours = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(curves)))
     for k, (curve, colour) in enumerate(zip(curves, colours, strict=True)):
         label = "exact flow" if k == 0 else None
-        ax.plot(*_xy(curve, dims), "-", color=colour, lw=1, label=label)
-        ax.plot(*_xy(curve[-1], dims), "o", color=colour, ms=4)
+        ax.plot(*_xy(curve), "-", color=colour, lw=1, label=label)
+        ax.plot(*_xy(curve[-1]), "o", color=colour, ms=4)
     it = fan.iterates[:, index].reshape(fan.iterates.shape[0], -1)
-    ax.plot(*_xy(it, dims), "k.-", lw=1.2, ms=6, label="numerical solution")
-    _plane(ax, dims, title)
+    ax.plot(*_xy(it), "k.-", lw=1.2, ms=6, label="numerical solution")
+    _plane(ax, title)
 
 
 def plot_adaptation(
@@ -205,9 +191,8 @@ def plot_adaptation(
         if r.get("check_step") is not None:
             by_seed[r["seed"]].append(r)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (seed, rows) in enumerate(sorted(by_seed.items())):
-        color = colors[k % len(colors)]
+        color = f"C{k}"  # the default colour cycle's, in turn
         x = [r["check_step"] for r in rows]
         v = [1 / r[value] if value == "dt" else r[value] for r in rows]
         top.plot(x, v, color=color, drawstyle="steps-post", label=f"seed {seed}")

@@ -18,24 +18,24 @@ from experiments.lab.figures import (
     pyplot,
     save_figure,
 )
-from experiments.lab.markdown import markdown_table
+from experiments.lab.markdown import markdown_table, write_results
 from experiments.lab.options import AbstractOptions, option
 from odeness import diagnostics, files
 
 
 class Diagnosis(NamedTuple):
-    """Why a model is (not) an ODE on some inputs: what `diagnose` measured."""
+    """Why a model is (not) an ODE on some inputs, as `diagnose` measured it: the
+    numerical trajectories `(points, inputs, d)` (flattened states), their crossings in
+    the first two coordinates (a projection when d > 2), the step determinants of the
+    first `det_points` inputs, the global and round-trip errors, and the fan of input
+    `fan_input` (the median global error)."""
 
     paths: np.ndarray
-    """`(points, inputs, d)`: the numerical trajectories, flattened states."""
     crossings: diagnostics.Crossings
-    """Crossings in the first two coordinates (a projection when d > 2)."""
     determinants: diagnostics.StepDeterminants
-    """Of the first `det_points` inputs."""
     global_error: np.ndarray
     round_trip_error: np.ndarray
     fan_input: int
-    """The input of the fan (the median global error)."""
     fan: diagnostics.Fan
 
 
@@ -68,12 +68,9 @@ def diagnose(
     )
 
 
-_STATS = {"mean": np.mean, "median": np.median, "max": np.max}
-
-
 def _error_stats(values: np.ndarray) -> dict[str, float]:
-    """Mean, median and largest of a per-input error."""
-    return {name: float(stat(values)) for name, stat in _STATS.items()}
+    stats = {"mean": np.mean, "median": np.median, "max": np.max}
+    return {name: float(stat(values)) for name, stat in stats.items()}
 
 
 def _format_stats(values: np.ndarray) -> str:
@@ -81,18 +78,17 @@ def _format_stats(values: np.ndarray) -> str:
 
 
 class Report(NamedTuple):
-    """What `ode_report` measured on one trained model."""
+    """What `ode_report` measured on one trained model: the training integrator, its
+    swap, the test inputs' `Diagnosis`, self-convergence (None for adaptive training: it
+    needs a grid), convergence against the targets, and whether the inputs are 2-D
+    points (then `failing.png` shows the failing ones)."""
 
     integrator: odeness.Integrator
-    """The training integrator."""
     swap: odeness.SwapResult
     diagnosis: Diagnosis
-    """Of the test inputs (`diagnose`)."""
     self_convergence: odeness.SelfConvergence | None
-    """None for adaptive training (it needs a grid)."""
     convergence: odeness.ConvergenceTest
     planar_inputs: bool
-    """Whether the inputs are 2-D points (then `failing.png` shows the failing ones)."""
     threshold: float = 0.1
 
     @property
@@ -153,17 +149,12 @@ def ode_report(
     det_points: int | None = None,
     reference_steps: int = 256,
 ) -> Report:
-    """Diagnose `model` (solved with its training integrator `integ`) on the test set.
-
-    Writes `report.md`, `report.json`, `swap.png`, `trajectories.png`, `fan.png` and,
-    for 2-D inputs, `failing.png` into `out_dir`, atomically, and returns the numbers.
-    The report ends with the three verdicts: the swap's threshold, self-convergence
-    (training on a grid) and convergence against the targets. Crossings are counted in
-    the first two coordinates (a projection when d > 2, which the report says). Step
-    determinants use the first `det_points` test inputs (one Jacobian of size d × d per
-    input and step; by default 200 inputs for small d, down to 10 at d = 900);
-    everything else uses the first `max_points`.
-    """
+    """Diagnose `model` (solved with its training integrator `integ`) on the first
+    `max_points` test inputs; step determinants on the first `det_points` (one d × d
+    Jacobian per input and step; by default 200 inputs for small d, down to 10 at
+    d = 900). Writes `report.md` (ending with the three verdicts), `report.json`,
+    `swap.png`, `trajectories.png`, `fan.png` and, for 2-D inputs, `failing.png` into
+    `out_dir`, atomically."""
     if det_points is None:
         dim = int(np.prod(data.x_test.shape[1:]))
         det_points = int(np.clip(8_000_000 // dim**2, 10, 200))
@@ -184,23 +175,19 @@ def ode_report(
         x.ndim == 2 and x.shape[1] == 2,
     )
     _draw(numbers, x, y, out, title)
-    files.write_json(out / "report.json", numbers.to_json())
-    files.atomic_write_text(out / "report.md", _markdown(numbers, title))
+    write_results(out, "report", numbers.to_json(), _markdown(numbers, title))
     return numbers
 
 
 def _draw(n: Report, x, y, out: Path, title: str) -> None:
-    """`swap.png` (if the swap tests step counts), `trajectories.png`, `fan.png` and,
-    for 2-D inputs, `failing.png` (where the inputs that change their prediction lie)."""
-    plt, found = pyplot(), n.diagnosis
+    """The report's figures; `swap.png` only if the swap tests step counts."""
+    plt, found, shown = pyplot(), n.diagnosis, min(n.test_points, 300)
     grid = isinstance(n.integrator.control, odeness.AbstractGrid)
-    curves: dict[str, tuple] = {}  # per test solver: its steps and accuracies
+    star = (n.integrator.steps if grid else np.nan, n.swap.train_score)
+    curves: dict[str, tuple] = {}  # per test solver: its steps and accuracies, the star
     for r in n.swap.rows:
         if r.factor is not None and isinstance(control := r.setting.control, odeness.Steps):
-            steps, scores, *_ = curves.setdefault(
-                r.setting.solver,
-                ([], [], n.integrator.steps if grid else np.nan, n.swap.train_score),
-            )
+            steps, scores, *_ = curves.setdefault(r.setting.solver, ([], [], *star))
             steps.append(control.n)
             scores.append(r.score)
     if curves:
@@ -209,7 +196,6 @@ def _draw(n: Report, x, y, out: Path, title: str) -> None:
             ax, curves, xlabel="test steps", title=f"solver swap ({title})"
         )
         save_figure(fig, out / "swap.png")
-    shown = min(n.test_points, 300)
     projection = " (projection on x0, x1)" if n.projection else ""
     fig, ax = plt.subplots(figsize=(5, 5))
     draw_trajectories(
@@ -222,13 +208,8 @@ def _draw(n: Report, x, y, out: Path, title: str) -> None:
     )
     save_figure(fig, out / "trajectories.png")
     fig, ax = plt.subplots(figsize=(5, 5))
-    draw_fan(
-        ax,
-        found.fan,
-        0,
-        title=f"Lady Windermere's fan, test input {found.fan_input} (median global error)"
-        f"{projection}",
-    )
+    fan_title = f"Lady Windermere's fan, test input {found.fan_input} (median global error)"
+    draw_fan(ax, found.fan, 0, title=fan_title + projection)
     save_figure(fig, out / "fan.png")
     if n.planar_inputs:
         failing = n.swap.failing(n.threshold)

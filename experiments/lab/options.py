@@ -1,16 +1,11 @@
-"""Typed options: what each kind of study takes, defined once, as a frozen dataclass.
-
-A study's options are the fields of its record; `option(...)` gives a field its help
-text (and, where the name alone does not say it, its flag), from which the command line
-(`experiments._cli`) derives every flag and its default. Training options take their
-defaults from `odeness.TrainConfig`, so that a script, a study and the library agree.
-"""
+"""Typed options: what each kind of study takes, defined once, as a frozen dataclass whose
+`option(...)` fields `experiments._cli` turns into flags. Training options take their
+defaults from `odeness.TrainConfig`, so that a script, a study and the library agree."""
 
 import abc
 import dataclasses
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, get_args
+from typing import Any, ClassVar, Literal, NamedTuple, Self
 
 import odeness
 
@@ -22,45 +17,35 @@ DATASETS = (
 )
 
 
-def option(
-    default: Any,
-    help: str,
-    *,
-    flag: str | None = None,
-    positional: bool = False,
-    metavar: str | None = None,
-    choices: Sequence[str] | None = None,
-    under_results: bool = False,
-) -> Any:
-    """A field that is a command-line option: its default and help text; `flag` where it
-    is not `--` and the field's name with dashes; `under_results`: a path (or paths) that
-    a named study gives relative to its results folder."""
-    metadata = dict(
-        help=help,
-        flag=flag,
-        positional=positional,
-        metavar=metavar,
-        choices=choices,
-        under_results=under_results,
-    )
-    return dataclasses.field(default=default, metadata=metadata)
+class Option(NamedTuple):
+    """How a field is a command-line option."""
+
+    help: str
+    flag: str | None = None
+    """Where it is not `--` and the field's name with dashes."""
+    positional: bool = False
+    metavar: str | None = None
+    under_results: bool = False
+    """A path (or paths) that a named study gives relative to its results folder."""
 
 
-def _default(name: str) -> Any:
-    """`odeness.TrainConfig`'s default of field `name`."""
-    (field,) = [f for f in dataclasses.fields(odeness.TrainConfig) if f.name == name]
-    return field.default
+def option(default: Any, help: str, **how: Any) -> Any:
+    """A field that is a command-line option: its default, help text and `Option`."""
+    return dataclasses.field(default=default, metadata={"option": Option(help, **how)})
+
+
+def flag(f: dataclasses.Field) -> str:
+    """The flag of the option `f`."""
+    return f.metadata["option"].flag or "--" + f.name.replace("_", "-")
 
 
 @dataclasses.dataclass(frozen=True)
 class AbstractOptions(abc.ABC):
-    """The options of one kind of study: a script of `experiments/` (`command`), its
-    outputs (`published`, under `out`) and what runs it (`run`)."""
+    """The options of one kind of study: the script `experiments/<command>.py` that takes
+    them, the files under `out` it publishes, and what runs it (`run`)."""
 
     command: ClassVar[str]
-    """The script under `experiments/` (without `.py`) that takes these options."""
     published: ClassVar[tuple[str, ...]] = ()
-    """The files under `out` that go into the documentation."""
 
     @property
     @abc.abstractmethod
@@ -73,9 +58,7 @@ class AbstractOptions(abc.ABC):
 
     def check(self) -> None:
         """Check what needs no data and no files (a group checks every study before it
-        runs any).
-
-        **Raises:** `ValueError` naming the bad option."""
+        runs any). **Raises:** `ValueError` naming the bad option."""
         return None
 
     def under(self, results: Path, name: str) -> Self:
@@ -86,15 +69,15 @@ class AbstractOptions(abc.ABC):
             value = getattr(self, f.name)
             if f.name == "out":
                 changes["out"] = str(results / (name if value is None else value))
-            elif f.metadata.get("under_results") and value is not None:
-                changes[f.name] = _joined(results, value)
+            elif "option" in f.metadata and f.metadata["option"].under_results:
+                changes[f.name] = None if value is None else _joined(results, value)
         return dataclasses.replace(self, **changes)
 
     def replaced(self, **changes) -> Self:
         """These options with the `changes` that are fields of theirs (the rest ignored:
         a group's overrides reach the studies that have them)."""
-        names = {f.name for f in dataclasses.fields(self)}
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if k in names})
+        known = {k: v for k, v in changes.items() if k in self.__dataclass_fields__}
+        return dataclasses.replace(self, **known)
 
 
 def _joined(results: Path, value):
@@ -103,11 +86,7 @@ def _joined(results: Path, value):
     return tuple(_joined(results, v) for v in value)
 
 
-_CONFIG = (
-    "dataset seeds iterations batch_size learning_rate field channels data_dir adjoint "
-    "regularise"
-).split()
-"""The training options that are `odeness.TrainConfig` fields of the same name."""
+_DEFAULT = odeness.TrainConfig  # its fields' defaults
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,32 +94,30 @@ class TrainingOptions(AbstractOptions):
     """The options of a study that trains: the data set, the seeds and the optimisation,
     as `odeness.TrainConfig` takes them, and how the training uses the devices."""
 
-    dataset: str = option(_default("dataset"), DATASETS)
-    seeds: tuple[int, ...] = option(_default("seeds"), "the seeds to train")
-    iterations: int = option(_default("iterations"), "training iterations")
-    batch_size: int = option(_default("batch_size"), "training batch size")
-    learning_rate: float = option(
-        _default("learning_rate"), "Adam learning rate", flag="--lr"
-    )
-    field: str = option(_default("field"), "vector field: conv or mlp")
+    dataset: str = option(_DEFAULT.dataset, DATASETS)
+    seeds: tuple[int, ...] = option(_DEFAULT.seeds, "the seeds to train")
+    iterations: int = option(_DEFAULT.iterations, "training iterations")
+    batch_size: int = option(_DEFAULT.batch_size, "training batch size")
+    learning_rate: float = option(_DEFAULT.learning_rate, "Adam learning rate", flag="--lr")
+    field: str = option(_DEFAULT.field, "vector field: conv or mlp")
     channels: int | None = option(
-        _default("channels"),
+        _DEFAULT.channels,
         "hidden channels C of the field (default: the paper's, 128 for cifar10, else 32)",
     )
     data_dir: str | None = option(
-        _default("data_dir"),
+        _DEFAULT.data_dir,
         "folder with the official archives of mnist, fashion_mnist or cifar10 (default: "
         "$ODENESS_MNIST_DIR, ...; see docs/guides/datasets.md)",
     )
     regularise: tuple[tuple[str, float], ...] = option(
-        _default("regularise"),
+        _DEFAULT.regularise,
         "a regulariser of the training solves and its weight, repeatable: kinetic, "
         "jacobian, taylorK (K >= 1), error, or steer (VALUE: the spread of the end "
         "time), e.g. --regularise kinetic:0.01",
         metavar="NAME:VALUE",
     )
     adjoint: str = option(
-        _default("adjoint"),
+        _DEFAULT.adjoint,
         "how gradients go through the solve: backprop (through the solver's operations, "
         "the default) or backsolve (the continuous adjoint)",
     )
@@ -173,6 +150,10 @@ class TrainingOptions(AbstractOptions):
         )
 
 
+_CONFIG = TrainingOptions.__dataclass_fields__.keys() & _DEFAULT.__dataclass_fields__.keys()
+"""The training options that are `odeness.TrainConfig` fields of the same name."""
+
+
 def quick_config(config: odeness.TrainConfig) -> odeness.TrainConfig:
     """The smoke-test version of a training configuration (`--quick`): at most
     `QUICK_ITERATIONS` iterations and the first two seeds; a run without adaptation
@@ -185,28 +166,19 @@ def quick_config(config: odeness.TrainConfig) -> odeness.TrainConfig:
     return config
 
 
-def choices(annotation) -> tuple[str, ...] | None:
-    """The values of a `Literal` option (or of `Literal | None`)."""
-    for arg in (annotation, *get_args(annotation)):
-        if getattr(arg, "__origin__", None) is Literal:
-            return get_args(arg)
-    return None
-
-
 def command_line(options: AbstractOptions) -> list[str]:
     """The options that differ from their defaults, as a user would type them."""
     default, words = type(options)(), []
     for f in dataclasses.fields(options):
-        value = getattr(options, f.name)
-        if "help" not in f.metadata or value == getattr(default, f.name):
+        value, how = getattr(options, f.name), f.metadata.get("option")
+        if how is None or value == getattr(default, f.name):
             continue
-        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
-            words.append(flag)
+            words.append(flag(f))
             continue
         repeated = isinstance(value, tuple) and value and isinstance(value[0], tuple)
         for one in value if repeated else [value]:
-            words += [*([] if f.metadata["positional"] else [flag]), *_words(one)]
+            words += [*([] if how.positional else [flag(f)]), *_words(one)]
     return words
 
 

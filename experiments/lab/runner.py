@@ -1,14 +1,7 @@
-"""Studies and groups, and the one runner of both.
-
-Each figure, table and sweep of a paper is a `Study`: a name (its `make` target and its
-folder under `results/`), one line on what it is, and its typed options
-(`experiments.lab.options`), from which its `make` target, its stage of a reproduction,
-the tests' quick runs and the documentation's command tables all derive. A `Group` runs
-studies (and groups) in order, with one rule for a member that fails: it is reported,
-with its reason, and the others still run; the group then fails, naming every member
-that did. A stop (SIGINT, SIGTERM) ends the group after the member in flight has saved
-what it finished.
-"""
+"""Studies and groups, and the one runner of both: each figure, table and sweep of a paper
+is a `Study` (its `make` target, its folder under `results/` and its typed options), from
+which its stage of a reproduction, the tests' quick runs and the documentation's command
+tables all derive; a `Group` runs studies (and groups) in order."""
 
 import dataclasses
 import shlex
@@ -24,15 +17,22 @@ EXPECTED = (ValueError, OSError, odeness.RunFailed)
 """A study's failures that are reported as one line: bad input, a file it cannot use, a
 run that diverged or a solve that failed."""
 
+Adjust = Callable[[AbstractOptions], AbstractOptions]
+
+
+def one_line(error: BaseException) -> str:
+    """The message of `error` on one line (its type's name if it has none)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
 
 @dataclasses.dataclass(frozen=True)
 class Study:
-    """One figure, table or sweep: its name, what it is, and its options, whose paths
-    are relative to the results folder (`out` defaults to the study's name)."""
+    """One figure, table or sweep: its name, what it is (one line for the documentation's
+    command table), and its options, whose paths are relative to the results folder
+    (`out` defaults to the study's name)."""
 
     name: str
     what: str
-    """One line for the documentation's command table."""
     options: AbstractOptions
 
     def resolved(self, results: str | Path = "results") -> AbstractOptions:
@@ -51,25 +51,24 @@ class Study:
     def command(self, results: str | Path = "results") -> str:
         """The command line a user would type to run it, as the documentation shows it."""
         options = self.resolved(results)
-        script = f"experiments/{options.command}.py"
-        return shlex.join(["python", script, *command_line(options)])
+        return shlex.join(
+            ["python", f"experiments/{options.command}.py", *command_line(options)]
+        )
 
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-    """Studies (and groups) run in order into one results folder, and what they publish
-    copied into the documentation."""
+    """Studies (and groups) run in order into `results` (a run that is not the documented
+    one, `--seeds` or `--quick`, into `results/<name>-seeds<K>` or `results/<name>-quick`);
+    the files of the studies it `publishes` (None: every one) go into `docs` (None: not
+    copied)."""
 
     name: str
     what: str
     members: tuple["Study | Group", ...]
     results: str = "results"
-    """The results folder; a run that is not the documented one (`--seeds`, `--quick`)
-    goes into `results/<name>-seeds<K>` or `results/<name>-quick` instead."""
     docs: str | None = "docs/results"
-    """Where the published files go (None: nowhere)."""
     publishes: tuple[str, ...] | None = None
-    """The studies whose files are published (None: every one)."""
 
     def studies(self) -> list[Study]:
         """Every study of the group, in order, each once."""
@@ -81,12 +80,9 @@ class Group:
 
 
 def run_study(
-    study: Study,
-    results: str | Path = "results",
-    adjust: Callable[[AbstractOptions], AbstractOptions] = lambda options: options,
+    study: Study, results: str | Path = "results", adjust: Adjust = lambda o: o
 ) -> str:
-    """Run `study` in `results`, its options changed by `adjust`; return its closing
-    line."""
+    """Run `study` in `results` (options changed by `adjust`); return its closing line."""
     return adjust(study.resolved(results)).run()
 
 
@@ -95,7 +91,7 @@ def run_group(
     results: str | Path,
     *,
     docs: str | Path | None,
-    adjust: Callable[[AbstractOptions], AbstractOptions] = lambda options: options,
+    adjust: Adjust = lambda o: o,
     publish_only: bool = False,
     log: Callable[[str], None] = print,
 ) -> None:
@@ -110,20 +106,18 @@ def run_group(
     """
     results, members = Path(results), group.studies()
     planned = [] if publish_only else [(s, _checked(s, results, adjust)) for s in members]
+    failed, start = [], time.perf_counter()
     with files.folder_lock(results, "--results"):
-        failed, start = [], time.perf_counter()
         for i, (study, options) in enumerate(planned, start=1):
             head, began = f"[{group.name} {i}/{len(members)}]", time.perf_counter()
             log(f"{head} {study.name}: {study.what}")
             try:
                 line = options.run()
             except EXPECTED as e:
-                message = " ".join(str(e).split()) or type(e).__name__
-                failed.append(f"{study.name} ({message})")
-                log(f"{head} FAILED: {message}")
-            else:
-                if line:
-                    log(line)
+                failed.append(f"{study.name} ({one_line(e)})")
+                line = f"{head} FAILED: {one_line(e)}"
+            if line:
+                log(line)
             now = time.perf_counter()
             log(f"{head} done in {now - began:.0f} s (total {now - start:.0f} s)")
             odeness.raise_if_stopped(
@@ -141,10 +135,8 @@ def run_group(
         )
 
 
-def _checked(study: Study, results: Path, adjust) -> AbstractOptions:
-    """The options `study` runs with, checked (`AbstractOptions.check`).
-
-    **Raises:** `ValueError` naming the study and the bad option."""
+def _checked(study: Study, results: Path, adjust: Adjust) -> AbstractOptions:
+    """The options `study` runs with, checked; a `ValueError` names the study."""
     try:
         options = adjust(study.resolved(results))
         options.check()

@@ -13,9 +13,10 @@ Every file is written atomically; an interrupted sweep resumes where it stopped.
 
 import dataclasses
 import functools
+import itertools
 import json
 import math
-import queue
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -29,7 +30,7 @@ import numpy as np
 import odeness
 from experiments.lab.axes import Axis, StepsAxis, TolerancesAxis, axis
 from experiments.lab.figures import SwapCurve, plot_swap_sweep
-from experiments.lab.markdown import markdown_table, mean_std
+from experiments.lab.markdown import MeanStd, markdown_table, mean_std
 from experiments.lab.options import TrainingOptions, check_solver, option
 from odeness import files
 
@@ -47,19 +48,17 @@ def run_label(config: odeness.TrainConfig) -> str:
 
 
 class SweepRow(NamedTuple):
-    """One seed × training configuration × test configuration of a sweep: how the seed
-    was trained and scored with its training solver, and one row of its solver swap
-    (`odeness.SwapRow`, scored by accuracy)."""
+    """One seed × training configuration × test configuration of a sweep: the seed's
+    test `accuracy` and `nfe` (function evaluations per forward pass) with its training
+    setting `train`, one row of its solver swap (`test`, scored by accuracy) and the
+    seed's `max_gap` (the same on each of its rows)."""
 
     seed: int
     train: odeness.Setting
     accuracy: float
-    """Test accuracy with the training configuration."""
     nfe: float
-    """Function evaluations per forward pass with the training configuration."""
     test: odeness.SwapRow
     max_gap: float
-    """The seed's `max_gap` (the same on each of its rows)."""
 
     @property
     def reference(self) -> bool:
@@ -74,14 +73,6 @@ class SweepRow(NamedTuple):
     def test_value(self) -> float:
         """The test step count or rtol."""
         return axis(self.test.setting.control).value(self.test.setting.control)
-
-    @classmethod
-    def of(cls, seed: int, swap: odeness.SwapResult) -> list["SweepRow"]:
-        """The rows of one seed's solver swap."""
-        return [
-            cls(seed, swap.train.setting, swap.train_score, swap.train_nfe, r, swap.max_gap)
-            for r in swap.rows
-        ]
 
     def to_json(self) -> dict:
         """The row as written to `results.jsonl`: only the settings that apply."""
@@ -110,8 +101,8 @@ class SweepRow(NamedTuple):
 
         swapped = (row[k] for k in ("factor", "accuracy", "nfe", "at_least_as_accurate"))
         test = odeness.SwapRow(setting("test"), *swapped)
-        trained = (row[k] for k in ("train_accuracy", "train_nfe"))
-        return cls._make((row["seed"], setting("train"), *trained, test, row["max_gap"]))
+        train = (row["train_accuracy"], row["train_nfe"])
+        return cls(row["seed"], setting("train"), *train, test, row["max_gap"])
 
 
 def read_rows(path: str | Path) -> list[SweepRow]:
@@ -120,12 +111,11 @@ def read_rows(path: str | Path) -> list[SweepRow]:
 
 
 class Failure(NamedTuple):
-    """A training configuration of a sweep that gave no result (it diverged, or a solve
-    failed): reported, never evaluated, and never counted as an ODE."""
+    """A training configuration (`label`, its `control`) that gave no result (it
+    diverged, or a solve failed): reported, never evaluated, never counted as an ODE."""
 
     label: str
     control: odeness.AbstractControl
-    """The training step count or tolerance."""
     message: str
 
 
@@ -203,13 +193,13 @@ class SweepOptions(TrainingOptions):
 
 
 class _Plan(NamedTuple):
-    """A checked sweep: its training configurations and its `sweep.json`."""
+    """A checked sweep: its training configurations, the keyword arguments of
+    `odeness.evaluate_solver_swap` (`swap`) and its `sweep.json` (`spec`)."""
 
     configs: list[odeness.TrainConfig]
     grid: list[odeness.AbstractControl]
     axis: Axis
     swap: dict
-    """The keyword arguments of `odeness.evaluate_solver_swap`."""
     spec: dict
 
 
@@ -252,22 +242,17 @@ def _base(config: odeness.TrainConfig) -> dict:
     return {k: v for k, v in config.to_dict().items() if k not in ("steps", "tol")}
 
 
-def _saved_spec(path: Path) -> dict:
-    """`sweep.json` as the current `TrainConfig` reads its base: a field added since it
-    was written takes its default (e.g. `adjoint`, "backprop")."""
-    saved = files.read_json(path)
-    if not isinstance(saved.get("base"), dict):
-        return saved
-    try:
-        full = odeness.TrainConfig.from_dict({**saved["base"], "steps": 1, "tol": None})
-    except (TypeError, ValueError):
-        return saved  # compared as it is: the difference names the field
-    return {**saved, "base": json.loads(json.dumps(_base(full)))}
-
-
 def _check_folder(plan: _Plan, out: Path) -> None:
+    """Refuse a folder of another sweep. `sweep.json`'s base is read as the current
+    `TrainConfig` reads it: a field added since it was written takes its default."""
     if (out / "sweep.json").exists():
-        difference = files.first_difference(_saved_spec(out / "sweep.json"), plan.spec)
+        saved = files.read_json(out / "sweep.json")
+        try:
+            full = odeness.TrainConfig.from_dict({**saved["base"], "steps": 1, "tol": None})
+            saved["base"] = json.loads(json.dumps(_base(full)))
+        except (KeyError, TypeError, ValueError):
+            pass  # compared as it is: the difference names the field
+        difference = files.first_difference(saved, plan.spec)
         if difference is not None:
             raise ValueError(
                 f"{out} holds another sweep ({difference}); choose another --out"
@@ -280,24 +265,17 @@ def run_sweep(options: SweepOptions) -> list[SweepRow]:
     """Train at each grid value of `options`, swap solvers, and summarise into
     `options.folder` (see the module docstring); an existing folder is resumed.
 
-    The swap is `odeness.evaluate_solver_swap` with `test_solvers` and `factors`
-    (default: `odeness.default_swap` of the training integrator) and the `reference`
-    solve; `threshold` is the accuracy drop that marks a model as not an ODE
-    (`odeness.critical_step_size`, `odeness.critical_tolerance`). `jobs`: training
-    configurations run at once, in threads (each its own compiled program; see the
-    docs' Performance page for what it gains); the results do not depend on it, and a
-    multi-process run trains one configuration at a time (all processes must issue the
-    same collectives in the same order). `parallel`: the device layout of each training
-    program (`odeness.Layout`).
+    The swap is `odeness.evaluate_solver_swap` with `test_solvers`, `factors` (default:
+    `odeness.default_swap` of the training integrator) and the `reference` solve. `jobs`
+    configurations train at once, in threads (one at a time on several processes); the
+    results do not depend on it.
 
     **Returns:** all result rows (also written to `results.jsonl`).
 
-    **Raises:** `ValueError` for a bad grid, factor, threshold, data set or batch size,
-    or a folder holding another sweep, before anything is written; `odeness.RunFailed`
-    after the sweep if a configuration diverged or a solve failed (the summary reports
-    it; the other configurations still run); `odeness.Interrupted` when a stop is
-    requested (SIGINT, SIGTERM): after the configuration in flight has saved what it
-    finished.
+    **Raises:** `ValueError` for a bad option or a folder of another sweep, before
+    anything is written; `odeness.RunFailed` after the sweep if a configuration gave no
+    result (the others still run); `odeness.Interrupted` when a stop is requested, after
+    the configuration in flight has saved what it finished.
     """
     options.start_processes()
     plan = _plan(options)
@@ -315,29 +293,23 @@ def _run_plan(plan: _Plan, out: Path, data, options: SweepOptions) -> list[Sweep
     swap = functools.partial(
         odeness.evaluate_solver_swap, x=data.x_test, y=data.y_test, **plan.swap
     )
+    train = functools.partial(
+        odeness.train, data=data, progress=options.progress, parallel=options.parallel
+    )
     start = time.perf_counter()
 
     def run_one(i: int, slot: int) -> list[SweepRow] | Failure:
         """Train configuration `i` (or resume it) and swap solvers on each seed; stop
         after it if a stop was requested."""
         config, label = plan.configs[i], run_label(plan.configs[i])
-        header = f"[{i + 1}/{len(plan.configs)}] {label}"
-        run_dir = out / "runs" / label
+        header, run_dir = f"[{i + 1}/{len(plan.configs)}] {label}", out / "runs" / label
         # The swap is written once training has finished and saved its checkpoint.
         if (run_dir / "swap.jsonl").exists():
             print(f"{header}: done earlier, skipped", flush=True)
             return read_rows(run_dir / "swap.jsonl")
         t0 = time.perf_counter()
-        try:
-            # Resumes from the checkpoint; a finished run returns at once.
-            result = odeness.train(
-                config,
-                run_dir=run_dir,
-                data=data,
-                progress=options.progress,
-                progress_position=slot,
-                parallel=options.parallel,
-            )
+        try:  # resumes from the checkpoint; a finished run returns at once
+            result = train(config, run_dir=run_dir, progress_position=slot)
             t1 = time.perf_counter()
             swaps = [
                 swap(result.model(j), result.integrator) for j in range(len(config.seeds))
@@ -346,7 +318,9 @@ def _run_plan(plan: _Plan, out: Path, data, options: SweepOptions) -> list[Sweep
             print(f"{header}: FAILED: {e}", flush=True)
             return Failure(label, plan.grid[i], str(e))
         rows = [
-            r for s, sw in zip(config.seeds, swaps, strict=True) for r in SweepRow.of(s, sw)
+            SweepRow(seed, sw.train.setting, sw.train_score, sw.train_nfe, r, sw.max_gap)
+            for seed, sw in zip(config.seeds, swaps, strict=True)
+            for r in sw.rows
         ]
         files.write_jsonl(run_dir / "swap.jsonl", [r.to_json() for r in rows])
         print(
@@ -362,8 +336,7 @@ def _run_plan(plan: _Plan, out: Path, data, options: SweepOptions) -> list[Sweep
     # Costliest first (most steps / tightest tolerance), so that `jobs` threads finish
     # together; XLA releases the GIL, so the threads' programs run on separate cores.
     by_cost = sorted(range(len(plan.grid)), key=lambda i: plan.grid[i].size())
-    jobs = 1 if jax.process_count() > 1 else options.jobs
-    results = _in_threads(run_one, by_cost, jobs)
+    results = _in_threads(run_one, by_cost, 1 if jax.process_count() > 1 else options.jobs)
     rows = [row for r in results if not isinstance(r, Failure) for row in r]
     failures = [r for r in results if isinstance(r, Failure)]
     base = plan.configs[0]
@@ -387,32 +360,22 @@ def _run_plan(plan: _Plan, out: Path, data, options: SweepOptions) -> list[Sweep
 
 def _in_threads(fn: Callable[[int, int], T], order: Sequence[int], jobs: int) -> list[T]:
     """`[fn(i, slot) for i in range(len(order))]`, run in `order` by `jobs` threads; `slot`
-    (< `jobs`) tells a running call which progress-bar line is its own."""
+    (< `jobs`, its thread's) tells a running call which progress-bar line is its own."""
     if jobs == 1:
         done = {i: fn(i, 0) for i in order}
         return [done[i] for i in range(len(order))]
-    free = queue.SimpleQueue()
-    for slot in range(jobs):
-        free.put(slot)
-
-    def in_slot(i: int) -> T:
-        slot = free.get()
-        try:
-            return fn(i, slot)
-        finally:
-            free.put(slot)
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {i: pool.submit(in_slot, i) for i in order}
+    slots, local = itertools.count(), threading.local()
+    with ThreadPoolExecutor(
+        jobs, initializer=lambda: setattr(local, "slot", next(slots))
+    ) as pool:
+        futures = {i: pool.submit(lambda i: fn(i, local.slot), i) for i in order}
         try:
             return [futures[i].result() for i in range(len(order))]
         except (KeyboardInterrupt, odeness.Interrupted):
             # Ctrl-C in this thread (no `stop_on_signals`), or a stop: the other threads
             # stop at the end of their chunk and save it, instead of training on.
             odeness.request_stop()
-            for future in futures.values():
-                future.cancel()
-            pool.shutdown(wait=True)
+            pool.shutdown(cancel_futures=True)
             odeness.cancel_stop()
             raise
 
@@ -442,9 +405,9 @@ def write_summary(
 ) -> None:
     """Write `results.jsonl`, `summary.md`, `critical_step.json` and the figure.
 
-    `along`: the grid's axis (`axis`). A failed configuration (`failures`) has no rows;
-    it is listed as such and counts as not an ODE. `regularise`: the training's
-    regularisers (`TrainConfig.regularise`), in the title.
+    `along`: the grid's axis. A failed configuration (`failures`) has no rows; it is
+    listed as such and counts as not an ODE. `regularise`: the training's regularisers
+    (`TrainConfig.regularise`), in the title.
     """
     out = Path(out_dir)
     files.write_jsonl(out / "results.jsonl", [r.to_json() for r in rows])
@@ -454,6 +417,11 @@ def write_summary(
     gaps = {
         t: _per_seed(by_train[t], lambda r: r.max_gap) for t in trains if t not in failed
     }
+    # A configuration without a result is not an ODE.
+    critical, verdict = along.critical(
+        {t: gaps.get(t, [math.inf]) for t in trains}, threshold
+    )
+    critical["mean_max_gap"] = {along.cell(t): float(np.mean(g)) for t, g in gaps.items()}
     lines = [
         f"# Solver swap: {train_solver} on {len(trains)} training {along.what}"
         + "".join(f", {name} {value:g}" for name, value in regularise),
@@ -466,13 +434,10 @@ def write_summary(
         "",
         *_main_table(rows, by_train, trains, gaps, along, threshold),
         *_factor_tables(rows, trains, failed, along),
+        "",
+        f"**Critical {along.quantity}:** {verdict}.",
+        "",
     ]
-    # A configuration without a result is not an ODE.
-    critical, verdict = along.critical(
-        {t: gaps.get(t, [math.inf]) for t in trains}, threshold
-    )
-    critical["mean_max_gap"] = {along.cell(t): float(np.mean(g)) for t, g in gaps.items()}
-    lines += ["", f"**Critical {along.quantity}:** {verdict}.", ""]
     if failures:
         critical["failed"] = {f.label: f.message for f in failures}
         lines += [
@@ -500,50 +465,42 @@ def swap_curves(rows: Sequence[SweepRow], along: Axis) -> list[SwapCurve]:
         (r for r in rows if not r.reference), lambda r: (r.test.setting.solver, r.value)
     )
     by_train = _grouped(rows, lambda r: r.value)
-    curves = []
-    for test_solver in dict.fromkeys(solver for solver, _ in tests):
-        for train in along.order(by_train):
-            scores = _grouped(tests[test_solver, train], lambda r: r.test_value)
-            xs = sorted(scores)
-            accuracy = [[r.test.score for r in scores[x]] for x in xs]
-            train_rows, star = by_train[train], None
-            if test_solver == train_rows[0].train.solver:
-                star = (train, float(np.mean(_per_seed(train_rows, lambda r: r.accuracy))))
-            curves.append(
-                SwapCurve(
-                    test_solver,
-                    f"{along.symbol}={along.cell(train)}",
-                    xs,
-                    [float(np.mean(a)) for a in accuracy],
-                    [float(np.std(a)) for a in accuracy],
-                    star,
-                )
-            )
-    return curves
+
+    def curve(test_solver: str, train: float) -> SwapCurve:
+        scores = _grouped(tests[test_solver, train], lambda r: r.test_value)
+        xs = sorted(scores)
+        stats = [MeanStd.of(r.test.score for r in scores[x]) for x in xs]
+        star, trained = None, by_train[train]
+        if test_solver == trained[0].train.solver:
+            star = (train, float(np.mean(_per_seed(trained, lambda r: r.accuracy))))
+        mean, std = [m.mean for m in stats], [m.std for m in stats]
+        return SwapCurve(
+            test_solver, f"{along.symbol}={along.cell(train)}", xs, mean, std, star
+        )
+
+    solvers = dict.fromkeys(solver for solver, _ in tests)
+    return [curve(s, t) for s in solvers for t in along.order(by_train)]
 
 
 def _main_table(rows, by_train, trains, gaps, along: Axis, threshold) -> list[str]:
     """One line per training configuration: cost, accuracy, max gap, verdict."""
     refs = [r.test.setting for r in rows if r.reference]
-    head = [*along.head, "NFE/forward", "acc (training solver)"]
-    if refs:
-        head.append(f"reference {refs[0].solver} {refs[0].control.label(refs[0].length)}")
-    head += ["max gap", "ODE?"]
-    body = []
-    for t in trains:
-        rs, cells = by_train[t], along.cells(t)
+    ref = [f"reference {s.solver} {s.control.label(s.length)}" for s in refs[:1]]
+    head = [*along.head, "NFE/forward", "acc (training solver)", *ref, "max gap", "ODE?"]
+
+    def cells(t: float) -> list[str]:
         if t not in gaps:  # failed
-            cells += ["—"] * (len(head) - len(cells) - 1) + ["no result (below)"]
-        else:
-            cells += [
-                f"{np.mean(_per_seed(rs, lambda r: r.nfe)):.0f}",
-                mean_std(_per_seed(rs, lambda r: r.accuracy)),
-                *([mean_std(r.test.score for r in rs if r.reference)] if refs else []),
-                mean_std(gaps[t]),
-                "yes" if np.mean(gaps[t]) <= threshold else "no",
-            ]
-        body.append(cells)
-    return markdown_table(head, body)
+            return ["—"] * (len(head) - len(along.head) - 1) + ["no result (below)"]
+        rs = by_train[t]
+        return [
+            f"{np.mean(_per_seed(rs, lambda r: r.nfe)):.0f}",
+            mean_std(_per_seed(rs, lambda r: r.accuracy)),
+            *([mean_std(r.test.score for r in rs if r.reference)] if ref else []),
+            mean_std(gaps[t]),
+            "yes" if np.mean(gaps[t]) <= threshold else "no",
+        ]
+
+    return markdown_table(head, [along.cells(t) + cells(t) for t in trains])
 
 
 def _factor_tables(rows, trains, failed, along: Axis) -> list[str]:

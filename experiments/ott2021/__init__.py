@@ -1,10 +1,8 @@
 """Ott et al., "ResNet After All? Neural ODEs and Their Numerical Solution" (ICLR 2021):
 every figure, table and sweep that odeness reproduces, each defined once as a study
-(`experiments.lab.runner`), and `OTT2021`, the group `make ott2021` runs.
-
-The modules beside this one hold what is particular to one figure or table: Figure 1's
-crossings (`crossings_figure`), Figure 2's decision regions (`decision_regions`),
-Figure 3's fan on XOR (`xor_fan`) and Table 1 (`grid_vs_adaptation`).
+(`experiments.lab.runner`), and `OTT2021`, the group `make ott2021` runs. The modules
+beside this one hold Figures 1 to 3 (`crossings_figure`, `decision_regions`, `xor_fan`)
+and Table 1 (`grid_vs_adaptation`).
 """
 
 from experiments.lab.adapted_runs import AdaptOptions
@@ -115,33 +113,22 @@ ADAPT_MNIST = Study(
 )
 
 
-def _table(name: str, rows: tuple[tuple[Study, tuple[Study, ...]], ...]) -> Study:
-    folders = tuple((sweep.name, *(a.name for a in adapted)) for sweep, adapted in rows)
-    return Study(
-        name,
-        "Table 1 from the sweeps and adapted runs above",
-        TableOptions(row=folders, out="table1.md"),
-    )
+def _table(name: str, what: str, rows: tuple[tuple[Study, ...], ...]) -> Group:
+    """Each row's sweep and adapted runs, then Table 1 of their folders."""
+    folders = tuple(tuple(s.name for s in row) for row in rows)
+    table = TableOptions(row=folders, out="table1.md")
+    write = Study(f"{name}-write", "Table 1 from the sweeps and adapted runs above", table)
+    return Group(name, what, (*(s for row in rows for s in row), write))
 
 
-TABLE1_ROWS = ((SWEEP_EULER, (ADAPT_EULER,)), (SWEEP_DOPRI5, ADAPT_DOPRI5))
-TABLE1 = Group(
+TABLE1_ROWS = ((SWEEP_EULER, ADAPT_EULER), (SWEEP_DOPRI5, *ADAPT_DOPRI5))
+TABLE1 = _table(
     "table1",
     "Table 1: grid search against adaptation, spheres 2-D (Euler and dopri5)",
-    (
-        *(s for sweep, adapted in TABLE1_ROWS for s in (sweep, *adapted)),
-        _table("table1-write", TABLE1_ROWS),
-    ),
+    TABLE1_ROWS,
 )
-TABLE1_MNIST = Group(
-    "table1-mnist",
-    "Table 1 with its MNIST row",
-    (
-        *TABLE1.members[:-1],
-        SWEEP_MNIST,
-        ADAPT_MNIST,
-        _table("table1-mnist-write", (*TABLE1_ROWS, (SWEEP_MNIST, (ADAPT_MNIST,)))),
-    ),
+TABLE1_MNIST = _table(
+    "table1-mnist", "Table 1 with its MNIST row", (*TABLE1_ROWS, (SWEEP_MNIST, ADAPT_MNIST))
 )
 REPORT = Study(
     "report-euler-n0008",

@@ -4,7 +4,9 @@ Windermere's fan; see `Figure1Options`). The fan and the diagnosis are
 `experiments.lab.ode_reports.diagnose`, which the ODE-ness report shares.
 """
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,12 +42,33 @@ class Measured(NamedTuple):
     """The test input of the fan figure (the median global error)."""
 
 
-def train_config(steps: int, *, iterations: int, seed: int) -> odeness.TrainConfig:
-    """One of Figure 1's models: spheres 2-D, Euler at `steps` steps, the paper's
-    settings otherwise."""
+def train_config(
+    steps: int = 2, *, iterations: int = 10_000, seed: int = 0
+) -> odeness.TrainConfig:
+    """Spheres 2-D with Euler at `steps` steps, the paper's settings otherwise."""
     return odeness.TrainConfig(
         dataset="sphere2", solver="euler", steps=steps, seeds=(seed,), iterations=iterations
     )
+
+
+Runs = dict[int, tuple[Path, odeness.TrainConfig]]  # n: (run folder, config)
+
+
+@contextlib.contextmanager
+def euler_runs(
+    options, steps: Sequence[int]
+) -> Iterator[tuple[Path, odeness.Dataset, Runs]]:
+    """`options.folder`, locked, spheres 2-D, and `{n: (run folder, train_config(n))}` of
+    each of `steps` (with the options' `iterations`, `quick` and `seed`), every run folder
+    checked (`ValueError`) before the lock is taken."""
+    out = files.check_folder(options.folder, "--out")
+    quick = min(options.iterations, QUICK_ITERATIONS)
+    kw = dict(iterations=quick if options.quick else options.iterations, seed=options.seed)
+    runs = {n: (out / "runs" / f"euler-n{n:04d}", train_config(n, **kw)) for n in steps}
+    for run_dir, config in runs.values():
+        odeness.check_run_folder(run_dir, config)
+    with files.folder_lock(out, "--out"):
+        yield out, odeness.load_dataset("sphere2"), runs
 
 
 def measure(model, integ: odeness.Integrator, x, y) -> tuple[Measured, Diagnosis]:
@@ -82,12 +105,10 @@ class Figure1Options(AbstractOptions):
         python experiments/figure1.py            # paper hyper-parameters, seed 0
         python experiments/figure1.py --quick    # 200 iterations: a smoke test
 
-    Side by side: the trajectories of test points coloured by class with crossings
-    marked, and test accuracy against the number of Euler test steps (1 ... 2048) with
-    the training configuration starred; plus Lady Windermere's fan for one input of
-    each model. Writes figure1.png, fan.png, figure1.md and figure1.json into --out; the
-    two training runs live in --out/runs/ and resume if interrupted (see
-    `experiments.ott2021.crossings_figure`).
+    Draws the test trajectories with their crossings, test accuracy against Euler test
+    steps (1 ... 2048) and Lady Windermere's fan of one input of each model; writes
+    figure1.png, fan.png, figure1.md and figure1.json into --out, the training runs
+    into --out/runs/ (they resume if interrupted).
     """
 
     command = "figure1"
@@ -108,9 +129,10 @@ class Figure1Options(AbstractOptions):
         return Path(self.out or "results/figure1")
 
     def run(self) -> str:
-        out = self.folder
         run_figure1(self, log=lambda line: print(line, flush=True))
-        return f"wrote {out / 'figure1.png'}, {out / 'fan.png'}, {out / 'figure1.md'}"
+        return "wrote " + ", ".join(
+            str(self.folder / name) for name in ("figure1.png", "fan.png", "figure1.md")
+        )
 
 
 def run_figure1(options: Figure1Options, *, log=print) -> dict[int, Measured]:
@@ -121,40 +143,32 @@ def run_figure1(options: Figure1Options, *, log=print) -> dict[int, Measured]:
     another configuration, before anything is written.
     """
     steps, points = options.steps, options.points
-    iterations = options.iterations
     if options.quick:
-        iterations, points = min(iterations, QUICK_ITERATIONS), min(points, 300)
+        points = min(points, 300)
     if steps[0] == steps[1]:
         raise ValueError(f"--steps must be two different step counts, got {list(steps)}")
     if points < 1:
         raise ValueError(f"--points must be an integer >= 1, got {points}")
-    out = files.check_folder(options.folder, "--out")
-    configs = {n: train_config(n, iterations=iterations, seed=options.seed) for n in steps}
-    for n, config in configs.items():  # both, before either trains
-        odeness.check_run_folder(out / "runs" / f"euler-n{n:04d}", config)
-    with files.folder_lock(out, "--out"):
-        return _figure1(out, configs, points, options.progress, log)
-
-
-def _figure1(out, configs, points, progress, log) -> dict[int, Measured]:
-    data = odeness.load_dataset("sphere2")
-    x, y = data.x_test[:points], data.y_test[:points]
     numbers, found = {}, {}
-    for n, config in configs.items():
-        run_dir = out / "runs" / f"euler-n{n:04d}"
-        log(f"training Euler with {n} steps ({config.iterations} iterations) in {run_dir}")
-        result = odeness.train(config, run_dir=run_dir, data=data, progress=progress)
-        numbers[n], found[n] = measure(result.model(0), result.integrator, x, y)
-        log(
-            f"  n={n}: accuracy {numbers[n].train_accuracy:.3f}, "
-            f"{numbers[n].crossing_pairs} crossing pairs, "
-            f"{100 * numbers[n].nonpositive_det['steps']:.1f}% folding steps"
-        )
-    _draw(numbers, found, y, len(x), out)
-    records = {str(n): v._asdict() for n, v in numbers.items()}
-    write_results(
-        out, "figure1", records, _markdown(numbers, next(iter(configs.values())), points)
-    )
+    with euler_runs(options, steps) as (out, data, runs):
+        x, y = data.x_test[:points], data.y_test[:points]
+        for n, (run_dir, config) in runs.items():
+            log(
+                f"training Euler with {n} steps ({config.iterations} iterations) in "
+                f"{run_dir}"
+            )
+            run = odeness.train(
+                config, run_dir=run_dir, data=data, progress=options.progress
+            )
+            numbers[n], found[n] = measure(run.model(0), run.integrator, x, y)
+            log(
+                f"  n={n}: accuracy {numbers[n].train_accuracy:.3f}, "
+                f"{numbers[n].crossing_pairs} crossing pairs, "
+                f"{100 * numbers[n].nonpositive_det['steps']:.1f}% folding steps"
+            )
+        _draw(numbers, found, y, len(x), out)
+        records = {str(n): v._asdict() for n, v in numbers.items()}
+        write_results(out, "figure1", records, _markdown(numbers, config, points))
     return numbers
 
 
@@ -172,19 +186,17 @@ def _draw(numbers: dict[int, Measured], found: dict[int, Diagnosis], y, points, 
         draw_trajectories(
             ax, d.paths[:, :shown], y[:shown], c.points_among(shown), title=title
         )
-    draw_accuracy_vs_steps(
-        axes[2],
-        {
-            f"trained with {n} steps": (
-                TEST_STEPS,
-                list(v.accuracy_by_euler_steps.values()),
-                n,
-                v.train_accuracy,
-            )
-            for n, v in numbers.items()
-        },
-        title="test accuracy with Euler at other step counts",
-    )
+    curves = {
+        f"trained with {n} steps": (
+            TEST_STEPS,
+            list(v.accuracy_by_euler_steps.values()),
+            n,
+            v.train_accuracy,
+        )
+        for n, v in numbers.items()
+    }
+    title = "test accuracy with Euler at other step counts"
+    draw_accuracy_vs_steps(axes[2], curves, title=title)
     save_figure(fig, out / "figure1.png")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
     for ax, (n, d) in zip(axes, found.items(), strict=True):
@@ -211,21 +223,18 @@ def _markdown(numbers: dict[int, Measured], config: odeness.TrainConfig, points:
         for n, v in numbers.items()
     ]
     coarse, fine = numbers
-    lines = [
+    return page(
         f"# Figure 1: Euler with {coarse} vs {fine} training steps",
-        "",
         f"spheres 2-D, seed {config.seeds[0]}, {config.iterations} iterations, {points} "
         "test points.",
-        "",
-        *markdown_table(["training steps", *_COLUMNS], body),
-        "",
+        markdown_table(["training steps", *_COLUMNS], body),
         "Test accuracy with Euler at m steps:",
-        "",
-        *markdown_table(["training steps", *map(str, TEST_STEPS)], by_steps),
-        "",
+        markdown_table(["training steps", *map(str, TEST_STEPS)], by_steps),
         "![figure 1](figure1.png)",
-        "",
         "![fan](fan.png)",
-        "",
-    ]
-    return "\n".join(lines)
+    )
+
+
+def page(*blocks: str | list[str]) -> str:
+    """A Markdown page: `blocks` (a list: its lines), a blank line between."""
+    return "\n\n".join(b if isinstance(b, str) else "\n".join(b) for b in blocks) + "\n"

@@ -17,8 +17,12 @@ import numpy as np
 import odeness
 from experiments.lab.figures import pyplot, save_figure
 from experiments.lab.markdown import markdown_table, write_results
-from experiments.lab.options import QUICK_ITERATIONS, AbstractOptions, option
-from odeness import files
+from experiments.lab.options import AbstractOptions, option
+from experiments.ott2021.crossings_figure import (
+    euler_runs,
+    page,
+    train_config as train_config,
+)
 
 
 class Panel(NamedTuple):
@@ -48,23 +52,14 @@ def panel(model: odeness.ODEClassifier, steps: int, x: np.ndarray, y: np.ndarray
     return Panel(steps, np.asarray(z), np.asarray(y), predictions)
 
 
-def train_config(*, iterations: int = 10_000, seed: int = 0) -> odeness.TrainConfig:
-    """Figure 1's coarse model: spheres 2-D, Euler at 2 steps, the paper's settings."""
-    return odeness.TrainConfig(
-        dataset="sphere2", solver="euler", steps=2, seeds=(seed,), iterations=iterations
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class Figure2Options(AbstractOptions):
     """Figure 2 of Ott et al.: the Euler-2 model's ODE outputs over its decision regions.
 
         python experiments/figure2.py [--out results/figure2] [--quick]
 
-    Trains spheres 2-D with Euler at 2 steps (the paper's settings, resumable run folder
-    in --out/runs/), then draws the test set's ODE-block outputs over the classifier's
-    decision regions at h = 1/2 and h = 1/4; writes `figure2.png`, `figure2.json` and
-    `figure2.md` (see `experiments.ott2021.decision_regions`).
+    Trains spheres 2-D with Euler at 2 steps (resumable, in --out/runs/), then draws
+    Figure 2 at h = 1/2 and 1/4: `figure2.png`, `figure2.json` and `figure2.md`.
     """
 
     command = "figure2"
@@ -93,15 +88,8 @@ def run_figure2(options: Figure2Options, test_steps: tuple[int, int] = (2, 4)) -
     """Train (or resume) the Euler-2 model in `options.folder/runs/euler-n0002`, then
     write `figure2.png`, `figure2.json` and `figure2.md` with one panel per test step
     count."""
-    out = files.check_folder(options.folder, "--out")
-    iterations = options.iterations
-    if options.quick:
-        iterations = min(iterations, QUICK_ITERATIONS)
-    config = train_config(iterations=iterations, seed=options.seed)
-    run_dir = out / "runs" / "euler-n0002"
-    odeness.check_run_folder(run_dir, config)
-    with files.folder_lock(out, "--out"):
-        data = odeness.load_dataset("sphere2")
+    with euler_runs(options, (2,)) as (out, data, runs):
+        ((run_dir, config),) = runs.values()
         run = odeness.train(config, run_dir=run_dir, data=data, progress=options.progress)
         model = run.model(0)
         panels = [panel(model, n, data.x_test, data.y_test) for n in test_steps]
@@ -118,13 +106,12 @@ def run_figure2(options: Figure2Options, test_steps: tuple[int, int] = (2, 4)) -
             ],
         }
         _draw(panels, model.head, out / "figure2.png")
-        write_results(out, "figure2", numbers, _markdown(numbers))
+        write_results(out, "figure2", numbers, _markdown(config, panels))
     return numbers
 
 
 def _draw(panels: list[Panel], head, path: Path) -> None:
-    """The ODE block's outputs of the test set, coloured by true label, over the
-    decision regions of the linear `head`, one panel per test step."""
+    """The panels' outputs, by true label, over the decision regions of `head`."""
     plt = pyplot()
     colours = np.array(["tab:blue", "tab:orange"])
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8))
@@ -155,24 +142,18 @@ def _draw(panels: list[Panel], head, path: Path) -> None:
     save_figure(fig, path)
 
 
-def _markdown(n: dict) -> str:
-    c = n["config"]
+def _markdown(config: odeness.TrainConfig, panels: list[Panel]) -> str:
     head = ["test step h", "test accuracy"]
     head += [f"class {k} in class {1 - k}'s region" for k in (0, 1)]
     rows = [
-        [f"1/{p['test_steps']}", f"{p['accuracy']:.3f}"]
-        + [f"{100 * p['misplaced'][k]:.1f}%" for k in "01"]
-        for p in n["panels"]
+        [f"1/{p.steps}", f"{p.accuracy:.3f}"]
+        + [f"{100 * p.misplaced(k):.1f}%" for k in (0, 1)]
+        for p in panels
     ]
-    lines = [
+    return page(
         "# Figure 2: the classifier reads the solver's error",
-        "",
-        f"Spheres 2-D, trained with Euler at 2 steps (h = 1/2), seed {c['seeds'][0]}, "
-        f"{c['iterations']} iterations; the 1,000 test points.",
-        "",
-        *markdown_table(head, rows),
-        "",
+        f"Spheres 2-D, trained with Euler at 2 steps (h = 1/2), seed {config.seeds[0]}, "
+        f"{config.iterations} iterations; the 1,000 test points.",
+        markdown_table(head, rows),
         "![figure 2](figure2.png)",
-        "",
-    ]
-    return "\n".join(lines)
+    )

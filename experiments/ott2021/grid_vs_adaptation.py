@@ -1,11 +1,5 @@
-"""The paper's table: grid search over step sizes (or tolerances) against adaptation.
-
-For each data set and solver, the **grid search** row is the sweep's run at the critical
-step size `h*` (or tolerance `tol*`): the coarsest grid value whose models keep their
-accuracy under more accurate solvers, i.e. the cheapest training the grid search found
-to be an ODE. Its training cost is that of the run at `h*` alone; the cost of the whole
-grid (every grid value trained) is given beside it. The **adapted** row is
-`experiments.ott2021.adaptation`'s summary. Both are mean ± std over seeds.
+"""The paper's Table 1: grid search over step sizes (or tolerances), the sweep's run at
+the critical `h*` (`tol*`), against adaptation (`run_adaptation`'s summaries).
 """
 
 import dataclasses
@@ -26,25 +20,19 @@ CONFIG, METRICS = "config.json", "metrics.jsonl"  # of a run folder (`odeness.tr
 
 
 class FinishedSweep(NamedTuple):
-    """A finished sweep folder (`experiments/sweep.py`), as the tables read it."""
+    """A finished sweep folder (`experiments/sweep.py`): `sweep.json`'s training
+    configuration (`base`), `critical_step.json`, the rows tested with the training
+    solver at × 1 (`own`), and each grid value's run folder and configuration."""
 
     along: Axis
     base: dict
-    """`sweep.json`'s training configuration."""
     critical: dict
-    """`critical_step.json`."""
     own: list[SweepRow]
-    """The rows tested with the training solver at the training control (× 1)."""
     runs: dict[float, tuple[Path, odeness.TrainConfig]]
-    """Each grid value (as `sweep.json` gives it): its run folder and training
-    configuration."""
 
 
 def read_sweep_folder(folder: str | Path) -> FinishedSweep:
-    """The finished sweep in `folder`.
-
-    **Raises:** `FileNotFoundError` if the sweep is not finished.
-    """
+    """**Raises:** `FileNotFoundError` if the sweep in `folder` is not finished."""
     folder = Path(folder)
     for name in ("sweep.json", "results.jsonl", "critical_step.json"):
         if not (folder / name).exists():
@@ -52,14 +40,11 @@ def read_sweep_folder(folder: str | Path) -> FinishedSweep:
     spec = files.read_json(folder / "sweep.json")
     along, base = of_spec(spec), spec["base"]
     config = odeness.TrainConfig.from_dict({**base, "steps": 1, "tol": None})
-    runs = {}
-    for g in spec[along.key]:
-        trained = config.controlled(along.control(g))
-        runs[g] = (folder / "runs" / run_label(trained), trained)
+    trained = {g: config.controlled(along.control(g)) for g in spec[along.key]}
+    runs = {g: (folder / "runs" / run_label(c), c) for g, c in trained.items()}
+    rows = read_rows(folder / "results.jsonl")
     own = [
-        r
-        for r in read_rows(folder / "results.jsonl")
-        if r.test.setting.solver == base["solver"] and r.test.factor == 1.0
+        r for r in rows if r.test.setting.solver == base["solver"] and r.test.factor == 1.0
     ]
     critical = files.read_json(folder / "critical_step.json")
     return FinishedSweep(along, base, critical, own, runs)
@@ -79,43 +64,41 @@ def _training_nfe(run_dir: Path, config: odeness.TrainConfig) -> dict[int, int]:
 
 
 class GridEntry(NamedTuple):
-    """The grid search of one sweep folder: its run at the critical step size (or
-    tolerance), per seed; the per-seed lists are empty when no grid value is an ODE."""
+    """The grid search of one sweep folder: `star` (`steps*` or `tol*`, None if no grid
+    value is an ODE), the whole grid's training NFE per seed, and the run at `star` per
+    seed (empty lists without a `star`)."""
 
     dataset: str
     solver: str
     iterations: int
     along: Axis
     star: float | None
-    """`steps*` (fixed steps) or `tol*`; None if no grid value is an ODE."""
     grid: list[float]
     grid_training_nfe: list[int]
-    """Training NFE of the whole grid, per seed."""
-    test_accuracy: list[float] = []
-    nfe_per_forward: list[float] = []
-    training_nfe: list[int] = []
+    test_accuracy: list[float]
+    nfe_per_forward: list[float]
+    training_nfe: list[int]
 
 
 def grid_row(sweep_dir: str | Path) -> GridEntry:
-    """The grid-search entry of a sweep folder written by `run_sweep`.
-
-    **Raises:** `FileNotFoundError` if the sweep is not finished.
-    """
+    """The grid-search entry of a finished sweep folder (`read_sweep_folder`)."""
     sweep = read_sweep_folder(sweep_dir)
     base, along = sweep.base, sweep.along
     star = sweep.critical[along.star_key]
     totals = {g: _training_nfe(*run) for g, run in sweep.runs.items()}
-    whole = [sum(t[s] for t in totals.values()) for s in base["seeds"]]
-    first, grid = {key: base[key] for key in GridEntry._fields[:3]}, list(sweep.runs)
-    entry = GridEntry(**first, along=along, star=star, grid=grid, grid_training_nfe=whole)
-    if star is None:
-        return entry
-    chosen = {r.seed: r for r in sweep.own if r.value == star}
+    chosen = {r.seed: r for r in sweep.own if r.value == star}  # none without a star
     seeds = sorted(chosen)
-    return entry._replace(
-        test_accuracy=[chosen[s].accuracy for s in seeds],
-        nfe_per_forward=[chosen[s].nfe for s in seeds],
-        training_nfe=[totals[star][s] for s in seeds],
+    return GridEntry(
+        base["dataset"],
+        base["solver"],
+        base["iterations"],
+        along,
+        star,
+        list(sweep.runs),
+        [sum(t[s] for t in totals.values()) for s in base["seeds"]],
+        [chosen[s].accuracy for s in seeds],
+        [chosen[s].nfe for s in seeds],
+        [totals[star][s] for s in seeds],
     )
 
 
@@ -167,44 +150,31 @@ def _grid_cells(grid: GridEntry) -> list[str]:
 
 
 def _adapted_cells(entry: AdaptedEntry, star_nfe: float | None) -> list[str]:
-    summary = entry.summary
-
-    def ms(key: str, fmt: str) -> str:
-        return summary.mean_std(key).format(fmt)
-
-    nfe = summary.mean_std("train_nfe_total").mean
+    summary, ms = entry.summary, entry.summary.mean_std
     checked = (s.train_nfe_total + s.check_nfe_total for s in summary.seeds)
     return [
         summary.dataset,
         summary.solver,
         f"adapted from {entry.start}",
         str(summary.iterations),
-        ms(summary.along.rule_value, summary.along.brief),
-        ms("nfe_per_forward", ".1f"),
-        ms("test_accuracy", ".3f"),
-        ms("train_nfe_total", ",.0f"),
+        ms(summary.along.rule_value).format(summary.along.brief),
+        ms("nfe_per_forward").format(".1f"),
+        ms("test_accuracy").format(".3f"),
+        ms("train_nfe_total").format(",.0f"),
         mean_std((n / summary.iterations for n in checked), ".1f"),
-        "–" if star_nfe is None else f"{nfe / star_nfe:.2f}",
-        ms("check_nfe_total", ",.0f"),
+        "–" if star_nfe is None else f"{ms('train_nfe_total').mean / star_nfe:.2f}",
+        ms("check_nfe_total").format(",.0f"),
     ]
 
 
 def table_markdown(entries: list[tuple[GridEntry, list[AdaptedEntry]]]) -> str:
     """The table from `(grid_row, [adapted_row, ...])` pairs: each grid search followed
     by the adapted runs of the same data set and solver (e.g. from several starts)."""
-    head = [
-        "data set",
-        "solver",
-        "method",
-        "iterations",
-        "final h / tol",
-        "NFE per forward",
-        "test accuracy",
-        "training NFE",
-        "NFE per iteration, checks included",
-        "÷ h*",
-        "checks' NFE",
-    ]
+    head = (
+        "data set | solver | method | iterations | final h / tol | NFE per forward | "
+        "test accuracy | training NFE | NFE per iteration, checks included | ÷ h* | "
+        "checks' NFE"
+    ).split(" | ")
     body = []
     for grid, adapteds in entries:
         star_nfe = None if grid.star is None else float(np.mean(grid.training_nfe))

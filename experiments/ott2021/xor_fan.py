@@ -1,21 +1,15 @@
 """Figure 3 of Ott et al.: Lady Windermere's fan on the XOR problem (their Sec. 2.2).
 
 The four XOR points `(0,0)→0, (1,1)→0, (0,1)→1, (1,0)→1` are moved by the ODE (Eq. 4)
-
-    z' = [[α, 1], [−γ‖z‖^δ, β]] z
-
-(growing ellipses that turn faster the further out a point is) and solved with Euler.
-With a coarse step the numerical end points are linearly separable; with a fine one (and
-the exact flow) they are not: the coarse solution's biased global error is the feature.
-The paper does not state α, β, γ, δ or the end time; `XorODE`'s defaults (α = 0.3,
-β = 0.2, γ = 2, δ = 2, T = 2.5) come from a search over α, β ∈ {0, 0.1, 0.2, 0.3},
-γ ∈ {1, 2, 5, 10, 20}, δ ∈ {1, 2, 3}, T ∈ {1, …, 5} for values where Euler at the coarse
-step separates the points and the fine step and the exact flow do not, in float32 and
-float64 alike, with one change of verdict along the sweep of h.
-
-Separability is decided exactly: two classes of two points each are linearly separable
-if and only if their segments (convex hulls) are disjoint, which
-`odeness.diagnostics.segments_intersect` decides with exact predicates.
+`z' = [[α, 1], [−γ‖z‖^δ, β]] z` (growing ellipses that turn faster the further out a
+point is) and solved with Euler. With a coarse step the numerical end points are
+linearly separable; with a fine one (and the exact flow) they are not: the coarse
+solution's biased global error is the feature. The paper does not state α, β, γ, δ or
+the end time; `XorODE`'s defaults (α = 0.3, β = 0.2, γ = 2, δ = 2, T = 2.5) come from a
+search over α, β ∈ {0, 0.1, 0.2, 0.3}, γ ∈ {1, 2, 5, 10, 20}, δ ∈ {1, 2, 3},
+T ∈ {1, …, 5} for values where Euler at the coarse step separates the points and the
+fine step and the exact flow do not, in float32 and float64 alike, with one change of
+verdict along the sweep of h. Separability is decided exactly (`separable`).
 """
 
 import dataclasses
@@ -31,6 +25,7 @@ import odeness
 from experiments.lab.figures import pyplot, save_figure
 from experiments.lab.markdown import markdown_table, write_results
 from experiments.lab.options import AbstractOptions, option
+from experiments.ott2021.crossings_figure import page
 from odeness import files
 from odeness.diagnostics import segments_intersect, trajectories
 
@@ -56,7 +51,8 @@ class XorODE(eqx.Module):
 
 def separable(points: np.ndarray) -> bool:
     """Whether `{points[0], points[1]}` (class 0) and `{points[2], points[3]}` (class 1)
-    are linearly separable: exactly when the two segments share no point."""
+    are linearly separable: exactly when the two segments (their convex hulls) share no
+    point, which `odeness.diagnostics.segments_intersect` decides with exact predicates."""
     p = np.asarray(points, dtype=np.float64)
     return not bool(segments_intersect(p[0], p[1], p[2], p[3])[0])
 
@@ -74,15 +70,14 @@ class Panel(NamedTuple):
     """One step size: the Euler trajectories of the four points and their separability."""
 
     h: float
-    ts: np.ndarray
     paths: np.ndarray
     """`(points, 4, 2)`: the iterates."""
     separable: bool
 
 
 def panel(ode: XorODE, h: float, end: float) -> Panel:
-    ts, paths = trajectories(ode, _euler(h, end), XOR)
-    return Panel(h, ts, paths, separable(paths[-1]))
+    _, paths = trajectories(ode, _euler(h, end), XOR)
+    return Panel(h, paths, separable(paths[-1]))
 
 
 def sweep(
@@ -106,8 +101,7 @@ class Figure3Options(AbstractOptions):
 
         python experiments/figure3.py [--out results/figure3] [--points 41]
 
-    Writes `figure3.png`, `figure3.json` and `figure3.md` (see
-    `experiments.ott2021.xor_fan`).
+    Writes `figure3.png`, `figure3.json` and `figure3.md`.
     """
 
     command = "figure3"
@@ -156,7 +150,7 @@ def run_figure3(
             "panels": [
                 {
                     "h": p.h,
-                    "steps": len(p.ts) - 1,
+                    "steps": len(p.paths) - 1,
                     "separable": p.separable,
                     "end_points": p.paths[-1].tolist(),
                 }
@@ -173,9 +167,8 @@ def run_figure3(
 
 
 def _draw(panels: list[Panel], swept, exact: np.ndarray, path: Path) -> None:
-    """The Euler trajectories of the four points and their end points (by class, each
-    class's segment drawn) at both step sizes, the exact end points, and whether the end
-    points are linearly separable along the sweep of h."""
+    """Both panels' trajectories, end points (each class's segment drawn) and the exact
+    end points, and the verdict along the sweep of h."""
     plt = pyplot()
     colours = np.array(["tab:blue", "tab:orange"])
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
@@ -218,26 +211,23 @@ def _draw(panels: list[Panel], swept, exact: np.ndarray, path: Path) -> None:
 
 
 def _markdown(n: dict) -> str:
-    o = n["ode"]
+    o, yes_no = n["ode"], {True: "yes", False: "no"}
 
     def at(verdict: bool) -> str:
         return ", ".join(f"{s['h']:.3g}" for s in n["sweep"] if s["separable"] == verdict)
 
-    yes_no = {True: "yes", False: "no"}
     rows = [[f"{p['h']:.3g}", str(p["steps"]), yes_no[p["separable"]]] for p in n["panels"]]
-    lines = [
+    return page(
         "# Figure 3: Lady Windermere's fan on the XOR problem",
-        "",
         f"z' = [[α, 1], [−γ‖z‖^δ, β]] z with α = {o['alpha']:g}, β = {o['beta']:g}, "
         f"γ = {o['gamma']:g}, δ = {o['delta']:g}, from t = 0 to {o['end_time']:g}; Euler.",
-        "",
-        *markdown_table(["Euler step h", "steps", "end points linearly separable?"], rows),
-        f"| exact (RK4, 20,000 steps) | | {yes_no[n['exact']['separable']]} |",
-        "",
+        [
+            *markdown_table(
+                ["Euler step h", "steps", "end points linearly separable?"], rows
+            ),
+            f"| exact (RK4, 20,000 steps) | | {yes_no[n['exact']['separable']]} |",
+        ],
         f"Sweep of h (log-spaced between the two): separable at {at(True)}; not at "
         f"{at(False)}.",
-        "",
         "![figure 3](figure3.png)",
-        "",
-    ]
-    return "\n".join(lines)
+    )

@@ -19,8 +19,6 @@ runs them, into `results/regularisation/`:
    of the documentation.
 """
 
-import functools
-
 from experiments.lab.adapted_runs import AdaptOptions
 from experiments.lab.runner import Group, Study
 from experiments.lab.sweep_runs import STEPS, SweepOptions
@@ -52,73 +50,52 @@ weight whose test accuracy at 8 steps stayed ≥ 0.95, and one ten times smaller
 `steer`, the largest spread that kept the accuracy and the next smaller one tried)."""
 
 
-def _regularise(name: str, value: float | None) -> tuple[tuple[str, float], ...]:
-    return () if value is None else ((name, float(value)),)
+def _each(
+    name: str, what: str, options: SweepOptions, weights: dict[str, tuple[float, ...]]
+) -> tuple[Study, ...]:
+    """The study `name-none` of `options`, then `name-REGULARISER` with each of `weights`
+    (`-WEIGHT` added where a regulariser has several); `what` describes each, its `{reg}`
+    standing for `REGULARISER WEIGHT` and `{with_reg}` for `with REGULARISER WEIGHT`
+    (both `without a regulariser` in the first)."""
+    none = "without a regulariser"
+    studies = [Study(f"{name}-none", what.format(reg=none, with_reg=none), options)]
+    for reg, values in weights.items():
+        for v in values:
+            suffix, text = f"-{v:g}" if len(values) > 1 else "", f"{reg} {v:g}"
+            described = what.format(reg=text, with_reg=f"with {text}")
+            regularised = options.replaced(regularise=((reg, float(v)),))
+            studies.append(Study(f"{name}-{reg}{suffix}", described, regularised))
+    return tuple(studies)
 
 
-def _each(study, weights: dict[str, tuple[float, ...]]) -> tuple[Study, ...]:
-    """`study(name, weight)` without a regulariser, then with each of `weights`."""
-    return (study("none", None), *(study(n, v) for n, vs in weights.items() for v in vs))
-
-
-def _search(name: str, value: float | None) -> Study:
-    what = "without a regulariser" if value is None else f"{name} {value:g}"
-    return Study(
-        f"search-{name}" + ("" if value is None else f"-{value:g}"),
-        f"the weight search: {what}, Euler at {SEARCH_STEPS} steps, seed 0",
-        SweepOptions(
-            steps=(SEARCH_STEPS,),
-            seeds=(0,),
-            regularise=_regularise(name, value),
-            reference="none",
-        ),
-    )
-
-
-SEARCH = _each(_search, SEARCH_WEIGHTS)
+SEARCH = _each(
+    "search",
+    f"the weight search: {{reg}}, Euler at {SEARCH_STEPS} steps, seed 0",
+    SweepOptions(steps=(SEARCH_STEPS,), seeds=(0,), reference="none"),
+    SEARCH_WEIGHTS,
+)
 """Step 1: without, and each regulariser at each weight of `SEARCH_WEIGHTS`."""
-
-
-def _euler(name: str, value: float | None) -> Study:
-    what = "without a regulariser" if value is None else f"with {name} {value:g}"
-    return Study(
-        f"euler-{name}" + ("" if value is None else f"-{value:g}"),
-        f"the Euler sweep (1 … 128 steps) {what}, seeds 0, 1, 2",
-        SweepOptions(steps=STEPS, seeds=SEEDS, regularise=_regularise(name, value)),
-    )
-
-
-EULER = _each(_euler, WEIGHTS)
+EULER = _each(
+    "euler",
+    "the Euler sweep (1 … 128 steps) {with_reg}, seeds 0, 1, 2",
+    SweepOptions(steps=STEPS, seeds=SEEDS),
+    WEIGHTS,
+)
 """Step 2: the Euler sweeps, without and with each regulariser at each weight."""
 
 DOPRI5_TOL = 1e-3
-
-
-def _dopri5(name: str, value: float | None, dataset: str = "sphere2") -> Study:
-    what = "without a regulariser" if value is None else f"with {name} {value:g}"
-    mnist = dataset == "mnist"
-    sweep = SweepOptions(
-        solver="dopri5",
-        tols=(DOPRI5_TOL,),
-        dataset=dataset,
-        seeds=(0,) if mnist else SEEDS,
-        test_solvers=("dopri5",),
-        factors=(0.1, 1),
-        regularise=_regularise(name, value),
-    )
-    if mnist:
-        sweep = sweep.replaced(reference="none", iterations=300, channels=16)
-    return Study(
-        f"{'mnist-' if mnist else ''}dopri5-{name}",
-        f"{'MNIST (C = 16, 300 iterations, seed 0)' if mnist else 'spheres 2-D'}, "
-        f"dopri5 at tol = {DOPRI5_TOL:g} {what}",
-        sweep,
-    )
-
-
+_DOPRI5 = SweepOptions(
+    solver="dopri5",
+    tols=(DOPRI5_TOL,),
+    seeds=SEEDS,
+    test_solvers=("dopri5",),
+    factors=(0.1, 1),
+)
 _LARGER = {name: values[-1:] for name, values in WEIGHTS.items()}
 """Each regulariser at its larger weight."""
-DOPRI5 = _each(_dopri5, _LARGER)
+DOPRI5 = _each(
+    "dopri5", f"spheres 2-D, dopri5 at tol = {DOPRI5_TOL:g} {{with_reg}}", _DOPRI5, _LARGER
+)
 """Step 3: dopri5 training, without and with each regulariser at its larger weight."""
 
 ADAPT = Study(
@@ -128,7 +105,14 @@ ADAPT = Study(
 )
 """Step 4: the paper's cure, for its NFE per iteration."""
 
-MNIST = _each(functools.partial(_dopri5, dataset="mnist"), _LARGER)
+MNIST = _each(
+    "mnist-dopri5",
+    f"MNIST (C = 16, 300 iterations, seed 0), dopri5 at tol = {DOPRI5_TOL:g} {{with_reg}}",
+    _DOPRI5.replaced(
+        dataset="mnist", seeds=(0,), reference="none", iterations=300, channels=16
+    ),
+    _LARGER,
+)
 """Step 5: the papers' claim on MNIST."""
 
 from experiments.regularisation.comparison import CompareOptions  # noqa: E402 (it reads the above)

@@ -15,6 +15,7 @@ evaluations per forward pass at a similar accuracy.
 """
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -76,22 +77,32 @@ def read_sweep(folder: str | Path) -> SweepEntry:
         float(g): files.read_jsonl(run / "metrics.jsonl")[-1]
         for g, (run, _) in sweep.runs.items()
     }
-
-    def measured(field: str) -> dict[float, list[float]]:
-        return {g: [getattr(r, field) for r in sweep.own if r.value == g] for g in grid}
-
+    measured = {
+        field: {g: [getattr(r, field) for r in sweep.own if r.value == g] for g in grid}
+        for field in ("max_gap", "accuracy", "nfe")
+    }
     return SweepEntry(
         name,
         weight,
         sweep.base["iterations"],
         grid,
         sweep.critical.get("h_star"),
-        measured("max_gap"),
-        measured("accuracy"),
-        measured("nfe"),
-        {g: float(row.get("penalty_nfe", 0)) for g, row in last.items()},
-        {g: row["seconds"] / row["step"] for g, row in last.items()},
+        **measured,
+        penalty_nfe={g: float(r.get("penalty_nfe", 0)) for g, r in last.items()},
+        seconds_per_iteration={g: r["seconds"] / r["step"] for g, r in last.items()},
     )
+
+
+Columns = dict[str, Callable[[SweepEntry], str]]
+"""A table's columns: heading → its cell of an entry."""
+
+
+def _rows(entries: list[SweepEntry], columns: Columns) -> list[list[str]]:
+    return [[cell(e) for cell in columns.values()] for e in entries]
+
+
+def _table(entries: list[SweepEntry], columns: Columns) -> list[str]:
+    return markdown_table(list(columns), _rows(entries, columns))
 
 
 def _cell(values: list[float], fmt: str = ".3f") -> str:
@@ -108,53 +119,41 @@ def _time(e: SweepEntry, none: SweepEntry, n: float) -> str:
 
 def search_table(entries: list[SweepEntry]) -> list[str]:
     """Each weight the search tried: accuracy and max gap at its one step count."""
-    body = []
-    for e in entries:
-        (n,) = e.grid
-        body.append(
-            [
-                e.label,
-                f"{e.accuracy[n][0]:.3f}",
-                f"{e.max_gap[n][0]:.3f}",
-                _time(e, entries[0], n),
-            ]
-        )
-    head = ["regulariser", "test accuracy", "max gap", "ms per iteration (÷ none)"]
-    return markdown_table(head, body)
+    columns: Columns = {
+        "regulariser": lambda e: e.label,
+        "test accuracy": lambda e: f"{e.accuracy[e.grid[0]][0]:.3f}",
+        "max gap": lambda e: f"{e.max_gap[e.grid[0]][0]:.3f}",
+        "ms per iteration (÷ none)": lambda e: _time(e, entries[0], e.grid[0]),
+    }
+    return _table(entries, columns)
 
 
 def sweep_tables(entries: list[SweepEntry], threshold: float) -> list[str]:
     """The critical step size, and the max gap and accuracy at each step count."""
     none = entries[0]
-    body = [
-        [
-            e.label,
-            "none on the grid" if e.h_star is None else f"1/{round(1 / e.h_star)}",
-            f"{min(np.mean(e.accuracy[g]) for g in e.grid):.3f}",
-            _time(e, none, float(TIMED_STEPS)),
-        ]
-        for e in entries
-    ]
-    head = ["regulariser", *(f"n = {int(g)}" for g in none.grid)]
+    columns: Columns = {
+        "regulariser": lambda e: e.label,
+        "h*": lambda e: (
+            "none on the grid" if e.h_star is None else f"1/{round(1 / e.h_star)}"
+        ),
+        "lowest test accuracy on the grid": lambda e: (
+            f"{min(np.mean(e.accuracy[g]) for g in e.grid):.3f}"
+        ),
+        f"ms per iteration at {TIMED_STEPS} steps (÷ none)": lambda e: _time(
+            e, none, float(TIMED_STEPS)
+        ),
+    }
 
     def by_steps(field: str, fmt: str) -> list[str]:
+        head = ["regulariser", *(f"n = {int(g)}" for g in none.grid)]
         rows = [
             [e.label, *(_cell(getattr(e, field).get(g, []), fmt) for g in none.grid)]
             for e in entries
         ]
         return markdown_table(head, rows)
 
-    lines = markdown_table(
-        [
-            "regulariser",
-            "h*",
-            "lowest test accuracy on the grid",
-            f"ms per iteration at {TIMED_STEPS} steps (÷ none)",
-        ],
-        body,
-    )
     return [
-        *lines,
+        *_table(entries, columns),
         "",
         f"Max gap (mean ± std over seeds; an ODE where ≤ {threshold:g}):",
         "",
@@ -176,65 +175,51 @@ def cheapest_table(entries: list[SweepEntry], adapted: AdaptedSummary | None) ->
         n = float(round(1 / e.h_star))
         extra = e.penalty_nfe[n]
         evaluations = f"{n + extra:g}" + (f" ({n:g} + {extra:g})" if extra else "")
-        body.append(
-            [f"grid, {e.label}", f"h* = 1/{n:g}", evaluations, mean_std(e.accuracy[n])]
-        )
+        accuracy = mean_std(e.accuracy[n])
+        body.append([f"grid, {e.label}", f"h* = 1/{n:g}", evaluations, accuracy])
     if adapted is not None:
-        seeds, its = adapted.seeds, adapted.iterations
+        its = adapted.iterations
+        nfe = ((s.train_nfe_total + s.check_nfe_total) / its for s in adapted.seeds)
+        h = adapted.mean_std("dt").format(".3g")
+        accuracy = adapted.mean_std("test_accuracy").format()
         body.append(
-            [
-                "step-size adaptation",
-                f"final h = {adapted.mean_std('dt').format('.3g')}",
-                mean_std(
-                    ((s.train_nfe_total + s.check_nfe_total) / its for s in seeds), ".1f"
-                ),
-                adapted.mean_std("test_accuracy").format(),
-            ]
+            ["step-size adaptation", f"final h = {h}", mean_std(nfe, ".1f"), accuracy]
         )
     head = ["cure", "step", "evaluations per iteration", "test accuracy"]
     return markdown_table(head, body)
 
 
+def _claim_columns(entries: list[SweepEntry]) -> Columns:
+    """dopri5 at one tolerance against `entries[0]`, without a regulariser."""
+    none = entries[0]
+    (tol,) = none.grid
+
+    def verdict(e: SweepEntry) -> str:
+        if e is none:
+            return "–"
+        if np.mean(e.nfe[tol]) >= np.mean(none.nfe[tol]):
+            return "no"
+        similar = np.mean(e.accuracy[tol]) >= np.mean(none.accuracy[tol]) - SIMILAR
+        return "yes" if similar else "fewer evaluations, lower accuracy"
+
+    return {
+        "regulariser": lambda e: e.label,
+        "evaluations per forward": lambda e: _cell(e.nfe[tol], ".1f"),
+        "÷ none": lambda e: f"{np.mean(e.nfe[tol]) / np.mean(none.nfe[tol]):.2f}",
+        "test accuracy": lambda e: _cell(e.accuracy[tol]),
+        "max gap": lambda e: _cell(e.max_gap[tol], ".3f"),
+        "fewer evaluations at a similar accuracy": verdict,
+    }
+
+
 def claim_rows(entries: list[SweepEntry]) -> list[list[str]]:
     """dopri5 at one tolerance: evaluations per forward pass, accuracy and whether the
     paper's claim (fewer evaluations at a similar accuracy) holds against `none`."""
-    none = entries[0]
-    (tol,) = none.grid
-    base_nfe, base_acc = np.mean(none.nfe[tol]), np.mean(none.accuracy[tol])
-    body = []
-    for e in entries:
-        nfe, acc = np.mean(e.nfe[tol]), np.mean(e.accuracy[tol])
-        if e is none:
-            verdict = "–"
-        elif nfe < base_nfe and acc >= base_acc - SIMILAR:
-            verdict = "yes"
-        elif nfe < base_nfe:
-            verdict = "fewer evaluations, lower accuracy"
-        else:
-            verdict = "no"
-        body.append(
-            [
-                e.label,
-                _cell(e.nfe[tol], ".1f"),
-                f"{nfe / base_nfe:.2f}",
-                _cell(e.accuracy[tol]),
-                _cell(e.max_gap[tol], ".3f"),
-                verdict,
-            ]
-        )
-    return body
+    return _rows(entries, _claim_columns(entries))
 
 
 def claim_table(entries: list[SweepEntry]) -> list[str]:
-    head = [
-        "regulariser",
-        "evaluations per forward",
-        "÷ none",
-        "test accuracy",
-        "max gap",
-        "fewer evaluations at a similar accuracy",
-    ]
-    return markdown_table(head, claim_rows(entries))
+    return _table(entries, _claim_columns(entries))
 
 
 def plot_max_gap(entries: list[SweepEntry], path: Path, threshold: float) -> None:

@@ -158,10 +158,8 @@ def memory_rows(depths: Sequence[int], *, dim: int = 64, batch: int = 256, seed:
 
 
 def _train(model, data, keys, *, iterations: int, batch: int, lr: float):
-    """Adam on the cross-entropy from `model`, once per key (one compiled program,
-    vmapped over the keys: each key draws its own batches, with replacement).
-
-    **Returns:** the trained models, stacked over the keys, and `compiled_memory` of one
+    """Adam on the cross-entropy from `model`, once per key (vmapped: each key draws its
+    own batches); the trained models stacked over the keys, and `compiled_memory` of one
     gradient on a batch."""
     params, static = eqx.partition(model, eqx.is_array)
     opt = optax.adam(lr)
@@ -196,12 +194,10 @@ def _scores(model, x, y):
 
 def _test_scores(model, data) -> tuple[float, float]:
     """Accuracy and mean cross-entropy on the whole test set (in chunks of 2000)."""
-    correct, loss = 0, 0.0
-    for i in range(0, len(data.x_test), 2000):
-        part = slice(i, i + 2000)
-        c, l_ = _scores(model, data.x_test[part], data.y_test[part])
-        correct, loss = correct + int(c), loss + float(l_)
-    return correct / len(data.x_test), loss / len(data.x_test)
+    n = len(data.x_test)
+    parts = [slice(i, i + 2000) for i in range(0, n, 2000)]
+    scores = [_scores(model, data.x_test[p], data.y_test[p]) for p in parts]
+    return sum(int(c) for c, _ in scores) / n, sum(float(loss) for _, loss in scores) / n
 
 
 def _unstack(tree, i: int):

@@ -89,7 +89,8 @@ class Setting(NamedTuple):
 
     @property
     def length(self) -> float:
-        return self.t1 - self.t0
+        """`|t1 - t0|`."""
+        return abs(self.t1 - self.t0)
 
     @property
     def label(self) -> str:
@@ -127,7 +128,10 @@ class Integrator(eqx.Module):
     - `dt`: a step size (`StepSize(dt)`: the last step is clipped at `t1`);
     - `rtol`, `atol`: tolerances of adaptive stepping; either alone sets both
         (`Tolerances(rtol, atol)`).
-    - `t0`, `t1`: the time interval, `[0, 1]` by default.
+    - `t0`, `t1`: where the solve starts and ends, `0` and `1` by default; `t1 < t0`
+        integrates backwards in time, as diffrax does (a continuous normalising flow
+        maps data back to its base distribution so). Step sizes and tolerances stay
+        positive: `Steps(n)` on `[1, 0]` takes steps of `-1/n`.
     - `max_steps`: bound on the number of steps (static). A grid defaults to exactly the
         steps needed; tolerances to 4096.
     - `checkpoints`: checkpoints for backpropagation through the solve
@@ -148,7 +152,7 @@ class Integrator(eqx.Module):
 
     **Raises:** `ValueError` for `steps < 1`, a non-positive or non-finite step size or
     tolerance, a control and a shorthand together (or neither, or two shorthands), a
-    solver without an error estimate asked to run adaptively, `t1 <= t0`, more steps than
+    solver without an error estimate asked to run adaptively, `t0 == t1`, more steps than
     `max_steps`, an `adjoint` that is not a diffrax adjoint, or `checkpoints` with
     another adjoint than backpropagation.
     """
@@ -189,8 +193,8 @@ class Integrator(eqx.Module):
                 "solver must be a diffrax solver object (see odeness.solver), "
                 f"got {solver!r}"
             )
-        if not (math.isfinite(t0) and math.isfinite(t1) and t1 > t0):
-            raise ValueError(f"need finite t0 < t1, got t0={t0!r}, t1={t1!r}")
+        if not (math.isfinite(t0) and math.isfinite(t1) and t1 != t0):
+            raise ValueError(f"need finite t0 ≠ t1, got t0={t0!r}, t1={t1!r}")
         control = control_of(control, steps, dt, rtol, atol)
         self.checkpoints, self.adjoint = _adjoint_and_checkpoints(adjoint, checkpoints)
         if max_steps is not None:
@@ -207,8 +211,13 @@ class Integrator(eqx.Module):
 
     @property
     def length(self) -> float:
-        """`t1 - t0`."""
-        return self.t1 - self.t0
+        """The interval's length, `|t1 - t0|`: what a grid's steps divide."""
+        return abs(self.t1 - self.t0)
+
+    def reversed(self) -> "Integrator":
+        """The same integrator from `t1` back to `t0` (the same steps, or the same
+        tolerances, in the other direction); inside `jit` too."""
+        return self.replace(t0=self.t1, t1=self.t0, max_steps=self.max_steps)
 
     @property
     def order(self) -> int:
@@ -483,7 +492,7 @@ class _Augmented(eqx.Module):
     parameters."""
 
     field: VectorField
-    integrals: tuple[AbstractIntegralPenalty, ...] = eqx.field(static=True)
+    integrals: tuple[AbstractIntegralPenalty, ...]  # static options; a CNF's holds a key
     errors: tuple[str, ...] = eqx.field(static=True)
     noise: PyTree
 
@@ -494,7 +503,7 @@ class _Augmented(eqx.Module):
         own = [p for p in self.integrals if type(p).evaluate is not _DEFAULT_EVALUATE]
         if own:
             dy, rate = own[0].evaluate(self.field, t, y, args, self.noise[own[0].name])
-            rates = {own[0].name: rate}
+            rates = rate if isinstance(rate, dict) else {own[0].name: rate}
         else:
             dy, rates = self.field(t, y, args), {}
         for p in self.integrals:
@@ -517,7 +526,9 @@ class Regularised(eqx.Module):
     """
 
     integrator: Integrator
-    regularisers: tuple[AbstractRegulariser, ...] = eqx.field(static=True)
+    regularisers: tuple[AbstractRegulariser, ...]
+    """Their options are static fields; a regulariser may hold arrays of its own (a
+    CNF's divergence holds its probes' key)."""
     key: PRNGKeyArray | None
 
     def __check_init__(self):
@@ -564,7 +575,9 @@ class Regularised(eqx.Module):
         }
         for r in regularisers:
             if isinstance(r, RandomEndTime):
-                alpha = (r.end_time(key_of[r.name], integ.t1) - integ.t0) / integ.length
+                alpha = (r.end_time(key_of[r.name], integ.t1) - integ.t0) / (
+                    integ.t1 - integ.t0
+                )
                 field = _Stretched(field, integ.t0, alpha)
         integrals = [r for r in regularisers if isinstance(r, AbstractIntegralPenalty)]
         errors = [r for r in regularisers if isinstance(r, ErrorEstimate)]
@@ -580,11 +593,14 @@ class Regularised(eqx.Module):
             assert embedded is not None  # checked by `__check_init__`
             solver = _ErrorAccumulating(embedded, errors[0].name, integ.control)
         saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts, t1=True)
-        acc0 = {r.name: jnp.zeros(y0.shape[0], y0.dtype) for r in (*integrals, *errors)}
+        names = [n for p in integrals for n in p.names] + [e.name for e in errors]
+        acc0 = {name: jnp.zeros(y0.shape[0], y0.dtype) for name in names}
         sol, stats = _diffeqsolve(
             augmented, (y0, acc0), integ, args, saveat, solver=solver, norm=_rms_of_state
         )
         ys, totals = sol.ys  # pyright: ignore[reportGeneralTypeIssues]
+        # An integral accumulated backwards in time is the negative of its penalty.
+        sign = {n: 1 if integ.t1 > integ.t0 else -1 for p in integrals for n in p.names}
         y = ys[0] if ts is None else ys[:-1]
         counted = with_error_estimate(integ.solver) if errors else integ.solver
         assert counted is not None  # checked by `__check_init__`
@@ -597,14 +613,17 @@ class Regularised(eqx.Module):
             num_accepted_steps=stats.num_accepted_steps,
             nfe=stats.nfe,
             result=stats.result,
-            penalties={name: total[-1] for name, total in totals.items()},
+            penalties={
+                name: total[-1] * sign.get(name, 1) for name, total in totals.items()
+            },
             penalty_nfe=extra,
         )
         return y, stats
 
 
 def save_times(ts) -> np.ndarray:
-    """`ts` as a float array, checked: non-empty, 1-D, finite, strictly increasing.
+    """`ts` as a float array, checked: non-empty, 1-D, finite, strictly monotonic
+    (increasing, or decreasing for a solve backwards in time).
 
     **Raises:** `ValueError` naming the first bad value.
     """
@@ -615,27 +634,35 @@ def save_times(ts) -> np.ndarray:
         )
     if not np.all(np.isfinite(values)):
         raise ValueError(f"save times ts must be finite, got {values.tolist()}")
-    steps = np.diff(values)
+    steps = np.diff(values) * (-1 if values.size > 1 and values[1] < values[0] else 1)
     if np.any(steps <= 0):
         i = int(np.flatnonzero(steps <= 0)[0])
         raise ValueError(
-            f"save times ts must be strictly increasing, got {float(values[i]):g} then "
+            "save times ts must be strictly increasing (or strictly decreasing, for a "
+            f"solve backwards in time), got {float(values[i]):g} then "
             f"{float(values[i + 1]):g}"
         )
     return values
 
 
 def check_save_times(ts, integ: "Integrator | Regularised") -> None:
-    """**Raises:** `ValueError` unless `ts` passes `save_times` and lies inside
-    `[integ.t0, integ.t1]` (concrete values only)."""
+    """**Raises:** `ValueError` unless `ts` passes `save_times`, lies between
+    `integ.t0` and `integ.t1` and runs in the direction of integration (concrete values
+    only)."""
     if isinstance(ts, jax.core.Tracer):
         return
     values = save_times(ts)
-    outside = values[(values < integ.t0) | (values > integ.t1)]
+    low, high = sorted((integ.t0, integ.t1))
+    outside = values[(values < low) | (values > high)]
     if outside.size:
         raise ValueError(
             f"save time {float(outside[0]):g} lies outside [t0, t1] = "
             f"[{integ.t0:g}, {integ.t1:g}]"
+        )
+    if values.size > 1 and (values[1] > values[0]) != (integ.t1 > integ.t0):
+        raise ValueError(
+            f"save times ts must run from t0 = {integ.t0:g} towards t1 = {integ.t1:g}, "
+            f"got {float(values[0]):g} then {float(values[1]):g}"
         )
 
 
@@ -656,16 +683,17 @@ def solve(
         rows are solved independently (the field then sees a batch of one).
     - `integ`: the `Integrator`, or an `Integrator.regularised` one (the penalties are
         then in the statistics).
-    - `ts`: save times, strictly increasing inside `[t0, t1]` (diffrax's
-        `SaveAt(ts=...)`). The steps do not change: a save time between two steps is
-        the solver's dense interpolation between them (for a step `h`, a save time
-        on the grid `t0 + k h` is the iterate itself). The solve still runs to `t1`.
+    - `ts`: save times between `t0` and `t1`, strictly monotonic in the direction of
+        integration (diffrax's `SaveAt(ts=...)`). The steps do not change: a save time
+        between two steps is the solver's dense interpolation between them (for a step
+        `h`, a save time on the grid `t0 + k h` is the iterate itself). The solve still
+        runs to `t1`.
 
     **Returns:** `(y, stats)`: the state at `t1` (or at each save time, stacked along a
     new leading axis `(T, batch, ...)`) and a `SolveStats` (per row with `per_sample`).
 
-    **Raises:** `ValueError` for save times that are not increasing or lie outside
-    `[t0, t1]`.
+    **Raises:** `ValueError` for save times that are not monotonic in the direction of
+    integration or lie outside `[t0, t1]`.
     """
     if ts is not None:
         check_save_times(ts, integ)

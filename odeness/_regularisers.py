@@ -80,6 +80,12 @@ class AbstractIntegralPenalty(AbstractPenalty):
         return None
 
     @property
+    def names(self) -> tuple[str, ...]:
+        """The integrals it accumulates, each in `SolveStats.penalties`: its `name`
+        alone, unless its `evaluate` returns several rates (a dict by name)."""
+        return (self.name,)
+
+    @property
     def extra_evaluations(self) -> int:
         """Passes through the field (or its derivatives) each stage evaluation costs
         beyond the evaluation itself: a Jacobian-vector product or a Taylor-mode pass
@@ -91,7 +97,8 @@ class AbstractIntegralPenalty(AbstractPenalty):
     ):
         """`(field(t, y, args), rate)`: the field's value and the integrand, for a
         penalty that computes both in one pass (the solve then takes the field's value
-        from the first penalty). By default the field, then `rate`."""
+        from the first penalty); `rate` may be a dict of the rates of `names`. By
+        default the field, then `rate`."""
         f = field(t, y, args)
         return f, self.rate(field, t, y, args, f, noise)
 
@@ -327,7 +334,7 @@ class RandomEndTime(AbstractRegulariser):
     time); evaluation and the solver swap stay at `t1`.
 
     **Raises:** `ValueError` for `spread` not a finite number > 0; when used, for
-    `spread >= t1 - t0` (the end time must stay after `t0`).
+    `spread >= |t1 - t0|` (the end time must stay beyond `t0`).
     """
 
     spread: float = eqx.field(static=True)
@@ -344,10 +351,10 @@ class RandomEndTime(AbstractRegulariser):
         return True
 
     def check(self, t0: float, t1: float) -> None:
-        if not self.spread < t1 - t0:
+        if not self.spread < abs(t1 - t0):
             raise ValueError(
-                f"RandomEndTime: spread must be < t1 - t0 = {t1 - t0:g} (the end time "
-                f"stays after t0), got {self.spread!r}"
+                f"RandomEndTime: spread must be < |t1 - t0| = {abs(t1 - t0):g} (the end "
+                f"time stays beyond t0), got {self.spread!r}"
             )
 
     def end_time(self, key: PRNGKeyArray, t1: float):

@@ -84,8 +84,9 @@ def test_save_times_on_the_grid_are_the_iterates_and_between_them_interpolate():
 @pytest.mark.parametrize(
     "ts, message",
     [
-        ([0.5, 0.25], "strictly increasing, got 0.5 then 0.25"),
-        ([0.5, 0.5], "strictly increasing, got 0.5 then 0.5"),
+        ([0.5, 0.25], "must run from t0 = 0 towards t1 = 1, got 0.5 then 0.25"),
+        ([0.5, 0.5], "strictly increasing (or strictly decreasing, for a solve backwards"),
+        ([0.2, 0.5, 0.4], "got 0.5 then 0.4"),
         ([0.2, 1.5], "save time 1.5 lies outside [t0, t1] = [0, 1]"),
         ([-0.1], "save time -0.1 lies outside"),
         ([], "non-empty 1-D"),

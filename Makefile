@@ -9,7 +9,7 @@ STUDIES := sweep-euler sweep-midpoint sweep-rk4 sweep-fehlberg2 sweep-dopri5 \
 	sweep-euler-backsolve sweep-spheres figure1 figure2 figure3 resnet-ode \
 	certify-euler certify-mnist
 
-.PHONY: test $(STUDIES) report bench lint clean adapt table1 docs docs-serve ott2021 regularisation certification
+.PHONY: test $(STUDIES) report bench lint clean adapt table1 docs docs-serve ott2021 regularisation certification cnf
 
 # uv installs the same packages as pip in a fraction of the time (it fetches and unpacks
 # in parallel); pip where uv cannot be had. Both compile the packages' bytecode at install:
@@ -85,6 +85,11 @@ ott2021: $(STAMP)
 # into results/regularisation/, resuming; the comparison is copied into docs/results/.
 regularisation: $(STAMP)
 	$(PY) experiments/reproduce_regularisation.py $(ARGS)
+
+# Continuous normalising flows (experiments/reproduce_cnf.py): is the likelihood a
+# likelihood? Into results/cnf/; the tables and figures are copied into docs/results/cnf/.
+cnf: $(STAMP)
+	$(PY) experiments/reproduce_cnf.py $(ARGS)
 
 # The certification studies (experiments/reproduce_certification.py) of the models of
 # `make sweep-euler` and `make regularisation`; the summaries are copied into docs/results/.

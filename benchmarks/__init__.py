@@ -16,6 +16,7 @@ BENCHMARKS = (
     "device_scaling",
     "image_step",
     "penalty_cost",
+    "flow_cost",
     "certification_cost",
 )
 """Every benchmark, by module name, in the order `make bench` runs them."""

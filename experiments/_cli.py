@@ -1,11 +1,8 @@
-"""The command line: the one place that parses flags.
-
-Every script of `experiments/` is `main([its name, *its arguments])`. A kind of study
-(`sweep`, `adapt`, `figure1`, ...) turns its options record (`experiments.lab.options`)
-into flags, each with the record's default, and runs it; `study` runs a study or a
-group of the catalogue by name (`experiments._catalogue`), the options given after the
-name overriding the study's own. Every outcome but success is one line on stderr.
-"""
+"""The command line, the one place that parses flags: every script of `experiments/` is
+`main([its name, *its arguments])`. A kind of study (`sweep`, `adapt`, ...) takes its
+options record's fields as flags; `study` runs a study or a group of the catalogue by
+name, the flags given after the name overriding the study's own options. Every outcome
+but success is one line on stderr."""
 
 import argparse
 import dataclasses
@@ -17,15 +14,12 @@ import sys
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import odeness
 from experiments import _catalogue as catalogue
-from experiments.lab.options import AbstractOptions, TrainingOptions, choices
-from experiments.lab.runner import EXPECTED, Group, run_group
-
-# Negative numbers in any notation (-1, -1.5, -1e-3, -inf) are values, never options.
-_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan)$", re.I)
+from experiments.lab.options import AbstractOptions, TrainingOptions, flag
+from experiments.lab.runner import EXPECTED, Group, one_line, run_group
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,7 +33,10 @@ class Parser(argparse.ArgumentParser):
             formatter_class=argparse.RawDescriptionHelpFormatter,
             **kwargs,
         )
-        self._negative_number_matcher = _NEGATIVE_NUMBER
+        # Negative numbers in any notation (-1, -1.5, -1e-3, -inf) are values.
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan)$", re.I
+        )
 
     def error(self, message: str):  # pyright: ignore[reportIncompatibleMethodOverride]
         self.exit(2, f"error: {message} (see --help)\n")
@@ -47,24 +44,21 @@ class Parser(argparse.ArgumentParser):
 
 def report(error: BaseException) -> int:
     """Print `error: ...` as one line on stderr; return the exit status, 2."""
-    message = " ".join(str(error).split()) or type(error).__name__
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {one_line(error)}", file=sys.stderr)
     return 2
 
 
-def run(main: Callable[[], int]) -> int:
+def run(main: Callable[[], str | None]) -> int:
     """Call `main` with SIGINT and SIGTERM turned into a clean stop
-    (`odeness.stop_on_signals`); every outcome but success is one line on stderr:
-
-    - an expected failure (`EXPECTED`: bad input, a folder in use, a run that diverged):
-      exit status 2;
-    - a stop (`odeness.Interrupted`: the chunk in flight finished and was saved):
-      128 + the signal's number, 130 for SIGINT and 143 for SIGTERM;
-    - a second Ctrl-C (`KeyboardInterrupt`: stopped at once): 130.
-    """
+    (`odeness.stop_on_signals`) and print the line it returns: exit status 0. An expected
+    failure (`EXPECTED`) exits with status 2; a stop (`odeness.Interrupted`, the chunk in
+    flight saved) with 128 + the signal's number; a second Ctrl-C (stopped at once), 130."""
     with odeness.stop_on_signals():
         try:
-            return main()
+            line = main()
+            if line:
+                print(line)
+            return 0
         except EXPECTED as e:
             return report(e)
         except odeness.Interrupted as e:
@@ -79,9 +73,6 @@ def run(main: Callable[[], int]) -> int:
             return 130
 
 
-# --- Options records as flags.
-
-
 def _without_none(annotation):
     """`X` of `X | None` (or `annotation` itself)."""
     if get_origin(annotation) in (Union, types.UnionType):
@@ -94,98 +85,65 @@ def _pair(text: str) -> tuple[str, float]:
     """`NAME:VALUE` as `(name, value)` (the value is checked where it is used)."""
     name, sep, value = text.partition(":")
     try:
-        number = float(value)
+        if sep and name:
+            return name, float(value)
     except ValueError:
-        number = None
-    if not sep or not name or number is None:
-        raise argparse.ArgumentTypeError(
-            f"must be NAME:VALUE (e.g. kinetic:0.01), got {text!r}"
-        )
-    return name, number
+        pass
+    raise argparse.ArgumentTypeError(
+        f"must be NAME:VALUE (e.g. kinetic:0.01), got {text!r}"
+    )
 
 
-def _flag(f: dataclasses.Field) -> str:
-    return f.metadata["flag"] or "--" + f.name.replace("_", "-")
-
-
-def _argument(f: dataclasses.Field, annotation, default) -> tuple[list[str], dict]:
-    """The `add_argument` call of the option `f` with the default `default`."""
-    meta, kind = f.metadata, _without_none(annotation)
-    kwargs: dict[str, Any] = dict(help=meta["help"], default=default)
-    if meta["metavar"]:
-        kwargs["metavar"] = meta["metavar"]
+def _argument(f: dataclasses.Field, annotation, default) -> tuple[str, dict[str, Any]]:
+    """The name and `add_argument` keywords of the option `f`, defaulting to `default`."""
+    how, kind = f.metadata["option"], _without_none(annotation)
     if kind is bool:
-        kwargs["action"] = "store_false" if default else "store_true"
-        return [_flag(f)], {**kwargs, "dest": f.name}
-    allowed = meta["choices"] or choices(annotation)
-    if allowed:
-        kwargs.update(choices=allowed, type=str)
-    elif get_origin(kind) is tuple:
-        args = get_args(kind)
-        inner = args[0]
-        if args[-1] is not Ellipsis:  # a fixed number of values
-            kwargs.update(nargs=len(args), type=inner)
-        elif get_origin(inner) is tuple:  # a repeated option: pairs, or lists
-            pairs = get_args(inner)[-1] is not Ellipsis
-            kwargs.update(action="append", default=[list(v) for v in default or ()])
-            kwargs.update(type=_pair) if pairs else kwargs.update(nargs="+")
-        else:
-            kwargs.update(nargs="*" if meta["positional"] else "+", type=inner)
+        action = "store_false" if default else "store_true"
+        return flag(f), dict(action=action, default=default, help=how.help, dest=f.name)
+    origin, args = get_origin(kind), get_args(kind)
+    if origin is Literal:
+        more = dict(choices=args, type=str)
+    elif origin is not tuple:
+        more = dict(type=kind)
+    elif args[-1] is not Ellipsis:  # a fixed number of values
+        more = dict(nargs=len(args), type=args[0])
+    elif get_origin(args[0]) is tuple:  # a repeated option: pairs, or lists
+        each = dict(nargs="+") if get_args(args[0])[-1] is Ellipsis else dict(type=_pair)
+        more = dict(action="append", default=[list(v) for v in default or ()], **each)
     else:
-        kwargs["type"] = kind
-    if meta["positional"]:
-        if default is not None:
-            kwargs.setdefault("nargs", "?")
-        else:
-            kwargs.pop("default")
-        return [f.name], kwargs
-    return [_flag(f)], {**kwargs, "dest": f.name}
+        more = dict(nargs="*" if how.positional else "+", type=args[0])
+    kwargs = {"help": how.help, "default": default, "metavar": how.metavar, **more}
+    if not how.positional:
+        return flag(f), {**kwargs, "dest": f.name}
+    if default is not None:
+        kwargs.setdefault("nargs", "?")
+    return f.name, kwargs
 
 
 def _tupled(value):
-    if isinstance(value, list):
-        return tuple(_tupled(v) for v in value)
-    return value
-
-
-def parser_for(cls: type[AbstractOptions], defaults: AbstractOptions, doc: str) -> Parser:
-    """The parser of `cls`'s options, each defaulting to its value in `defaults`."""
-    parser = Parser(doc)
-    hints = get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if "help" in f.metadata:
-            names, kwargs = _argument(f, hints[f.name], getattr(defaults, f.name))
-            parser.add_argument(*names, **kwargs)
-    return parser
+    return tuple(map(_tupled, value)) if isinstance(value, list) else value
 
 
 def parse(
-    cls: type[AbstractOptions],
-    argv: Sequence[str],
-    defaults: AbstractOptions | None = None,
-    doc: str | None = None,
+    cls: type[AbstractOptions], argv: Sequence[str], defaults: AbstractOptions | None = None
 ) -> AbstractOptions:
     """`cls`'s options from `argv`, the others as in `defaults` (default: `cls()`).
-
-    **Raises:** `SystemExit(2)` for a flag argparse refuses; `ValueError` for options
-    the record refuses."""
+    **Raises:** `SystemExit(2)` for a bad flag; `ValueError` for options `cls` refuses."""
     defaults = cls() if defaults is None else defaults
-    args = parser_for(cls, defaults, doc or cls.__doc__ or "").parse_args(argv)
+    parser, hints = Parser(cls.__doc__), get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if "option" in f.metadata:
+            name, kwargs = _argument(f, hints[f.name], getattr(defaults, f.name))
+            parser.add_argument(name, **kwargs)
+    args = parser.parse_args(argv)
     return dataclasses.replace(defaults, **{k: _tupled(v) for k, v in vars(args).items()})
 
 
-# --- The commands.
-
-
-def kind_main(cls: type[AbstractOptions], argv: Sequence[str]) -> int:
-    """A kind of study from the command line: parse its options, run it."""
-    return run(lambda: _printed(parse(cls, argv).run()))
-
-
-def _printed(line: str) -> int:
-    if line:
-        print(line)
-    return 0
+def _run_study(
+    cls: type[AbstractOptions], argv: Sequence[str], defaults: AbstractOptions | None = None
+) -> int:
+    """Run the study of `parse(cls, argv, defaults)`."""
+    return run(lambda: parse(cls, argv, defaults).run())
 
 
 STUDY = """Run a study or a group of studies of the papers by name: what each `make` target
@@ -197,12 +155,12 @@ sweep-euler`).
 
 A study runs with its own options (`experiments._catalogue`) in --results (default
 results), into results/NAME; the OPTIONS given override them (`--quick`, `--seeds 0 1`,
-`--out DIR`, ...: its script's, see `experiments/<script>.py --help`). A group (`ott2021`,
-`regularisation`, `certification`, `table1`, `sweep-spheres`) runs its studies in order
-and takes these options instead: --results, --docs (where the tables and figures go),
---seeds K (seeds 0 ... K-1 in every study that trains, into results/NAME-seedsK),
---quick (into results/NAME-quick), --args "OPTIONS" (for every study that trains)
-and --publish-only (run nothing: copy what exists into --docs).
+`--out DIR`, ...: its script's, see `experiments/<script>.py --help`). A group
+(`ott2021`, `regularisation`, `certification`, `cnf`, `table1`, `sweep-spheres`) runs its
+studies in order and takes these options instead: --results, --docs (where the tables and
+figures go), --seeds K (seeds 0 ... K-1 in every study that trains, into
+results/NAME-seedsK), --quick (into results/NAME-quick), --args "OPTIONS" (for every
+study that trains) and --publish-only (run nothing: copy what exists into --docs).
 """
 
 
@@ -211,20 +169,19 @@ def _study(argv: list[str]) -> int:
         print(STUDY)
         return 0 if argv else 2
     if argv[0] == "--list":
-        print(catalogue.listing())
+        print("\n".join(f"{n}: {t.what}" for n, t in catalogue.CATALOGUE.items()))
         return 0
-    name, rest = argv[0], argv[1:]
     try:
-        target = catalogue.find(name)
+        target = catalogue.find(argv[0])
     except ValueError as e:
         return report(e)
     if isinstance(target, Group):
-        return _run_group(target, rest)
+        return _run_group(target, argv[1:])
     where = Parser(STUDY, add_help=False)
     where.add_argument("--results", default="results")
-    known, rest = where.parse_known_args(rest)
+    known, rest = where.parse_known_args(argv[1:])
     options = target.resolved(known.results)
-    return run(lambda: _printed(parse(type(options), rest, options).run()))
+    return _run_study(type(options), rest, options)
 
 
 def _run_group(group: Group, argv: list[str]) -> int:
@@ -248,14 +205,12 @@ def _run_group(group: Group, argv: list[str]) -> int:
     else:
         results, docs = args.results or group.results, args.docs or group.docs
     adjust = group_changes(args.seeds, args.quick, args.args)
+    log, only = functools.partial(print, flush=True), args.publish_only
 
-    def run_it() -> int:
-        log = functools.partial(print, flush=True)
-        only = args.publish_only
+    def main() -> None:
         run_group(group, results, docs=docs, adjust=adjust, publish_only=only, log=log)
-        return 0
 
-    return run(run_it)
+    return run(main)
 
 
 def group_changes(
@@ -280,11 +235,12 @@ def group_changes(
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    **{kind.command: functools.partial(kind_main, kind) for kind in catalogue.KINDS},
+    **{kind.command: functools.partial(_run_study, kind) for kind in catalogue.KINDS},
     "study": _study,
-    "reproduce_ott2021": lambda argv: _study(["ott2021", *argv]),
-    "reproduce_regularisation": lambda argv: _study(["regularisation", *argv]),
-    "reproduce_certification": lambda argv: _study(["certification", *argv]),
+    **{
+        f"reproduce_{group}": lambda argv, group=group: _study([group, *argv])
+        for group in ("ott2021", "regularisation", "certification", "cnf")
+    },
     "reproduce_table1": lambda argv: _study(  # --mnist: the group `table1-mnist`
         ["table1-mnist" if "--mnist" in argv else "table1"]
         + [a for a in argv if a != "--mnist"]

@@ -19,6 +19,15 @@ from . import (
     files as files,
     resnet_ode as resnet_ode,
 )
+from ._cnf import (
+    CNF as CNF,
+    AbstractBase as AbstractBase,
+    AbstractTrace as AbstractTrace,
+    ExactTrace as ExactTrace,
+    HutchinsonTrace as HutchinsonTrace,
+    StandardNormal as StandardNormal,
+    make_flow as make_flow,
+)
 from ._config import TrainConfig as TrainConfig
 from ._control import (
     AbstractControl as AbstractControl,
@@ -32,6 +41,11 @@ from ._convergence import (
     SelfConvergence as SelfConvergence,
     convergence_test as convergence_test,
     self_convergence as self_convergence,
+)
+from ._density import (
+    DensityIntegral as DensityIntegral,
+    grid_integral as grid_integral,
+    importance_integral as importance_integral,
 )
 from ._deployment import (
     Candidate as Candidate,
@@ -58,10 +72,12 @@ from ._metrics import (
     AbstractMetric as AbstractMetric,
     Accuracy as Accuracy,
     CrossEntropy as CrossEntropy,
+    LogLikelihood as LogLikelihood,
     MeanSquaredError as MeanSquaredError,
     Metric as Metric,
 )
 from ._models import (
+    ConcatSquashField as ConcatSquashField,
     ConvField1d as ConvField1d,
     ConvField2d as ConvField2d,
     Linear as Linear,
@@ -140,6 +156,7 @@ __version__ = _version("odeness")
 
 __all__ = [
     "__version__",
+    "AbstractBase",
     "AbstractControl",
     "AbstractGrid",
     "AbstractIntegralPenalty",
@@ -148,6 +165,7 @@ __all__ = [
     "AbstractPenalty",
     "AbstractRegulariser",
     "AbstractRule",
+    "AbstractTrace",
     "Accuracy",
     "adapt_step",
     "AdaptationCheck",
@@ -158,6 +176,8 @@ __all__ = [
     "check_run_folder",
     "check_training",
     "CheckRow",
+    "CNF",
+    "ConcatSquashField",
     "convergence_test",
     "ConvergenceTest",
     "ConvField1d",
@@ -168,11 +188,16 @@ __all__ = [
     "Dataset",
     "default_candidates",
     "default_swap",
+    "DensityIntegral",
     "Diverged",
     "ErrorEstimate",
     "evaluate_solver_swap",
+    "ExactTrace",
     "Fehlberg2",
     "FolderInUse",
+    "grid_integral",
+    "HutchinsonTrace",
+    "importance_integral",
     "initial_step_size",
     "initialize_distributed",
     "Integrator",
@@ -184,7 +209,9 @@ __all__ = [
     "Linear",
     "load_dataset",
     "load_run",
+    "LogLikelihood",
     "make_classifier",
+    "make_flow",
     "MeanSquaredError",
     "Metric",
     "MetricsRow",
@@ -208,6 +235,7 @@ __all__ = [
     "solver",
     "solver_name",
     "SolveStats",
+    "StandardNormal",
     "Steps",
     "StepSize",
     "StepSizeRule",

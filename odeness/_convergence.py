@@ -33,7 +33,7 @@ from . import _checks as check
 from ._control import AbstractGrid, Steps, Tolerances
 from ._errors import RunFailed, SolveFailed
 from ._integrate import Integrator, evaluation_budget
-from ._metrics import AbstractMetric, as_metric
+from ._metrics import AbstractMetric, as_metric, targets_of
 from ._solvers import RK4, order
 from ._swap import Model, score
 
@@ -273,7 +273,7 @@ def convergence_test(
     model: Model,
     integ: Integrator,
     x: Float[Array, "N ..."] | np.ndarray,
-    y: Shaped[Array, "N ..."] | np.ndarray,
+    y: Shaped[Array, "N ..."] | np.ndarray | None,
     *,
     metric: str | AbstractMetric = "accuracy",
     refinements: Sequence[int | float] | None = None,
@@ -288,7 +288,8 @@ def convergence_test(
 
     - `model`, `integ`: the trained model and its training integrator (a grid of steps, or
         adaptive: the tolerances are refined).
-    - `x`, `y`: evaluation inputs and targets.
+    - `x`, `y`: evaluation inputs and targets (`y=None` for a metric without targets,
+        such as `"loglik"`).
     - `metric`: as in `evaluate_solver_swap` (default accuracy).
     - `refinements`: from 1, increasing: factors on the step count (default 1, 2, 4, 8,
         16) or divisors of the tolerances (default 1, 10, 100, 1000).
@@ -313,6 +314,7 @@ def convergence_test(
     )
     _check_inputs(x)
     check.integer("batch_size", batch_size)
+    y = targets_of(metric, x, y)
     if len(x) != len(y):
         raise ValueError(f"{len(x)} inputs and {len(y)} targets: give one target per input")
     integrators = [refined(integ, f) for f in factors]

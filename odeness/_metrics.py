@@ -23,10 +23,12 @@ odeness.Metric(my_fn, name="mae", higher_is_better=False)  # my_fn(outputs, targ
 import abc
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jaxtyping import Array, Float, Shaped
 
@@ -40,6 +42,8 @@ class AbstractMetric(eqx.Module):
     name: eqx.AbstractVar[str]
     """The name results are reported under."""
     higher_is_better: eqx.AbstractVar[bool]
+    needs_targets: ClassVar[bool] = True
+    """Whether it scores outputs against targets; without (a likelihood), `y=None`."""
 
     @abc.abstractmethod
     def batch_total(
@@ -159,6 +163,59 @@ class MeanSquaredError(AbstractMetric):
             )
 
 
+class LogLikelihood(AbstractMetric):
+    """The mean log-likelihood a density model reports (`odeness.CNF`), per example in
+    nats (higher is better), or, with `bits_per_dim=True`, the negative log-likelihood
+    in bits per dimension (lower is better; the images' unit). The outputs are the
+    log-likelihoods themselves: no targets are needed (`y=None`), and targets given
+    must hold one entry per example. Thresholds are in nats (bits per dimension).
+    """
+
+    name: str = eqx.field(static=True)
+    higher_is_better: bool = eqx.field(static=True)
+    bits_per_dim: bool = eqx.field(static=True)
+    dims: int | None = eqx.field(static=True)
+    """The dimensions of one example, for bits per dimension."""
+    needs_targets: ClassVar[bool] = False
+
+    def __init__(self, bits_per_dim: bool = False, dims: int | None = None):
+        if bits_per_dim and (
+            isinstance(dims, bool) or not isinstance(dims, int) or dims < 1
+        ):
+            raise ValueError(
+                f"bits per dimension need the dimensions of one example (dims=), got "
+                f"{dims!r}"
+            )
+        self.bits_per_dim, self.dims = bits_per_dim, dims
+        self.name = "bpd" if bits_per_dim else "loglik"
+        self.higher_is_better = not bits_per_dim
+
+    def batch_total(self, outputs, targets):
+        del targets
+        if self.bits_per_dim:
+            assert self.dims is not None
+            return jnp.sum(-outputs / (self.dims * math.log(2.0)))
+        return jnp.sum(outputs)
+
+    def per_example(self, outputs, targets):
+        del targets
+        if self.bits_per_dim:
+            assert self.dims is not None
+            return -outputs / (self.dims * math.log(2.0))
+        return outputs
+
+    def scale(self, targets):
+        return jnp.asarray(1.0)
+
+    def check_shapes(self, outputs, targets):
+        if len(outputs) != 1:
+            raise ValueError(
+                f"metric {self.name!r} needs one log-likelihood per example (batch,), got "
+                f"outputs of shape {outputs}"
+            )
+        _same_batch(self.name, outputs, targets)
+
+
 class Metric(AbstractMetric):
     """A metric from a function `fn(outputs, targets) -> scalar`, the batch's mean score
     (a mean over its examples, so that batches combine exactly).
@@ -217,12 +274,14 @@ METRICS: dict[str, Callable[[], AbstractMetric]] = {
     "accuracy": Accuracy,
     "mse": MeanSquaredError,
     "nll": CrossEntropy,
+    "loglik": LogLikelihood,
 }
 """The named metrics."""
 
 
 def as_metric(spec: "str | AbstractMetric") -> AbstractMetric:
-    """The metric named `spec` (`accuracy`, `mse`, `nll`), or `spec` itself if it is one.
+    """The metric named `spec` (`accuracy`, `mse`, `nll`, `loglik`), or `spec` itself if
+    it is one.
 
     **Raises:** `ValueError` for an unknown name, or a bare function (it has no
     direction: wrap it in `Metric`).
@@ -244,3 +303,18 @@ def as_metric(spec: "str | AbstractMetric") -> AbstractMetric:
     raise ValueError(
         f"metric must be a name ({', '.join(METRICS)}) or an odeness.Metric, got {spec!r}"
     )
+
+
+def targets_of(metric: AbstractMetric, x, y):
+    """The targets the metric scores against: `y`, or, for a metric that needs none and
+    `y=None`, a placeholder of one zero per example.
+
+    **Raises:** `ValueError` for `y=None` with a metric that needs targets."""
+    if y is not None:
+        return y
+    if metric.needs_targets:
+        raise ValueError(
+            f"metric {metric.name!r} scores outputs against targets: give y (y=None is "
+            "for a metric without targets, such as 'loglik')"
+        )
+    return np.zeros(len(x), np.float32)

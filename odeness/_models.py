@@ -119,6 +119,38 @@ class MLPField(eqx.Module):
         return _linear(self.w3, self.b3, h)
 
 
+class ConcatSquashField(eqx.Module):
+    """A flow's field of flat states (FFJORD's, and diffrax's CNF example's): `depth`
+    hidden layers of width `C`, each a ConcatSquash layer `(W h + b) · σ(a t + c) + e t`
+    (the time gates and shifts every unit), tanh between them. Weights normal with std
+    `1/sqrt(fan_in)`, `a` standard normal, the biases, `c` and `e` zero."""
+
+    layers: tuple[tuple[Float[Array, "o i"], Float[Array, "4 o"]], ...]
+    """Each layer's `W` and its `(b, a, c, e)`."""
+
+    def __init__(self, dim: int, channels: int = 64, depth: int = 3, *, key: PRNGKeyArray):
+        sizes = [dim, *([channels] * depth), dim]
+        layers = []
+        for k, i, o in zip(
+            jax.random.split(key, len(sizes) - 1), sizes[:-1], sizes[1:], strict=True
+        ):
+            kw, ka = jax.random.split(k)
+            time = jnp.zeros((4, o)).at[1].set(jax.random.normal(ka, (o,)))
+            layers.append((jax.random.normal(kw, (o, i)) / math.sqrt(i), time))
+        self.layers = tuple(layers)
+
+    def __call__(
+        self, t, y: Float[Array, "*batch d"], args=None
+    ) -> Float[Array, "*batch d"]:
+        del args
+        h = y
+        for i, (w, (b, a, c, e)) in enumerate(self.layers):
+            h = _linear(w, b, h) * jax.nn.sigmoid(a * t + c) + e * t
+            if i < len(self.layers) - 1:
+                h = jnp.tanh(h)
+        return h
+
+
 FIELDS: dict[str, Callable[..., eqx.Module]] = {"conv": ConvField1d, "mlp": MLPField}
 """Fields of flat inputs `(d,)`, by name."""
 

@@ -26,7 +26,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ._checks import integer
 from ._integrate import Integrator, SolveStats, save_times, solve
@@ -56,6 +56,17 @@ class AbstractODEModel(eqx.Module):
         self, x: Float[Array, "batch ..."], integ: Integrator
     ) -> tuple[PyTree[Array], SolveStats]:
         """`(outputs, stats)`: the prediction for `x`, solved with `integ`."""
+
+    @property
+    def needs_key(self) -> bool:
+        """Whether the model draws random numbers of its own (a CNF's trace probes):
+        then training gives it fresh ones each iteration (`with_key`)."""
+        return False
+
+    def with_key(self, key: PRNGKeyArray) -> "AbstractODEModel":
+        """The model with fresh random numbers from `key` (itself, by default)."""
+        del key
+        return self
 
 
 class _PerExampleField(eqx.Module):

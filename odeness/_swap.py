@@ -21,7 +21,7 @@ from jaxtyping import Array, Float, PyTree, Shaped
 from ._control import AbstractGrid, Tolerances
 from ._errors import RunFailed, SolveFailed
 from ._integrate import Integrator, Setting, SolveStats, evaluation_budget
-from ._metrics import AbstractMetric, as_metric
+from ._metrics import AbstractMetric, as_metric, targets_of
 from ._solvers import solver, solver_name
 
 Model = Callable[[Array, Integrator], tuple[PyTree[Array], SolveStats]]
@@ -49,7 +49,7 @@ def score(
     model: Model,
     integ: Integrator,
     x: Float[Array, "N ..."] | np.ndarray,
-    y: Shaped[Array, "N ..."] | np.ndarray,
+    y: Shaped[Array, "N ..."] | np.ndarray | None,
     *,
     metric: str | AbstractMetric = "accuracy",
     batch_size: int = 1000,
@@ -76,13 +76,14 @@ def score_examples(
     model: Model,
     integ: Integrator,
     x: Float[Array, "N ..."] | np.ndarray,
-    y: Shaped[Array, "N ..."] | np.ndarray,
+    y: Shaped[Array, "N ..."] | np.ndarray | None,
     *,
     metric: str | AbstractMetric = "accuracy",
     batch_size: int = 1000,
 ) -> tuple[float, float, np.ndarray]:
     """`score`, and each example's score (`metric.per_example`) as a NumPy array."""
     metric = as_metric(metric)
+    y = targets_of(metric, x, y)
     n = len(y)
     if n == 0:
         raise ValueError("cannot evaluate on an empty data set")
@@ -229,7 +230,7 @@ def evaluate_solver_swap(
     model: Model,
     integrator: Integrator,
     x: Float[Array, "N ..."] | np.ndarray,
-    y: Shaped[Array, "N ..."] | np.ndarray,
+    y: Shaped[Array, "N ..."] | np.ndarray | None,
     *,
     metric: str | AbstractMetric = "accuracy",
     solvers: Sequence[str | diffrax.AbstractSolver] | None = None,
@@ -243,9 +244,10 @@ def evaluate_solver_swap(
 
     - `model`, `integrator`: the trained model (any `model(x, integ) -> (outputs,
         stats)`) and its training integrator.
-    - `x`, `y`: the evaluation data (all of it is used): inputs and targets.
-    - `metric`: `"accuracy"` (default), `"mse"`, `"nll"` or an `AbstractMetric` such as
-        `odeness.Metric(fn, higher_is_better=False)`.
+    - `x`, `y`: the evaluation data (all of it is used): inputs and targets (`y=None`
+        for a metric without targets, such as a density model's `"loglik"`).
+    - `metric`: `"accuracy"` (default), `"mse"`, `"nll"`, `"loglik"` or an
+        `AbstractMetric` such as `odeness.Metric(fn, higher_is_better=False)`.
     - `solvers`: test solvers, by name or object (default: `default_swap`).
     - `factors`: training on a grid tests `n_test = round(factor × n_train)` steps
         (halves rounded up, at least one step); adaptive training tests `tol × factor`
@@ -258,6 +260,7 @@ def evaluate_solver_swap(
     **Raises:** as `swap_configurations` and `score`.
     """
     metric = as_metric(metric)
+    y = targets_of(metric, x, y)
     configs = swap_configurations(integrator, solvers, factors, reference)
     grids = [t.steps for _, t in configs if isinstance(t.control, AbstractGrid)]
     most = max(grids, default=None)

@@ -18,6 +18,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 from ._batching import chunk_batch_indices
 from ._integrate import Integrator, Regularised
 from ._metrics import AbstractMetric, Accuracy
+from ._neural_ode import AbstractODEModel
 from ._regularisers import AbstractPenalty, AbstractRegulariser
 from ._rules import AbstractRule, AdaptationCheck, adapt_step
 
@@ -74,12 +75,22 @@ def cross_entropy(logits: Float[Array, "batch classes"], labels: Int[Array, " ba
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
+def negative_log_likelihood(log_likelihood: Float[Array, " batch"], targets: Array):
+    """The mean negative log-likelihood of a density model's outputs (`odeness.CNF`):
+    a flow's training loss. The targets are not used."""
+    del targets
+    return -jnp.mean(log_likelihood)
+
+
 Regularisation = tuple[tuple[AbstractRegulariser, float], ...]
 """A run's regularisers and their weights (a `RandomEndTime` has no penalty: weight 0)."""
 
 PENALTY_STREAM = 0x5EED
 """Folded into a seed's key: the random numbers of the regularisers of one iteration are
 `fold_in(fold_in(key, PENALTY_STREAM), step)`, a pure function of (seed, step)."""
+MODEL_STREAM = 0xF10
+"""Folded into a seed's key: a model's own random numbers of one iteration (a CNF's trace
+probes, `AbstractODEModel.with_key`) are `fold_in(fold_in(key, MODEL_STREAM), step)`."""
 
 
 def loss_fn(
@@ -144,6 +155,11 @@ def train_step(
 
     def loss_of_params(params):
         model = eqx.combine(params, static)
+        if isinstance(model, AbstractODEModel) and model.needs_key:
+            key = jax.random.fold_in(
+                jax.random.fold_in(state.key, MODEL_STREAM), state.step
+            )
+            model = model.with_key(key)
         return loss_fn(model, trained, x, y, loss, metric, regularisation)
 
     (value, (accuracy, stats, penalties)), grads = jax.value_and_grad(

@@ -20,11 +20,12 @@ from tqdm.auto import tqdm
 
 from . import files
 from ._batching import batch_indices
+from ._cnf import make_flow
 from ._config import TrainConfig
 from ._devices import Layout, Placement, placement, to_host
 from ._errors import Diverged, FolderInUse, RunFailed, SolveFailed
 from ._integrate import Integrator
-from ._metrics import AbstractMetric, Accuracy, as_metric
+from ._metrics import AbstractMetric, Accuracy, LogLikelihood, as_metric
 from ._models import make_classifier
 from ._neural_ode import AbstractODEModel
 from ._regularisers import (
@@ -58,6 +59,7 @@ from ._train_step import (
     adam,
     all_finite,
     cross_entropy,
+    negative_log_likelihood,
     train_chunk,
 )
 from .data import Dataset
@@ -93,8 +95,11 @@ def recipe(
     rule: AbstractRule | None = None,
     optimizer: optax.GradientTransformation | None = None,
     regularisers: Sequence[tuple[AbstractRegulariser, float]] = (),
+    unlabelled: bool = False,
 ) -> Recipe:
-    """`train`'s optional objects, checked, with the configuration's defaults filled in.
+    """`train`'s optional objects, checked, with the configuration's defaults filled in:
+    a classifier's cross-entropy and accuracy, or for `unlabelled` data (a density) a
+    flow's negative log-likelihood and log-likelihood.
 
     **Raises:** `ValueError` for a rule without `config.adapt`, a rule or optimizer of
     the wrong type, regularisers that are not `(regulariser, weight)` pairs with a
@@ -130,8 +135,10 @@ def recipe(
         )
     return Recipe(
         model,
-        cross_entropy if loss is None else loss,
-        as_metric(metric or Accuracy()),
+        (negative_log_likelihood if unlabelled else cross_entropy)
+        if loss is None
+        else loss,
+        as_metric(metric or (LogLikelihood() if unlabelled else Accuracy())),
         adam(config.learning_rate) if optimizer is None else optimizer,
         config.rule() if rule is None else rule,
         regularisation,
@@ -190,10 +197,13 @@ def init_models(
     config: TrainConfig, data: Dataset, model: ModelInit | None = None
 ) -> eqx.Module:
     """The seeds' initial models, stacked (one `vmap`-ed init): `model(key)` for each
-    seed's key, or by default the classifier `config` names (`make_classifier`)."""
+    seed's key, or by default the classifier `config` names (`make_classifier`), or for
+    unlabelled data a flow (`make_flow`)."""
     keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 0) for s in config.seeds])
 
     def named(k):
+        if data.unlabelled:
+            return make_flow(data.input_shape, channels=config.model_channels, key=k)
         return make_classifier(
             config.field,
             data.input_shape,
@@ -232,10 +242,10 @@ def init_state(
 ) -> tuple[TrainState, PyTree]:
     """Initial train state of every seed, and the static part of the model (`how`:
     `train`'s objects, default the configuration's)."""
-    how = recipe(config) if how is None else how
+    how = recipe(config, unlabelled=data.unlabelled) if how is None else how
     check_data(config, data)
     models = init_models(config, data, how.model)
-    params, static = eqx.partition(models, eqx.is_array)
+    params, static = eqx.partition(models, eqx.is_inexact_array)
     opt_state = _init_optimizer(how.optimizer, params)
     data_keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in config.seeds])
     steps = jnp.zeros(len(config.seeds), dtype=jnp.int32)
@@ -343,6 +353,7 @@ def train(
     the folder keeps its last (finite) checkpoint, and a fresh folder is left as it was.
     """
     place = placement(parallel, len(config.seeds), config.batch_size)
+    data = load_data(config, data)
     how = recipe(
         config,
         model=model,
@@ -351,9 +362,9 @@ def train(
         rule=rule,
         optimizer=optimizer,
         regularisers=regularisers,
+        unlabelled=data.unlabelled,
     )
     how.metric.check_threshold(config.threshold)
-    data = load_data(config, data)
     folder = None if run_dir is None else Path(run_dir)
     if folder is not None:
         check_run_folder(folder, config)
@@ -694,11 +705,16 @@ def load_run(
         if not (folder / name).exists():
             raise FileNotFoundError(f"{folder / name} does not exist; not a finished run")
     config = TrainConfig.from_dict(files.read_json(folder / CONFIG))
+    data = load_data(config, data)
     how = recipe(
-        config, model=model, rule=rule, optimizer=optimizer, regularisers=regularisers
+        config,
+        model=model,
+        rule=rule,
+        optimizer=optimizer,
+        regularisers=regularisers,
+        unlabelled=data.unlabelled,
     )
     check_components(folder, how.components)
-    data = load_data(config, data)
     state, static = init_state(config, data, how)
     state = from_checkpointable(
         files.load_checkpoint(folder / CHECKPOINT, checkpointable(state))

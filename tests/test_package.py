@@ -60,7 +60,7 @@ def test_implementation_modules_are_private():
     public_files = {p.stem for p in CORE.glob("*.py") if not p.stem.startswith("_")}
     assert public_files == {"diagnostics", "files", "resnet_ode"}
     assert {p.stem for p in (CORE / "data").glob("*.py")} == {
-        "__init__", "_archives", "_images", "_spheres", "_three_minima"
+        "__init__", "_archives", "_densities", "_images", "_spheres", "_three_minima"
     }  # fmt: skip
 
 

@@ -1,8 +1,9 @@
 """Data sets: `odeness.load_dataset(name, ...)` returns host (NumPy) arrays.
 
 Besides the loader, this namespace holds the generators of the synthetic sets
-(`concentric_spheres`, `three_minima`) and the tensorflow-datasets builders of the image
-sets (`prepare`, `load_split`, `OdenessMnist`, `OdenessFashionMnist`, `OdenessCifar10`),
+(`concentric_spheres`, `three_minima`, the 2-D densities of `DENSITIES`) and the
+tensorflow-datasets builders of the image sets (`prepare`, `load_split`, `OdenessMnist`,
+`OdenessFashionMnist`, `OdenessCifar10`),
 which are imported (with tensorflow-datasets) only when first used.
 """
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from ._densities import DENSITIES
 from ._spheres import concentric_spheres
 from ._three_minima import three_minima
 
@@ -27,7 +29,8 @@ if TYPE_CHECKING:  # imported when first used (`__getattr__`): they import tfds
 
 
 class Dataset(NamedTuple):
-    """A classification data set: NumPy arrays on the host (float32 x, int32 labels)."""
+    """A data set: NumPy arrays on the host (float32 x, int32 labels). A density's points
+    are unlabelled: `num_classes` is 0 and the labels are zeros (`unlabelled`)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -38,6 +41,11 @@ class Dataset(NamedTuple):
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def unlabelled(self) -> bool:
+        """Points of a density, to be modelled by a flow (`odeness.CNF`)."""
+        return self.num_classes == 0
 
 
 def _spheres(dim: int, *, seed: int, num_train: int = 2000, num_test: int = 1000, **_):
@@ -62,6 +70,16 @@ def _three_minima(*, seed: int, num_train: int = 2000, num_test: int = 1000, **_
     return Dataset(x_train, y_train, x_test, y_test, num_classes=3)
 
 
+def _density(name: str, *, seed: int, num_train: int = 10_000, num_test: int = 2000, **_):
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(2)]
+    x_train, x_test = (
+        DENSITIES[name](n, rng).astype(np.float32)
+        for n, rng in zip((num_train, num_test), rngs, strict=True)
+    )
+    zeros = [np.zeros(len(x), np.int32) for x in (x_train, x_test)]
+    return Dataset(x_train, zeros[0], x_test, zeros[1], num_classes=0)
+
+
 def _load_images(name: str, *, data_dir=None, cache_dir=None, **_) -> Dataset:
     from . import _images as images  # tfds is imported only for the image data sets
 
@@ -74,6 +92,7 @@ def _load_images(name: str, *, data_dir=None, cache_dir=None, **_) -> Dataset:
 DATASETS: dict[str, Callable[..., Dataset]] = {
     **{f"sphere{d}": partial(_spheres, d) for d in (2, 3, 10, 900)},
     "three_minima": _three_minima,
+    **{name: partial(_density, name) for name in DENSITIES},
     **{name: partial(_load_images, name) for name in ("mnist", "fashion_mnist", "cifar10")},
 }
 
@@ -97,7 +116,9 @@ def load_dataset(
 
     - `name`: `sphere2`, `sphere3`, `sphere10` or `sphere900` (concentric spheres in that
         many dimensions: 2,000 training and 1,000 test points); `three_minima` (2-D
-        initial states of a damped particle, 3 classes: 2,000 / 1,000); `mnist`,
+        initial states of a damped particle, 3 classes: 2,000 / 1,000); `ring8`,
+        `moons`, `checkerboard` or `pinwheel` (2-D densities of the flow papers,
+        unlabelled: 10,000 / 2,000 points); `mnist`,
         `fashion_mnist` (60,000 / 10,000 images 28 × 28 × 1) or `cifar10` (50,000 /
         10,000 images 32 × 32 × 3), float32 in [0, 1], channels last, not normalised.
     - `seed`: seeds generated data sets; the same seed gives the same arrays.
@@ -142,6 +163,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "concentric_spheres",
+    "DENSITIES",
     "load_split",
     "OdenessCifar10",
     "OdenessFashionMnist",

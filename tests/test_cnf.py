@@ -46,6 +46,7 @@ def test_a_field_of_one_state_gives_the_same():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gaussian", [False, True])
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_hutchinson_mean_over_keys_gives_the_closed_form(gaussian, per_sample):

@@ -9,6 +9,7 @@ from experiments.cnf.flow_runs import FlowComparisonOptions, FlowOptions
 QUICK = dict(seeds=(0,), iterations=20, points=20, progress=False)
 
 
+@pytest.mark.slow
 def test_a_quick_flow_study_writes_its_folder_resumes_and_compares(tmp_path, capsys):
     out = tmp_path / "ring8-euler"
     options = FlowOptions(steps=(1, 2), out=str(out), **QUICK)

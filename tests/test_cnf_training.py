@@ -23,6 +23,7 @@ def test_the_densities_are_generated_unlabelled_and_reproducible(name):
     assert 0.5 < data.x_train.std() < 3.0  # of order 1, as the flows expect
 
 
+@pytest.mark.slow
 def test_train_fits_a_flow_to_a_density_and_the_run_reloads(tmp_path):
     config = odeness.TrainConfig(
         dataset="ring8",

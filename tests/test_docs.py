@@ -70,7 +70,11 @@ def _close(documented: str, printed: str) -> bool:
 def _python_cases():
     for page in PAGES:
         for i, code in enumerate(_blocks(page, "python")):
-            slow = [pytest.mark.slow] if page.stem == "getting-started" else []
+            slow = (
+                [pytest.mark.slow]
+                if page.stem in ("getting-started", "your-own-flow")
+                else []
+            )
             yield pytest.param(page, code, id=f"{page.stem}-{i}", marks=slow)
 
 

@@ -29,8 +29,14 @@ from experiments.lab.markdown import markdown_table, mean_std
 from experiments.lab.options import AbstractOptions, TrainingOptions, check_solver, option
 from odeness import files
 
-REFERENCE = odeness.Integrator(odeness.solver("dopri5"), rtol=1e-5, atol=1e-5)
-"""The accurate solve: dopri5 at rtol = atol = 1e-5 (RNODE's test solver)."""
+
+def reference() -> odeness.Integrator:
+    """The accurate solve: dopri5 at rtol = atol = 1e-5 (RNODE's test solver). Built when
+    asked: an integrator holds arrays, and none may exist before a multi-process run
+    joins (`jax.distributed.initialize`)."""
+    return odeness.Integrator(odeness.solver("dopri5"), rtol=1e-5, atol=1e-5)
+
+
 BOX = 6.0
 """The densities are drawn, and integrated, on `[-BOX, BOX]²`."""
 
@@ -38,7 +44,7 @@ BOX = 6.0
 class FlowRow(NamedTuple):
     """One seed of one training configuration: its log-likelihoods (nats per test
     point), the swap's max gap, the density's integral `∫p` on the box with the training
-    solver and with `REFERENCE`, and the training cost."""
+    solver and with `reference()`, and the training cost."""
 
     label: str
     value: float
@@ -152,12 +158,12 @@ def _evaluate(
     for i, seed in enumerate(config.seeds):
         model = result.model(i)
         swap = odeness.evaluate_solver_swap(
-            model, integ, data.x_test, None, metric="loglik", reference=REFERENCE
+            model, integ, data.x_test, None, metric="loglik", reference=reference()
         )
-        (reference,) = [r.score for r in swap.rows if r.factor is None]
+        (loglik_reference,) = [r.score for r in swap.rows if r.factor is None]
         mass, mass_reference = (
             odeness.grid_integral(model, s, -BOX, BOX, dims=2, points=points).value
-            for s in (integ, REFERENCE)
+            for s in (integ, reference())
         )
         rows.append(
             FlowRow(
@@ -165,7 +171,7 @@ def _evaluate(
                 _value(config),
                 seed,
                 swap.train_score,
-                reference,
+                loglik_reference,
                 swap.max_gap,
                 mass,
                 mass_reference,
@@ -336,7 +342,7 @@ def _density_grid(model, integ, points: int) -> np.ndarray:
 
 def _draw_densities(out: Path, configs, data: odeness.Dataset, points: int) -> None:
     """The coarsest and the finest trained model (seed of index 0): the density under its
-    training solver and under `REFERENCE`, beside the data."""
+    training solver and under `reference()`, beside the data."""
     done = [c for c in configs if _evaluated(out / "runs" / _label(c), c)]
     if not done:
         return
@@ -352,7 +358,7 @@ def _draw_densities(out: Path, configs, data: odeness.Dataset, points: int) -> N
         row[0].set_title(f"data ({config.dataset})")
         for ax, integ, name in (
             (row[1], result.integrator, f"{_label(config)}, its training solver"),
-            (row[2], REFERENCE, f"{_label(config)}, dopri5 1e-5"),
+            (row[2], reference(), f"{_label(config)}, dopri5 1e-5"),
         ):
             density = _density_grid(model, integ, points)
             mass = density.sum() * (2 * BOX / points) ** 2

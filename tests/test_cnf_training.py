@@ -80,3 +80,35 @@ def test_training_draws_fresh_probes_each_iteration():
     assert _one_step(hutchinson, 3) == _one_step(hutchinson, 3)  # a function of the step
     exact = odeness.CNF(field)
     assert _one_step(exact, 0) == _one_step(exact, 1)  # nothing random
+
+
+@pytest.mark.slow
+def test_a_flow_adapts_its_step_and_the_verdicts_reach_it():
+    config = odeness.TrainConfig(
+        dataset="ring8",
+        solver="euler",
+        steps=4,
+        seeds=(0,),
+        iterations=50,
+        batch_size=128,
+        learning_rate=3e-3,
+        log_every=25,
+        checkpoint_every=50,
+        adapt=True,
+        interval=25,
+    )
+    result = odeness.train(config, progress=False)
+    checks = [m.check for m in result.metrics if m.check is not None]
+    assert checks and all(np.isfinite(c.value) for c in checks)
+    x = config.load_dataset().x_test[:100]
+    flow = result.model(0)
+    fine = odeness.Integrator(odeness.RK4(), steps=64)
+    rk4 = odeness.Integrator(odeness.RK4(), steps=4)
+    verdict = odeness.self_convergence(flow, rk4, x, refinements=(1, 2, 4), reference=fine)
+    assert verdict.asymptotic  # the flow's log-likelihoods converge at RK4's order
+    candidates = [odeness.Integrator(odeness.solver("euler"), steps=2), rk4]
+    with pytest.warns(UserWarning, match="ODE-ness is not checked"):
+        chosen = odeness.cheapest_solver(
+            flow, x, within=1e-2, candidates=candidates, reference=fine, repeats=1
+        )
+    assert chosen.chosen is not None and chosen.chosen.distance <= 1e-2

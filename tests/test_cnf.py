@@ -51,7 +51,7 @@ def test_a_field_of_one_state_gives_the_same():
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_hutchinson_mean_over_keys_gives_the_closed_form(gaussian, per_sample):
     trace = odeness.HutchinsonTrace(gaussian=gaussian)
-    integ = rk4(per_sample=per_sample)
+    integ = odeness.Integrator(odeness.RK4(), steps=16, per_sample=per_sample)
 
     @jax.jit
     def draw(key):

@@ -6,7 +6,9 @@ import pytest
 
 from experiments.cnf.flow_runs import FlowComparisonOptions, FlowOptions
 
-QUICK = dict(seeds=(0,), iterations=20, points=20, progress=False)
+QUICK = dict(
+    seeds=(0,), iterations=10, batch_size=64, channels=8, points=12, progress=False
+)
 
 
 @pytest.mark.slow

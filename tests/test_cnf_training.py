@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from configs import FLOW
 
 import odeness
 from odeness._train_step import TrainState, adam, negative_log_likelihood, train_step
@@ -25,17 +26,7 @@ def test_the_densities_are_generated_unlabelled_and_reproducible(name):
 
 @pytest.mark.slow
 def test_train_fits_a_flow_to_a_density_and_the_run_reloads(tmp_path):
-    config = odeness.TrainConfig(
-        dataset="ring8",
-        solver="rk4",
-        steps=2,
-        seeds=(0, 1),
-        iterations=120,
-        batch_size=128,
-        learning_rate=3e-3,
-        log_every=40,
-        checkpoint_every=120,
-    )
+    config = odeness.TrainConfig(**FLOW)
     result = odeness.train(config, run_dir=tmp_path / "run", progress=False)
     first, last = result.metrics[0], result.metrics[-1]
     assert isinstance(result.model(0), odeness.CNF)
@@ -84,23 +75,13 @@ def test_training_draws_fresh_probes_each_iteration():
 
 @pytest.mark.slow
 def test_a_flow_adapts_its_step_and_the_verdicts_reach_it():
-    config = odeness.TrainConfig(
-        dataset="ring8",
-        solver="euler",
-        steps=4,
-        seeds=(0,),
-        iterations=50,
-        batch_size=128,
-        learning_rate=3e-3,
-        log_every=25,
-        checkpoint_every=50,
-        adapt=True,
-        interval=25,
-    )
+    adapted = dict(solver="euler", steps=4, seeds=(0,), iterations=50, adapt=True)
+    schedule = dict(interval=25, log_every=25, checkpoint_every=50)
+    config = odeness.TrainConfig(**FLOW | adapted | schedule)
     result = odeness.train(config, progress=False)
     checks = [m.check for m in result.metrics if m.check is not None]
     assert checks and all(np.isfinite(c.value) for c in checks)
-    x = config.load_dataset().x_test[:100]
+    x = config.load_dataset().x_test[:50]
     flow = result.model(0)
     fine = odeness.Integrator(odeness.RK4(), steps=64)
     rk4 = odeness.Integrator(odeness.RK4(), steps=4)
